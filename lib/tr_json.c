@@ -1,0 +1,1 @@
+/* tr_json.c — being written */

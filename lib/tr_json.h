@@ -1,0 +1,36 @@
+/* tr_json.h — strict RFC 8259 checking of raw bytes, before cJSON sees them.
+ *
+ * cJSON is lenient (duplicate names, `1e3`, trailing bytes in some modes), so
+ * every JSON text tranche accepts from outside is first checked here: one
+ * value, valid UTF-8 (no overlong forms, no surrogates, nothing above
+ * U+10FFFF), no byte-order mark, whitespace only SP/HT/LF/CR, no U+0000 raw or
+ * escaped (\u0000), escapes well formed with \u surrogate pairs matched, no
+ * duplicate member names at any depth (compared after unescaping, byte for
+ * byte), nesting at most TR_JSON_DEPTH_MAX, nothing after the value.
+ */
+#ifndef TR_JSON_H
+#define TR_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+  TR_JSON_ANY_VALUE = 0,      /* any JSON value at top level */
+  TR_JSON_TOP_OBJECT = 1,     /* top-level value must be an object */
+  TR_JSON_INTEGERS_ONLY = 2,  /* every number must match 0|[1-9][0-9]{0,15} (tx bytes) */
+} tr_json_flags_t;
+
+typedef struct {
+  size_t offset;        /* byte offset of the first problem */
+  char message[96];     /* what was wrong, for humans */
+} tr_json_error_t;
+
+/* Check `len` bytes at `text` (need not be NUL-terminated).
+ * Returns 0 when the text is strict JSON under `flags` (an OR of
+ * tr_json_flags_t), else TR_EINVALID with *err filled when err != NULL. */
+int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err);
+
+/* Number of Unicode scalar values in valid UTF-8 `s` of `len` bytes. */
+size_t tr_utf8_chars(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,1 @@
+/* tr_ledger.c — being written */

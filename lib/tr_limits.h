@@ -1,0 +1,47 @@
+/* tr_limits.h — every bound tranche enforces, in one place, each with why.
+ *
+ * Crossing a bound is always a clear error to the caller (a refusal, a
+ * JSON-RPC error, or backpressure); nothing already accepted is lost.
+ */
+#ifndef TR_LIMITS_H
+#define TR_LIMITS_H
+
+/* ---- Transactions (PROTOCOL.md §1, §2, §4) ---- */
+#define TR_TX_BYTES_MAX          (16 * 1024)  /* contract: a tx is at most 16 KiB */
+#define TR_JSON_DEPTH_MAX        16           /* tx nesting is 3 deep; RPC lines 8; bounds recursion */
+#define TR_TX_ID_CHARS_MAX       64           /* contract regex for `id` */
+#define TR_ASSET_ID_CHARS_MAX    32           /* contract regex for asset ids */
+#define TR_CHAIN_ID_CHARS_MAX    64           /* contract regex for chain ids */
+#define TR_TEXT_CHARS_MAX        200          /* name, memo, reason: Unicode scalar values */
+#define TR_TEXT_BYTES_MAX        (TR_TEXT_CHARS_MAX * 4) /* UTF-8 worst case */
+#define TR_RATING_CHARS_MAX      8            /* contract: rating is 1–8 chars */
+#define TR_DOCUMENTS_MAX         32           /* contract: at most 32 documents */
+#define TR_JURISDICTIONS_MAX     300          /* ISO 3166-1 has 249 codes; duplicates are refused */
+#define TR_COUPON_BPS_MAX        100000       /* contract */
+#define TR_RISK_WEIGHT_PCT_MAX   1250         /* contract: Basel standardised weights */
+#define TR_HOLDERS_MAX           10000        /* contract: v1 maximum holders per asset */
+#define TR_INT_MAX               9007199254740991ULL /* 2^53-1: exact in every JSON reader */
+
+/* ---- JSON-RPC (PROTOCOL.md §5) ---- */
+#define TR_RPC_LINE_BYTES_MAX    (1024 * 1024) /* contract default line limit */
+#define TR_RPC_BATCH_MAX         100           /* contract */
+#define TR_RPC_INFLIGHT_MAX      64            /* contract: per connection, then stop reading */
+#define TR_RPC_PAGE_LIMIT_MAX    1000          /* contract */
+#define TR_RPC_PAGE_LIMIT_DEFAULT 100          /* contract */
+#define TR_RPC_CONNECTIONS_MAX   1024          /* keeps fds and buffers bounded; more are closed at accept */
+#define TR_RPC_IDLE_TIMEOUT_MS   (5 * 60 * 1000) /* a silent peer cannot hold a slot forever */
+#define TR_RPC_OUT_BYTES_MAX     (8 * 1024 * 1024) /* unread responses per connection before we stop reading */
+#define TR_INFLIGHT_BYTES_MAX    (256u * 1024 * 1024) /* all request lines in flight; past it reading pauses */
+
+/* ---- Pipeline (daemon) ---- */
+#define TR_WORKERS_MAX           64            /* more threads than this only adds contention */
+#define TR_WORKER_GRAB_MAX       32            /* jobs a worker takes per hand-off: amortises locking */
+#define TR_INTAKE_JOBS_MAX       8192          /* lines waiting for a worker; past it tx.submit is -32002 */
+#define TR_SEQ_QUEUE_MAX         16384         /* verified txs waiting for the sequencer; past it -32002 */
+#define TR_COMMIT_BATCH_MAX      1024          /* txs per group commit: bounds a commit's latency and memory */
+#define TR_CHECKPOINT_INTERVAL_MS 1000         /* contract: at least every second while growing */
+
+/* ---- Storage ---- */
+#define TR_SQLITE_BUSY_TIMEOUT_MS 5000         /* readers and a backup may briefly hold locks */
+
+#endif

@@ -1,0 +1,1 @@
+/* tr_merkle.c — being written */

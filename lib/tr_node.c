@@ -1,0 +1,1 @@
+/* tr_node.c — being written */

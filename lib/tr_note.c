@@ -1,0 +1,1 @@
+/* tr_note.c — being written */

@@ -1,0 +1,1 @@
+/* tr_query.c — being written */

@@ -1,0 +1,1 @@
+/* tr_store.c — being written */

@@ -1,0 +1,1 @@
+/* tr_tx.c — being written */
