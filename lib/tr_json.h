@@ -27,7 +27,10 @@ typedef struct {
 
 /* Check `len` bytes at `text` (need not be NUL-terminated).
  * Returns 0 when the text is strict JSON under `flags` (an OR of
- * tr_json_flags_t), else TR_EINVALID with *err filled when err != NULL. */
+ * tr_json_flags_t), else TR_EINVALID with *err filled when err != NULL.
+ * Returns TR_ENOMEM (not a verdict on the text) only when an object has so
+ * many members that the duplicate check's name list could not grow; up to
+ * 128 member names in open objects need no heap at all. Thread-safe. */
 int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err);
 
 /* Number of Unicode scalar values in valid UTF-8 `s` of `len` bytes. */

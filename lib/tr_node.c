@@ -1,1 +1,276 @@
-/* tr_node.c — being written */
+/* tr_node.c — data directory, key files, config, init. */
+#include "tr_node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tr_err.h"
+#include "tr_hex.h"
+#include "tr_ledger.h"
+#include "tr_store.h"
+
+uint64_t tr_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int tr_path_join(char *out, size_t outlen, const char *dir, const char *name) {
+  int n = snprintf(out, outlen, "%s/%s", dir, name);
+  return (n < 0 || (size_t)n >= outlen) ? TR_ELIMIT : 0;
+}
+
+static int write_all(int fd, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return TR_EIO;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int fsync_dir_of(const char *path) {
+  char copy[TR_PATH_MAX];
+  snprintf(copy, sizeof copy, "%s", path);
+  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return TR_EIO;
+  int rc = fsync(fd) == 0 ? 0 : TR_EIO;
+  close(fd);
+  return rc;
+}
+
+int tr_key_file_write(const char *path, const uint8_t seed[32]) {
+  char line[66];
+  tr_hex_encode(seed, 32, line);
+  line[64] = '\n';
+  line[65] = '\0';
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return errno == EEXIST ? TR_EEXISTS : TR_EIO;
+  int rc = write_all(fd, line, 65);
+  if (rc == 0 && fsync(fd) != 0) rc = TR_EIO;
+  close(fd);
+  sodium_memzero(line, sizeof line);
+  if (rc == 0) rc = fsync_dir_of(path);
+  return rc;
+}
+
+int tr_key_file_read(const char *path, int refuse_lax_mode, uint8_t sk[64], tr_key_t *pk, char *err,
+                     size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+    return TR_EIO;
+  }
+  struct stat st;
+  char buf[80];
+  ssize_t n = -1;
+  if (fstat(fd, &st) == 0) n = read(fd, buf, sizeof buf);
+  close(fd);
+  if (refuse_lax_mode && (st.st_mode & 077)) {
+    snprintf(err, errlen, "key file %s is readable by others (mode %03o); chmod 600 it", path,
+             (unsigned)(st.st_mode & 0777));
+    return TR_EARG;
+  }
+  uint8_t seed[32];
+  int rc = (n == 65 && buf[64] == '\n') ? tr_hex_decode(buf, 64, seed, 32) : TR_EINVALID;
+  sodium_memzero(buf, sizeof buf);
+  if (rc != 0) {
+    snprintf(err, errlen, "key file %s must hold 64 lowercase hex characters and a newline", path);
+    return TR_EINVALID;
+  }
+  crypto_sign_seed_keypair(pk->b, sk, seed);
+  sodium_memzero(seed, sizeof seed);
+  return 0;
+}
+
+static const char DEFAULT_CONFIG[] =
+    "# tranche node configuration.  Every key can also be given to tranched as\n"
+    "# a flag of the same name (--listen, --workers, --log-level); flags win.\n"
+    "\n"
+    "# Address of the JSON-RPC port.  Every client that reaches it can read every\n"
+    "# account and holding: keep it on loopback or a private network.\n"
+    "listen = " TR_DEFAULT_LISTEN "\n"
+    "\n"
+    "# Signature-verification threads; 0 = one per core.\n"
+    "workers = 0\n"
+    "\n"
+    "# error, warn, info or debug.\n"
+    "log_level = info\n";
+
+int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
+  char path[TR_PATH_MAX];
+  if (mkdir(datadir, 0700) != 0) {
+    snprintf(err, errlen, "cannot create data directory %s: %s", datadir,
+             errno == EEXIST ? "it already exists (init never overwrites a node)" : strerror(errno));
+    return errno == EEXIST ? TR_EEXISTS : TR_EIO;
+  }
+  uint8_t seed[32], sk[64];
+  tr_key_t node;
+  randombytes_buf(seed, sizeof seed);
+  crypto_sign_seed_keypair(node.b, sk, seed);
+  int rc = tr_path_join(path, sizeof path, datadir, TR_NODE_KEY_FILE);
+  if (rc == 0) rc = tr_key_file_write(path, seed);
+  sodium_memzero(seed, sizeof seed);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot write node key %s", path);
+    sodium_memzero(sk, sizeof sk);
+    return rc;
+  }
+  if ((rc = tr_path_join(path, sizeof path, datadir, TR_CONFIG_FILE)) == 0)
+    rc = tr_file_replace(path, DEFAULT_CONFIG, sizeof DEFAULT_CONFIG - 1);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot write config %s", path);
+    sodium_memzero(sk, sizeof sk);
+    return rc;
+  }
+  tr_store_t *s = NULL;
+  if ((rc = tr_path_join(path, sizeof path, datadir, TR_DB_FILE)) == 0)
+    rc = tr_store_open(path, TR_STORE_CREATE, &s, err, errlen);
+  if (rc == 0) {
+    rc = tr_ledger_genesis(s, chain, sk, admin, tr_now_ms());
+    if (rc != 0) snprintf(err, errlen, "cannot write genesis: %s", tr_strerror(rc));
+    tr_store_close(s);
+  }
+  sodium_memzero(sk, sizeof sk);
+  return rc;
+}
+
+void tr_config_defaults(tr_config_t *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->listen, sizeof c->listen, "%s", TR_DEFAULT_LISTEN);
+  snprintf(c->log_level, sizeof c->log_level, "info");
+}
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
+  return s;
+}
+
+static int config_set(tr_config_t *c, const char *key, const char *value) {
+  if (strcmp(key, "listen") == 0 || strcmp(key, "rpc") == 0) {
+    char host[128];
+    int port;
+    if (tr_hostport_parse(value, host, sizeof host, &port) != 0) return TR_EINVALID;
+    snprintf(strcmp(key, "listen") == 0 ? c->listen : c->rpc, sizeof c->listen, "%s", value);
+    return 0;
+  }
+  if (strcmp(key, "workers") == 0) {
+    char *end;
+    unsigned long w = strtoul(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || w > TR_WORKERS_MAX) return TR_EINVALID;
+    c->workers = (unsigned)w;
+    return 0;
+  }
+  if (strcmp(key, "log_level") == 0) {
+    static const char *levels[] = {"error", "warn", "info", "debug"};
+    for (size_t i = 0; i < 4; i++)
+      if (strcmp(value, levels[i]) == 0) {
+        snprintf(c->log_level, sizeof c->log_level, "%s", value);
+        return 0;
+      }
+    return TR_EINVALID;
+  }
+  return TR_ENOT_FOUND;
+}
+
+int tr_config_load(const char *path, int optional, tr_config_t *c, char *err, size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    if (optional && errno == ENOENT) return 0;
+    snprintf(err, errlen, "cannot read config %s: %s", path, strerror(errno));
+    return TR_EIO;
+  }
+  char line[512];
+  int lineno = 0, rc = 0;
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    lineno++;
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *l = trim(line);
+    if (*l == '\0') continue;
+    char *eq = strchr(l, '=');
+    if (eq == NULL) {
+      snprintf(err, errlen, "%s:%d: expected key = value", path, lineno);
+      rc = TR_EINVALID;
+      break;
+    }
+    *eq = '\0';
+    char *key = trim(l), *value = trim(eq + 1);
+    rc = config_set(c, key, value);
+    if (rc == TR_ENOT_FOUND) snprintf(err, errlen, "%s:%d: unknown key `%s`", path, lineno, key);
+    else if (rc != 0) snprintf(err, errlen, "%s:%d: bad value for `%s`: %s", path, lineno, key, value);
+  }
+  fclose(f);
+  return rc;
+}
+
+int tr_file_replace(const char *path, const char *text, size_t len) {
+  char tmp[TR_PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return TR_ELIMIT;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return TR_EIO;
+  int rc = write_all(fd, text, len);
+  if (rc == 0 && fsync(fd) != 0) rc = TR_EIO;
+  if (close(fd) != 0 && rc == 0) rc = TR_EIO;
+  if (rc == 0 && rename(tmp, path) != 0) rc = TR_EIO;
+  if (rc == 0) rc = fsync_dir_of(path);
+  if (rc != 0) unlink(tmp);
+  return rc;
+}
+
+int tr_file_read(const char *path, size_t max, char **out, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return errno == ENOENT ? TR_ENOT_FOUND : TR_EIO;
+  char *buf = malloc(max + 1);
+  if (buf == NULL) {
+    fclose(f);
+    return TR_ENOMEM;
+  }
+  size_t n = fread(buf, 1, max + 1, f);
+  int rc = ferror(f) ? TR_EIO : (n > max ? TR_ELIMIT : 0);
+  fclose(f);
+  if (rc != 0) {
+    free(buf);
+    return rc;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  if (len) *len = n;
+  return 0;
+}
+
+int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port) {
+  const char *colon;
+  size_t hl;
+  if (s[0] == '[') {
+    const char *close = strchr(s, ']');
+    if (close == NULL || close[1] != ':') return TR_EINVALID;
+    hl = (size_t)(close - s - 1);
+    colon = close + 1;
+    s++;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon == NULL) return TR_EINVALID;
+    hl = (size_t)(colon - s);
+  }
+  if (hl == 0 || hl >= hostlen) return TR_EINVALID;
+  memcpy(host, s, hl);
+  host[hl] = '\0';
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535) return TR_EINVALID;
+  *port = (int)p;
+  return 0;
+}

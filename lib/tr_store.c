@@ -1,1 +1,610 @@
-/* tr_store.c — being written */
+/* tr_store.c — SQLite connections, schema migrations, the journal, Merkle
+ * nodes, checkpoints and derived-state rows.
+ *
+ * Workload: one writer appending in group commits of up to
+ * TR_COMMIT_BATCH_MAX entries, several readers doing point lookups and short
+ * index range scans.  Every statement is prepared once per connection.
+ */
+#include "tr_store.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tr_err.h"
+#include "tr_merkle.h"
+
+extern const char *const tr_schema_migrations[];
+extern const size_t tr_schema_migrations_count;
+
+#define STMT_CACHE_MAX 96 /* distinct SQL texts in the project, with room to spare */
+
+struct tr_store {
+  sqlite3 *db;
+  int flags;
+  size_t stmts_n;
+  struct { const char *sql; sqlite3_stmt *stmt; } stmts[STMT_CACHE_MAX];
+};
+
+int tr_store_schema_version(void) { return (int)tr_schema_migrations_count; }
+sqlite3 *tr_store_db(tr_store_t *s) { return s->db; }
+const char *tr_store_errmsg(tr_store_t *s) { return sqlite3_errmsg(s->db); }
+
+static int exec(tr_store_t *s, const char *sql) {
+  return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TR_EIO;
+}
+
+sqlite3_stmt *tr_store_stmt(tr_store_t *s, const char *sql) {
+  for (size_t i = 0; i < s->stmts_n; i++) {
+    if (s->stmts[i].sql == sql) {
+      sqlite3_reset(s->stmts[i].stmt);
+      sqlite3_clear_bindings(s->stmts[i].stmt);
+      return s->stmts[i].stmt;
+    }
+  }
+  if (s->stmts_n == STMT_CACHE_MAX) return NULL;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+    return NULL;
+  s->stmts[s->stmts_n].sql = sql;
+  s->stmts[s->stmts_n].stmt = st;
+  s->stmts_n++;
+  return st;
+}
+
+static int user_version(tr_store_t *s, int *v) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) return TR_EIO;
+  int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : TR_EIO;
+  if (rc == 0) *v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Upgrades forward in order, each migration in its own transaction. */
+static int migrate(tr_store_t *s, char *errbuf, size_t errlen) {
+  int v = 0;
+  if (user_version(s, &v) != 0) return TR_EIO;
+  if (v > (int)tr_schema_migrations_count) {
+    snprintf(errbuf, errlen, "database schema version %d is newer than this program's %d", v,
+             (int)tr_schema_migrations_count);
+    return TR_ECORRUPT;
+  }
+  for (int i = v; i < (int)tr_schema_migrations_count; i++) {
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
+    if (exec(s, "BEGIN IMMEDIATE") != 0 || exec(s, tr_schema_migrations[i]) != 0) {
+      snprintf(errbuf, errlen, "schema migration %d failed: %s", i + 1, sqlite3_errmsg(s->db));
+      exec(s, "ROLLBACK");
+      return TR_EIO;
+    }
+    if (exec(s, pragma) != 0 || exec(s, "COMMIT") != 0) {
+      snprintf(errbuf, errlen, "schema migration %d commit failed: %s", i + 1, sqlite3_errmsg(s->db));
+      exec(s, "ROLLBACK");
+      return TR_EIO;
+    }
+  }
+  return 0;
+}
+
+static int configure(tr_store_t *s, char *errbuf, size_t errlen) {
+  sqlite3_busy_timeout(s->db, TR_SQLITE_BUSY_TIMEOUT_MS);
+  sqlite3_extended_result_codes(s->db, 1);
+  if (s->flags & TR_STORE_MEMORY) return exec(s, "PRAGMA foreign_keys = OFF");
+  if (!(s->flags & TR_STORE_READONLY)) {
+    /* WAL: readers never block the writer; FULL: the WAL is fsynced at every
+     * commit, so a receipt is only sent for an entry that survives power loss. */
+    if (exec(s, "PRAGMA journal_mode = WAL") != 0 || exec(s, "PRAGMA synchronous = FULL") != 0) {
+      snprintf(errbuf, errlen, "cannot enable WAL: %s", sqlite3_errmsg(s->db));
+      return TR_EIO;
+    }
+  }
+  /* Readers: snapshot reads only; a reader never writes or checkpoints. */
+  return exec(s, "PRAGMA cache_size = -16384");
+}
+
+int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, size_t errlen) {
+  tr_store_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return TR_ENOMEM;
+  s->flags = flags;
+  int oflags = SQLITE_OPEN_NOMUTEX;
+  if (flags & TR_STORE_READONLY) oflags |= SQLITE_OPEN_READONLY;
+  else oflags |= SQLITE_OPEN_READWRITE | ((flags & TR_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+  const char *name = path;
+  if (flags & TR_STORE_MEMORY) {
+    name = ":memory:";
+    oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  }
+  if (sqlite3_open_v2(name, &s->db, oflags, NULL) != SQLITE_OK) {
+    snprintf(errbuf, errlen, "cannot open %s: %s", name, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    tr_store_close(s);
+    return TR_EIO;
+  }
+  int rc = configure(s, errbuf, errlen);
+  if (rc == 0 && !(flags & TR_STORE_READONLY)) rc = migrate(s, errbuf, errlen);
+  if (rc == 0 && (flags & TR_STORE_READONLY)) {
+    int v = 0;
+    rc = user_version(s, &v);
+    if (rc == 0 && v != (int)tr_schema_migrations_count) {
+      snprintf(errbuf, errlen, "database schema version %d, this program needs %d", v,
+               (int)tr_schema_migrations_count);
+      rc = TR_ECORRUPT;
+    }
+  }
+  if (rc != 0) {
+    tr_store_close(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void tr_store_close(tr_store_t *s) {
+  if (s == NULL) return;
+  for (size_t i = 0; i < s->stmts_n; i++) sqlite3_finalize(s->stmts[i].stmt);
+  if (s->db) sqlite3_close(s->db);
+  free(s);
+}
+
+int tr_store_begin(tr_store_t *s) { return exec(s, "BEGIN IMMEDIATE"); }
+int tr_store_commit(tr_store_t *s) { return exec(s, "COMMIT"); }
+int tr_store_rollback(tr_store_t *s) { return exec(s, "ROLLBACK"); }
+int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
+int tr_store_read_end(tr_store_t *s) { return exec(s, "COMMIT"); }
+int tr_store_savepoint(tr_store_t *s) { return exec(s, "SAVEPOINT tx"); }
+int tr_store_savepoint_release(tr_store_t *s) { return exec(s, "RELEASE tx"); }
+int tr_store_savepoint_rollback(tr_store_t *s) {
+  return exec(s, "ROLLBACK TO tx") == 0 && exec(s, "RELEASE tx") == 0 ? 0 : TR_EIO;
+}
+
+/* Steps a write statement to completion. */
+static int step_done(sqlite3_stmt *st) {
+  if (st == NULL) return TR_EIO;
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TR_EIO;
+}
+
+/* Steps a read statement for one row: 0 with the row, TR_ENOT_FOUND, or TR_EIO. */
+static int step_row(sqlite3_stmt *st) {
+  if (st == NULL) return TR_EIO;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) return 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? TR_ENOT_FOUND : TR_EIO;
+}
+
+static int column_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t len) {
+  if (sqlite3_column_bytes(st, col) != (int)len) return TR_ECORRUPT;
+  const void *b = sqlite3_column_blob(st, col);
+  if (b == NULL) return TR_ECORRUPT;
+  memcpy(out, b, len);
+  return 0;
+}
+
+static void column_text(sqlite3_stmt *st, int col, char *out, size_t outlen) {
+  const unsigned char *t = sqlite3_column_text(st, col);
+  snprintf(out, outlen, "%s", t ? (const char *)t : "");
+}
+
+/* ---- meta ---- */
+
+int tr_store_meta_put(tr_store_t *s, const char *key, const char *value) {
+  sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO meta (key, value) VALUES (?1, ?2)");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+int tr_store_meta_get(tr_store_t *s, const char *key, char *out, size_t outlen) {
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT value FROM meta WHERE key = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = step_row(st);
+  if (rc == 0) column_text(st, 0, out, outlen);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* ---- journal ---- */
+
+void tr_entry_clear(tr_entry_t *e) {
+  free(e->tx);
+  e->tx = NULL;
+}
+
+static void put_u64be(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (uint8_t)(v & 0xff);
+    v >>= 8;
+  }
+}
+
+void tr_entry_bytes(uint64_t seq, uint64_t time, const uint8_t prev[32], const uint8_t txid[32],
+                    const uint8_t sig[64], uint8_t out[TR_ENTRY_BYTES_LEN]) {
+  memcpy(out, "TRANCHE/ENTRY/1\n", 16);
+  put_u64be(out + 16, seq);
+  put_u64be(out + 24, time);
+  memcpy(out + 32, prev, 32);
+  memcpy(out + 64, txid, 32);
+  memcpy(out + 96, sig, 64);
+}
+
+void tr_entry_hash(uint64_t seq, uint64_t time, const uint8_t prev[32], const uint8_t txid[32],
+                   const uint8_t sig[64], uint8_t out[32]) {
+  uint8_t bytes[TR_ENTRY_BYTES_LEN];
+  tr_entry_bytes(seq, time, prev, txid, sig, bytes);
+  tr_merkle_leaf_hash(bytes, sizeof bytes, out);
+}
+
+int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1");
+  int rc = step_row(st);
+  if (rc == TR_ENOT_FOUND) {
+    *size = 0;
+    if (hash) memset(hash, 0, 32);
+    if (time) *time = 0;
+    return 0;
+  }
+  if (rc != 0) return rc;
+  *size = (uint64_t)sqlite3_column_int64(st, 0);
+  if (hash) rc = column_blob(st, 1, hash, 32);
+  if (time) *time = (uint64_t)sqlite3_column_int64(st, 2);
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t leaf[32]) {
+  tr_merkle_node_t nodes[TR_MERKLE_PATH_MAX + 1];
+  size_t n = 0;
+  int rc = tr_merkle_append(tr_store_merkle_get, s, leaf_index, leaf, nodes, &n);
+  if (rc != 0) return rc;
+  sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)");
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (st == NULL) return TR_EIO;
+    sqlite3_bind_int(st, 1, (int)nodes[i].level);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)nodes[i].index);
+    sqlite3_bind_blob(st, 3, nodes[i].hash, 32, SQLITE_STATIC);
+    rc = step_done(st);
+  }
+  return rc;
+}
+
+int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const uint8_t sig[64],
+                    const tr_key_t *signer, const char *tx_id, const char *tx, size_t tx_len,
+                    tr_entry_t *out) {
+  uint64_t size = 0, head_time = 0;
+  uint8_t prev[32];
+  int rc = tr_store_head(s, &size, prev, &head_time);
+  if (rc != 0) return rc;
+  if (time < head_time) return TR_EARG; /* time never decreases (§3) */
+  out->seq = size + 1;
+  out->time = time;
+  memcpy(out->prev, prev, 32);
+  memcpy(out->txid, txid, 32);
+  memcpy(out->sig, sig, 64);
+  out->signer = *signer;
+  tr_entry_hash(out->seq, time, prev, txid, sig, out->hash);
+
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "INSERT INTO entries (seq, time, prev, hash, txid, sig, signer, tx_id, tx)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)out->seq);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)time);
+  sqlite3_bind_blob(st, 3, prev, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 4, out->hash, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 5, txid, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 6, sig, 64, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 7, signer->b, 32, SQLITE_STATIC);
+  sqlite3_bind_text(st, 8, tx_id, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 9, tx, (int)tx_len, SQLITE_STATIC);
+  rc = step_done(st);
+  if (rc != 0) return rc;
+  return merkle_store_nodes(s, out->seq - 1, out->hash);
+}
+
+int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "SELECT seq, time, prev, hash, txid, sig, signer, tx_id, tx FROM entries WHERE seq = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+  int rc = step_row(st);
+  if (rc != 0) return rc;
+  memset(e, 0, sizeof *e);
+  e->seq = (uint64_t)sqlite3_column_int64(st, 0);
+  e->time = (uint64_t)sqlite3_column_int64(st, 1);
+  rc = column_blob(st, 2, e->prev, 32);
+  if (rc == 0) rc = column_blob(st, 3, e->hash, 32);
+  if (rc == 0) rc = column_blob(st, 4, e->txid, 32);
+  if (rc == 0) rc = column_blob(st, 5, e->sig, 64);
+  if (rc == 0) rc = column_blob(st, 6, e->signer.b, 32);
+  column_text(st, 7, e->tx_id, sizeof e->tx_id);
+  if (rc == 0) {
+    int n = sqlite3_column_bytes(st, 8);
+    const void *b = sqlite3_column_blob(st, 8);
+    e->tx = malloc((size_t)n + 1);
+    if (e->tx == NULL) rc = TR_ENOMEM;
+    else {
+      if (n > 0) memcpy(e->tx, b, (size_t)n);
+      e->tx[n] = '\0';
+      e->tx_len = (size_t)n;
+    }
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
+int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq) {
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq FROM entries WHERE txid = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_blob(st, 1, txid, 32, SQLITE_STATIC);
+  int rc = step_row(st);
+  if (rc == 0) *seq = (uint64_t)sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc;
+}
+
+int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq) {
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq FROM entries WHERE signer = ?1 AND tx_id = ?2");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_blob(st, 1, signer->b, 32, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+  int rc = step_row(st);
+  if (rc == 0) *seq = (uint64_t)sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* ---- Merkle ---- */
+
+int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]) {
+  tr_store_t *s = store;
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int(st, 1, (int)level);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+  int rc = step_row(st);
+  if (rc == TR_ENOT_FOUND) return TR_ECORRUPT; /* asked only for complete subtrees */
+  if (rc == 0) rc = column_blob(st, 0, out, 32);
+  sqlite3_reset(st);
+  return rc;
+}
+
+int tr_store_merkle_root(tr_store_t *s, uint64_t size, uint8_t out[32]) {
+  return tr_merkle_root(tr_store_merkle_get, s, size, out);
+}
+
+/* ---- checkpoints ---- */
+
+int tr_store_checkpoint_put(tr_store_t *s, uint64_t size, const uint8_t root[32], uint64_t time,
+                            const char *note) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+  sqlite3_bind_blob(st, 2, root, 32, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)time);
+  sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+int tr_store_checkpoint_latest(tr_store_t *s, uint64_t *size, uint8_t root[32], char **note) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1");
+  int rc = step_row(st);
+  if (rc != 0) return rc;
+  *size = (uint64_t)sqlite3_column_int64(st, 0);
+  rc = column_blob(st, 1, root, 32);
+  if (rc == 0 && note) {
+    const unsigned char *t = sqlite3_column_text(st, 2);
+    *note = strdup(t ? (const char *)t : "");
+    if (*note == NULL) rc = TR_ENOMEM;
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* ---- derived state ---- */
+
+int tr_store_account_get(tr_store_t *s, const tr_key_t *id, tr_account_t *a) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "SELECT roles, jurisdiction, kyc, frozen FROM accounts WHERE id = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_blob(st, 1, id->b, 32, SQLITE_STATIC);
+  int rc = step_row(st);
+  if (rc != 0) return rc;
+  a->id = *id;
+  a->roles = (unsigned)sqlite3_column_int(st, 0);
+  column_text(st, 1, a->jurisdiction, sizeof a->jurisdiction);
+  a->kyc = sqlite3_column_int(st, 2) != 0;
+  a->frozen = sqlite3_column_int(st, 3) != 0;
+  sqlite3_reset(st);
+  return 0;
+}
+
+int tr_store_account_put(tr_store_t *s, const tr_account_t *a) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "INSERT INTO accounts (id, roles, jurisdiction, kyc, frozen) VALUES (?1, ?2, ?3, ?4, ?5)"
+      " ON CONFLICT (id) DO UPDATE SET roles = ?2, jurisdiction = ?3, kyc = ?4, frozen = ?5");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_blob(st, 1, a->id.b, 32, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, (int)a->roles);
+  sqlite3_bind_text(st, 3, a->jurisdiction, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 4, a->kyc);
+  sqlite3_bind_int(st, 5, a->frozen);
+  return step_done(st);
+}
+
+int tr_jurisdictions_join(const tr_rules_t *r, char *out, size_t outlen) {
+  if (outlen < r->jurisdictions_n * 3 + 1) return TR_ELIMIT;
+  size_t o = 0;
+  for (size_t i = 0; i < r->jurisdictions_n; i++) {
+    if (i) out[o++] = ',';
+    out[o++] = r->jurisdictions[i][0];
+    out[o++] = r->jurisdictions[i][1];
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+int tr_jurisdictions_split(const char *joined, tr_rules_t *r) {
+  r->jurisdictions_n = 0;
+  size_t len = strlen(joined);
+  for (size_t i = 0; i < len; i += 3) {
+    if (r->jurisdictions_n == TR_JURISDICTIONS_MAX || i + 2 > len) return TR_ECORRUPT;
+    r->jurisdictions[r->jurisdictions_n][0] = joined[i];
+    r->jurisdictions[r->jurisdictions_n][1] = joined[i + 1];
+    r->jurisdictions[r->jurisdictions_n][2] = '\0';
+    r->jurisdictions_n++;
+  }
+  return 0;
+}
+
+void tr_asset_clear(tr_asset_t *a) {
+  free(a->documents_json);
+  a->documents_json = NULL;
+}
+
+static const char ASSET_COLUMNS[] =
+    "issuer, name, kind, currency, principal, units, coupon_bps, maturity, rating, risk_weight_pct,"
+    " jurisdictions, max_holders, min_units, lockup_until, documents, status, paused_from, issued,"
+    " holders, created_seq";
+
+int tr_store_asset_get(tr_store_t *s, const char *id, tr_asset_t *a) {
+  static char sql[512];
+  if (sql[0] == '\0') snprintf(sql, sizeof sql, "SELECT %s FROM assets WHERE id = ?1", ASSET_COLUMNS);
+  sqlite3_stmt *st = tr_store_stmt(s, sql);
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int rc = step_row(st);
+  if (rc != 0) return rc;
+  memset(a, 0, sizeof *a);
+  snprintf(a->id, sizeof a->id, "%s", id);
+  rc = column_blob(st, 0, a->issuer.b, 32);
+  column_text(st, 1, a->name, sizeof a->name);
+  a->kind = (tr_asset_kind_t)sqlite3_column_int(st, 2);
+  column_text(st, 3, a->currency, sizeof a->currency);
+  a->principal = (uint64_t)sqlite3_column_int64(st, 4);
+  a->units = (uint64_t)sqlite3_column_int64(st, 5);
+  a->coupon_bps = (uint64_t)sqlite3_column_int64(st, 6);
+  column_text(st, 7, a->maturity, sizeof a->maturity);
+  column_text(st, 8, a->rating, sizeof a->rating);
+  a->risk_weight_pct = (uint64_t)sqlite3_column_int64(st, 9);
+  const unsigned char *j = sqlite3_column_text(st, 10);
+  if (rc == 0) rc = tr_jurisdictions_split(j ? (const char *)j : "", &a->rules);
+  a->rules.max_holders = (uint64_t)sqlite3_column_int64(st, 11);
+  a->rules.min_units = (uint64_t)sqlite3_column_int64(st, 12);
+  a->rules.lockup_until = (uint64_t)sqlite3_column_int64(st, 13);
+  const unsigned char *d = sqlite3_column_text(st, 14);
+  a->documents_json = strdup(d ? (const char *)d : "[]");
+  if (a->documents_json == NULL && rc == 0) rc = TR_ENOMEM;
+  a->status = (tr_status_t)sqlite3_column_int(st, 15);
+  a->paused_from = (tr_status_t)sqlite3_column_int(st, 16);
+  a->issued = (uint64_t)sqlite3_column_int64(st, 17);
+  a->holders = (uint64_t)sqlite3_column_int64(st, 18);
+  a->created_seq = (uint64_t)sqlite3_column_int64(st, 19);
+  sqlite3_reset(st);
+  if (rc != 0) tr_asset_clear(a);
+  return rc;
+}
+
+int tr_store_asset_put(tr_store_t *s, const tr_asset_t *a) {
+  static char sql[1024];
+  if (sql[0] == '\0')
+    snprintf(sql, sizeof sql,
+             "INSERT OR REPLACE INTO assets (id, %s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+             " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)", ASSET_COLUMNS);
+  char juris[TR_JURISDICTIONS_MAX * 3 + 1];
+  if (tr_jurisdictions_join(&a->rules, juris, sizeof juris) != 0) return TR_ELIMIT;
+  sqlite3_stmt *st = tr_store_stmt(s, sql);
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, a->issuer.b, 32, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, a->name, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 4, (int)a->kind);
+  sqlite3_bind_text(st, 5, a->currency, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)a->principal);
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)a->units);
+  sqlite3_bind_int64(st, 8, (sqlite3_int64)a->coupon_bps);
+  sqlite3_bind_text(st, 9, a->maturity, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 10, a->rating, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 11, (sqlite3_int64)a->risk_weight_pct);
+  sqlite3_bind_text(st, 12, juris, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 13, (sqlite3_int64)a->rules.max_holders);
+  sqlite3_bind_int64(st, 14, (sqlite3_int64)a->rules.min_units);
+  sqlite3_bind_int64(st, 15, (sqlite3_int64)a->rules.lockup_until);
+  sqlite3_bind_text(st, 16, a->documents_json ? a->documents_json : "[]", -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 17, (int)a->status);
+  sqlite3_bind_int(st, 18, (int)a->paused_from);
+  sqlite3_bind_int64(st, 19, (sqlite3_int64)a->issued);
+  sqlite3_bind_int64(st, 20, (sqlite3_int64)a->holders);
+  sqlite3_bind_int64(st, 21, (sqlite3_int64)a->created_seq);
+  return step_done(st);
+}
+
+int tr_store_holding_get(tr_store_t *s, const char *asset, const tr_key_t *account, tr_holding_t *h) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "SELECT units, frozen FROM holdings WHERE asset = ?1 AND account = ?2");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_text(st, 1, asset, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, account->b, 32, SQLITE_STATIC);
+  int rc = step_row(st);
+  h->units = h->frozen = 0;
+  if (rc == TR_ENOT_FOUND) return 0;
+  if (rc != 0) return rc;
+  h->units = (uint64_t)sqlite3_column_int64(st, 0);
+  h->frozen = (uint64_t)sqlite3_column_int64(st, 1);
+  sqlite3_reset(st);
+  return 0;
+}
+
+int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h) {
+  sqlite3_stmt *st;
+  if (h->units == 0) {
+    st = tr_store_stmt(s, "DELETE FROM holdings WHERE asset = ?1 AND account = ?2");
+  } else {
+    st = tr_store_stmt(s,
+        "INSERT INTO holdings (asset, account, units, frozen) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (asset, account) DO UPDATE SET units = ?3, frozen = ?4");
+  }
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_text(st, 1, asset, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, account->b, 32, SQLITE_STATIC);
+  if (h->units != 0) {
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)h->units);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)h->frozen);
+  }
+  return step_done(st);
+}
+
+int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq) {
+  sqlite3_stmt *st = tr_store_stmt(s,
+      "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_blob(st, 1, account->b, 32, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+  return step_done(st);
+}
+
+int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json) {
+  sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO receipts (seq, effects) VALUES (?1, ?2)");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+  sqlite3_bind_text(st, 2, effects_json, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json) {
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT effects FROM receipts WHERE seq = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+  int rc = step_row(st);
+  if (rc != 0) return rc;
+  const unsigned char *t = sqlite3_column_text(st, 0);
+  *effects_json = strdup(t ? (const char *)t : "{}");
+  sqlite3_reset(st);
+  return *effects_json ? 0 : TR_ENOMEM;
+}

@@ -131,8 +131,10 @@ typedef struct {
 } tr_tx_error_t;
 
 /* Decode and check the envelope of `len` bytes (PROTOCOL.md §4 step 1).
- * Returns 0 and fills *tx, or TR_EINVALID with err->detail set.
- * Genesis txs decode only when their bytes are exactly the canonical form. */
+ * Returns 0 and fills *tx, or TR_EINVALID with err->detail set (err may be
+ * NULL), or TR_ENOMEM when memory ran out (not a verdict on the tx).
+ * Genesis txs decode only when their bytes are exactly the canonical form;
+ * refusing a genesis in tx.submit is the caller's job. Thread-safe. */
 int tr_tx_decode(const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err);
 
 /* Ed25519 verification of `sig` over "TRANCHE/TX/1\n" || bytes by `signer`.
@@ -140,15 +142,19 @@ int tr_tx_decode(const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err)
 int tr_tx_verify(const char *bytes, size_t len, const tr_key_t *signer,
                  const uint8_t sig[TR_SIG_BYTES]);
 
-/* Sign bytes with a 64-byte libsodium secret key (seed || pk). */
+/* Sign bytes with a 64-byte libsodium secret key (seed || pk).
+ * Returns 0, or TR_EARG for NULL arguments or len > TR_TX_BYTES_MAX. */
 int tr_tx_sign(const char *bytes, size_t len, const uint8_t sk[64], uint8_t sig_out[TR_SIG_BYTES]);
 
-/* Wire names. */
+/* Wire names; NULL for a value out of range. */
 const char *tr_tx_type_name(tr_tx_type_t t);
 const char *tr_status_name(tr_status_t s);
 const char *tr_asset_kind_name(tr_asset_kind_t k);
 const char *tr_dist_kind_name(tr_dist_kind_t k);
-/* Writes roles in the contract's order as a JSON array text into out, e.g. ["admin","issuer"]. */
+/* Writes roles in the contract's order as a JSON array text into out, e.g. ["admin","issuer"].
+ * Unknown bits are ignored. If out_len < TR_ROLES_JSON_BYTES_MAX and the text
+ * does not fit, out is set to "" (never a truncated array). */
+#define TR_ROLES_JSON_BYTES_MAX 38 /* ["admin","agent","issuer","investor"] and NUL */
 void tr_roles_json(unsigned roles, char *out, size_t out_len);
 
 #endif

@@ -7,7 +7,7 @@ import sys
 
 out, inputs = sys.argv[1], sys.argv[2:]
 with open(out, "w", encoding="utf-8") as f:
-    f.write("/* Generated from schema/*.sql by schema/embed_sql.py. Do not edit. */\n")
+    f.write("/* Generated from the schema SQL files by schema/embed_sql.py. Do not edit. */\n")
     f.write("#include <stddef.h>\n\n")
     f.write("const char *const tr_schema_migrations[] = {\n")
     for path in inputs:

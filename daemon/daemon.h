@@ -1,0 +1,67 @@
+/* daemon.h — the state of one running tranched, shared by its modules.
+ *
+ * Threads: the loop thread owns connections, tickets and the reorder
+ * buffer; worker threads own their read connections; the sequencer thread
+ * owns the writer.  Fields read across threads are atomics or fixed at start.
+ */
+#ifndef TR_DAEMON_H
+#define TR_DAEMON_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "mailbox.h"
+#include "pool.h"
+#include "sequencer.h"
+#include "tr_node.h"
+#include "tr_note.h"
+
+#define TR_REORDER_SLOTS (TR_RPC_CONNECTIONS_MAX * TR_RPC_INFLIGHT_MAX * 2) /* > jobs that can be in flight */
+
+typedef struct {
+  atomic_ullong connections_accepted, connections_refused, connections_open;
+  atomic_ullong lines, requests, overloaded, line_too_long, parse_errors;
+  atomic_ullong inflight_bytes;
+} tr_server_stats_t;
+
+typedef struct tr_daemon {
+  uv_loop_t *loop;
+  char datadir[TR_PATH_MAX];
+  tr_config_t config;
+  unsigned workers;
+  char chain[TR_CHAIN_ID_CHARS_MAX + 1];
+  char node_key_hex[65];
+  char vkey[TR_NOTE_VKEY_BUF_BYTES];
+  uint64_t started_ms;
+
+  tr_mailbox_t mailbox;
+  tr_pool_t pool;
+  tr_sequencer_t seq;
+
+  /* loop thread only */
+  uv_tcp_t listener;
+  uv_signal_t sigint, sigterm, sighup;
+  uv_timer_t shutdown_timer;
+  bool stopping;
+  uint64_t next_ticket, next_forward;
+  tr_job_t **reorder;           /* TR_REORDER_SLOTS, indexed by ticket % slots */
+  struct tr_conn *conns;        /* open connections */
+  size_t jobs_in_flight;
+
+  tr_server_stats_t stats;
+} tr_daemon_t;
+
+/* rpc.c: the work a worker does on a job (phase 0 or 1). */
+void tr_rpc_work(tr_worker_t *w, tr_job_t *job);
+/* rpc.c: the OpenRPC document of the method table. */
+cJSON *tr_rpc_discover(void);
+
+/* server.c */
+int tr_server_start(tr_daemon_t *d, char *err, size_t errlen);
+void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg);
+void tr_server_stop_accepting(tr_daemon_t *d);
+bool tr_server_idle(tr_daemon_t *d);
+void tr_server_close_all(tr_daemon_t *d);
+
+#endif

@@ -1,0 +1,108 @@
+/* job.c — job lifetime and JSON-RPC response rendering. */
+#include "job.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tr_err.h"
+
+tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket) {
+  tr_job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return NULL;
+  job->line = malloc(len + 1);
+  if (job->line == NULL) {
+    free(job);
+    return NULL;
+  }
+  memcpy(job->line, line, len);
+  job->line[len] = '\0';
+  job->len = len;
+  job->conn = conn;
+  job->ticket = ticket;
+  return job;
+}
+
+static void elem_clear(tr_elem_t *e) {
+  cJSON_Delete(e->id);
+  cJSON_Delete(e->params);
+  free(e->tx);
+  free(e->tx_bytes);
+  free(e->response);
+}
+
+void tr_job_free(tr_job_t *job) {
+  if (job == NULL) return;
+  for (size_t i = 0; i < job->n_elems; i++) elem_clear(&job->elems[i]);
+  free(job->elems);
+  free(job->line);
+  free(job->response);
+  free(job);
+}
+
+bool tr_job_has_deferred(const tr_job_t *job) {
+  for (size_t i = 0; i < job->n_elems; i++)
+    if (job->elems[i].state == TR_ELEM_DEFERRED) return true;
+  return false;
+}
+
+/* Batch: "[r1,r2,…]\n" of the non-notification answers, nothing if none.
+ * Single: "r\n" or nothing for a notification. */
+int tr_job_render(tr_job_t *job) {
+  size_t total = 3, count = 0;
+  for (size_t i = 0; i < job->n_elems; i++)
+    if (job->elems[i].response) {
+      total += strlen(job->elems[i].response) + 1;
+      count++;
+    }
+  job->complete = true;
+  if (count == 0) return 0;
+  char *out = malloc(total);
+  if (out == NULL) return TR_ENOMEM;
+  size_t o = 0;
+  if (job->batch) out[o++] = '[';
+  for (size_t i = 0, k = 0; i < job->n_elems; i++) {
+    const char *r = job->elems[i].response;
+    if (r == NULL) continue;
+    if (k++) out[o++] = ',';
+    size_t n = strlen(r);
+    memcpy(out + o, r, n);
+    o += n;
+  }
+  if (job->batch) out[o++] = ']';
+  out[o++] = '\n';
+  job->response = out;
+  job->response_len = o;
+  return 0;
+}
+
+static char *render(const cJSON *id, const char *member, cJSON *value) {
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL) {
+    cJSON_Delete(value);
+    return NULL;
+  }
+  cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+  cJSON_AddItemToObject(o, member, value);
+  cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
+  char *text = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  return text;
+}
+
+char *tr_rpc_result_text(const cJSON *id, cJSON *result) { return render(id, "result", result); }
+
+char *tr_rpc_error_text(const cJSON *id, int code, const char *message, cJSON *data) {
+  cJSON *err = cJSON_CreateObject();
+  cJSON_AddNumberToObject(err, "code", code);
+  cJSON_AddStringToObject(err, "message", message);
+  if (data) cJSON_AddItemToObject(err, "data", data);
+  return render(id, "error", err);
+}
+
+char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail) {
+  cJSON *data = cJSON_CreateObject();
+  const char *reason = tr_err_reason(reason_code);
+  cJSON_AddStringToObject(data, "reason", reason ? reason : "invalid");
+  cJSON_AddStringToObject(data, "detail", detail);
+  return tr_rpc_error_text(id, TR_RPC_REFUSED, "refused", data);
+}

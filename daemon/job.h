@@ -1,0 +1,83 @@
+/* job.h — one request line on its way through the daemon.
+ *
+ * A line read from a connection becomes a job with a ticket (its global
+ * arrival number).  A worker parses it and does everything that needs no
+ * ordering: strict JSON, params, tx decoding, chain and signature checks,
+ * read-only queries.  The loop then forwards its verified txs to the
+ * sequencer in ticket order, so txs are applied in arrival order however the
+ * workers finish.  When every element has its answer, the loop renders the
+ * response line and the connection writes responses in request order.
+ */
+#ifndef TR_JOB_H
+#define TR_JOB_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tr_ledger.h"
+#include "tr_tx.h"
+
+struct tr_conn;
+struct tr_method;
+
+typedef enum {
+  TR_ELEM_ANSWERED = 0,   /* response (or nothing, for a notification) is ready */
+  TR_ELEM_AWAIT_SEQ,      /* a verified tx waiting for the sequencer */
+  TR_ELEM_DEFERRED,       /* a query after a tx.submit in the same batch: runs after it */
+} tr_elem_state_t;
+
+typedef struct {
+  tr_elem_state_t state;
+  bool notification;
+  cJSON *id;                        /* detached copy of the request id; NULL when absent */
+  const struct tr_method *method;
+  cJSON *params;                    /* kept only while DEFERRED */
+  tr_tx_t *tx;                      /* AWAIT_SEQ: decoded tx (heap) */
+  char *tx_bytes;
+  size_t tx_len;
+  uint8_t sig[TR_SIG_BYTES];
+  char *response;                   /* one JSON-RPC response object, or NULL */
+} tr_elem_t;
+
+typedef struct tr_job {
+  struct tr_job *next;              /* intake queue / connection order link */
+  struct tr_job *conn_next;
+  struct tr_conn *conn;
+  uint64_t ticket;
+  char *line;
+  size_t len;
+  bool shed;                        /* intake full: answer tx.submit with -32002 */
+  bool batch;
+  int phase;                        /* 0: first pass; 1: deferred queries */
+  size_t n_elems;
+  tr_elem_t *elems;
+  size_t awaiting;                  /* elements still with the sequencer */
+  bool complete;
+  char *response;                   /* whole response line incl. "\n", or NULL */
+  size_t response_len;
+  uint64_t started_ns;
+} tr_job_t;
+
+tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket);
+void tr_job_free(tr_job_t *job);
+/* Renders job->response from its elements; call when nothing is pending. */
+int tr_job_render(tr_job_t *job);
+bool tr_job_has_deferred(const tr_job_t *job);
+
+/* JSON-RPC response objects as text. */
+char *tr_rpc_result_text(const cJSON *id, cJSON *result /* consumed */);
+char *tr_rpc_error_text(const cJSON *id, int code, const char *message, cJSON *data /* consumed, may be NULL */);
+char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail);
+
+#define TR_RPC_PARSE_ERROR      (-32700)
+#define TR_RPC_INVALID_REQUEST  (-32600)
+#define TR_RPC_METHOD_NOT_FOUND (-32601)
+#define TR_RPC_INVALID_PARAMS   (-32602)
+#define TR_RPC_INTERNAL_ERROR   (-32603)
+#define TR_RPC_REFUSED          (-32001)
+#define TR_RPC_OVERLOADED       (-32002)
+#define TR_RPC_NOT_FOUND        (-32004)
+
+#endif

@@ -1,0 +1,241 @@
+/* main.c — tranched: start-up in a fixed order, shutdown in reverse.
+ *
+ *   tranched --datadir DIR [--config FILE] [--listen HOST:PORT] [--workers N]
+ *            [--log-level LEVEL] [--check]
+ *
+ * Runs in the foreground until SIGTERM or SIGINT, then stops accepting,
+ * finishes what is in flight, writes a last checkpoint, closes the database
+ * and exits 0.  SIGHUP re-reads the log level from the config file.
+ */
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "tr_err.h"
+#include "tr_hex.h"
+#include "tr_limits.h"
+
+#define SHUTDOWN_GRACE_MS 30000 /* in-flight work gets this long before we exit anyway */
+
+static int exit_status = 0;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: tranched --datadir DIR [--config FILE] [--listen HOST:PORT] [--workers N]\n"
+          "                [--log-level error|warn|info|debug] [--check]\n"
+          "\n"
+          "Runs the tranche ledger daemon in the foreground (JSON-RPC 2.0, one request per line).\n"
+          "  --datadir DIR     data directory made by `tranchectl init`\n"
+          "  --config FILE     config file (default DIR/" TR_CONFIG_FILE ")\n"
+          "  --listen H:P      JSON-RPC address (default " TR_DEFAULT_LISTEN "); keep it private\n"
+          "  --workers N       verification threads, 1-%d (default: one per core)\n"
+          "  --check           check the configuration and data directory, print \"configuration OK\", exit\n",
+          TR_WORKERS_MAX);
+}
+
+typedef struct {
+  const char *datadir, *config, *listen, *log_level;
+  long workers;
+  bool check;
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a) {
+  static const struct option opts[] = {
+      {"datadir", required_argument, 0, 'd'}, {"config", required_argument, 0, 'c'},
+      {"listen", required_argument, 0, 'l'},  {"workers", required_argument, 0, 'w'},
+      {"log-level", required_argument, 0, 'v'}, {"check", no_argument, 0, 'n'},
+      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+  memset(a, 0, sizeof *a);
+  a->workers = -1;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'd': a->datadir = optarg; break;
+    case 'c': a->config = optarg; break;
+    case 'l': a->listen = optarg; break;
+    case 'v': a->log_level = optarg; break;
+    case 'n': a->check = true; break;
+    case 'w': {
+      char *end;
+      a->workers = strtol(optarg, &end, 10);
+      if (*optarg == '\0' || *end != '\0' || a->workers < 1 || a->workers > TR_WORKERS_MAX) {
+        fprintf(stderr, "tranched: --workers must be 1-%d\n", TR_WORKERS_MAX);
+        return 2;
+      }
+      break;
+    }
+    case 'h': usage(stdout); exit(0);
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc || a->datadir == NULL) {
+    usage(stderr);
+    return 2;
+  }
+  return 0;
+}
+
+/* Config file first, then flags (flags win). */
+static int load_config(tr_daemon_t *d, const args_t *a) {
+  char path[TR_PATH_MAX], err[512];
+  tr_config_defaults(&d->config);
+  int rc = a->config ? 0 : tr_path_join(path, sizeof path, d->datadir, TR_CONFIG_FILE);
+  if (rc == 0) rc = tr_config_load(a->config ? a->config : path, a->config == NULL, &d->config, err, sizeof err);
+  if (rc != 0) {
+    log_error("main", "%s", err);
+    return rc;
+  }
+  if (a->listen) {
+    char host[128];
+    int port;
+    if (tr_hostport_parse(a->listen, host, sizeof host, &port) != 0) {
+      log_error("main", "bad --listen %s (want HOST:PORT)", a->listen);
+      return TR_EINVALID;
+    }
+    snprintf(d->config.listen, sizeof d->config.listen, "%s", a->listen);
+  }
+  if (a->workers > 0) d->config.workers = (unsigned)a->workers;
+  if (a->log_level) snprintf(d->config.log_level, sizeof d->config.log_level, "%s", a->log_level);
+  if (tr_log_set_level_name(d->config.log_level) != 0) {
+    log_error("main", "unknown log level %s", d->config.log_level);
+    return TR_EINVALID;
+  }
+  d->workers = d->config.workers ? d->config.workers : (unsigned)uv_available_parallelism();
+  if (d->workers < 1) d->workers = 1;
+  if (d->workers > TR_WORKERS_MAX) d->workers = TR_WORKERS_MAX;
+  return 0;
+}
+
+static void shutdown_timeout_cb(uv_timer_t *t) {
+  tr_daemon_t *d = t->data;
+  log_error("main", "shutdown grace of %d ms over with %zu requests in flight; exiting", SHUTDOWN_GRACE_MS,
+            d->jobs_in_flight);
+  exit_status = 1;
+  uv_stop(d->loop);
+}
+
+void tr_daemon_finish_shutdown(tr_daemon_t *d);
+
+static void on_signal(uv_signal_t *s, int signum) {
+  tr_daemon_t *d = s->data;
+  if (signum == SIGHUP) {
+    char path[TR_PATH_MAX], err[512];
+    tr_config_t c;
+    tr_config_defaults(&c);
+    if (tr_path_join(path, sizeof path, d->datadir, TR_CONFIG_FILE) == 0 &&
+        tr_config_load(path, 1, &c, err, sizeof err) == 0 && tr_log_set_level_name(c.log_level) == 0)
+      log_info("main", "SIGHUP: log level %s", c.log_level);
+    else
+      log_warn("main", "SIGHUP: config not reloaded");
+    return;
+  }
+  if (d->stopping) return;
+  log_info("main", "%s: draining %zu requests, then stopping", signum == SIGINT ? "SIGINT" : "SIGTERM",
+           d->jobs_in_flight);
+  d->stopping = true;
+  tr_server_stop_accepting(d);
+  uv_timer_start(&d->shutdown_timer, shutdown_timeout_cb, SHUTDOWN_GRACE_MS, 0);
+  if (tr_server_idle(d)) tr_daemon_finish_shutdown(d);
+}
+
+static void closed_cb(uv_handle_t *h) { (void)h; }
+
+void tr_daemon_finish_shutdown(tr_daemon_t *d) {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  tr_server_close_all(d);
+  tr_pool_stop(&d->pool);
+  tr_sequencer_stop(&d->seq); /* commits the queue (empty now) and a last checkpoint */
+  uv_timer_stop(&d->shutdown_timer);
+  uv_close((uv_handle_t *)&d->shutdown_timer, closed_cb);
+  uv_close((uv_handle_t *)&d->sigint, closed_cb);
+  uv_close((uv_handle_t *)&d->sigterm, closed_cb);
+  uv_close((uv_handle_t *)&d->sighup, closed_cb);
+  tr_mailbox_close(&d->mailbox, closed_cb);
+  log_info("main", "stopped cleanly");
+}
+
+static int start_signals(tr_daemon_t *d) {
+  uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
+  int nums[] = {SIGINT, SIGTERM, SIGHUP};
+  for (int i = 0; i < 3; i++) {
+    if (uv_signal_init(d->loop, sigs[i]) != 0) return -1;
+    sigs[i]->data = d;
+    if (uv_signal_start(sigs[i], on_signal, nums[i]) != 0) return -1;
+  }
+  return 0;
+}
+
+static int load_node_key(tr_daemon_t *d, uint8_t sk[64]) {
+  char path[TR_PATH_MAX], err[512];
+  tr_key_t pk;
+  int rc = tr_path_join(path, sizeof path, d->datadir, TR_NODE_KEY_FILE);
+  if (rc == 0) rc = tr_key_file_read(path, 1, sk, &pk, err, sizeof err);
+  if (rc != 0) {
+    log_error("main", "%s", err);
+    return rc;
+  }
+  tr_hex_encode(pk.b, 32, d->node_key_hex);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static tr_daemon_t daemon_state;
+  tr_daemon_t *d = &daemon_state;
+  args_t args;
+  char err[512] = "";
+  uint8_t node_sk[64];
+  int rc = parse_args(argc, argv, &args);
+  if (rc != 0) return rc;
+  if (sodium_init() < 0) {
+    log_error("main", "libsodium failed to initialise");
+    return 1;
+  }
+  snprintf(d->datadir, sizeof d->datadir, "%s", args.datadir);
+  d->started_ms = tr_now_ms();
+  d->loop = uv_default_loop();
+  d->reorder = calloc(TR_REORDER_SLOTS, sizeof *d->reorder);
+  if (d->reorder == NULL || load_config(d, &args) != 0 || load_node_key(d, node_sk) != 0) return 1;
+
+  rc = tr_mailbox_init(d->loop, &d->mailbox, tr_server_on_message);
+  d->mailbox.data = d;
+  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, err, sizeof err);
+  sodium_memzero(node_sk, sizeof node_sk);
+  if (rc != 0) {
+    log_error("main", "%s", err[0] ? err : tr_strerror(rc));
+    return 1;
+  }
+  memcpy(d->chain, d->seq.ledger.chain, sizeof d->chain);
+  tr_note_vkey_format(d->chain, d->seq.ledger.node_key.b, d->vkey, sizeof d->vkey);
+  if (args.check) {
+    tr_sequencer_stop(&d->seq);
+    printf("configuration OK\n");
+    return 0;
+  }
+  char db[TR_PATH_MAX];
+  tr_path_join(db, sizeof db, d->datadir, TR_DB_FILE);
+  rc = tr_pool_start(&d->pool, d->workers, db, tr_rpc_work, &d->mailbox, d, err, sizeof err);
+  if (rc == 0) rc = tr_server_start(d, err, sizeof err);
+  if (rc == 0) rc = start_signals(d);
+  if (rc == 0) rc = uv_timer_init(d->loop, &d->shutdown_timer);
+  if (rc != 0) {
+    log_error("main", "%s", err[0] ? err : "cannot start");
+    tr_pool_stop(&d->pool);
+    tr_sequencer_stop(&d->seq);
+    return 1;
+  }
+  d->shutdown_timer.data = d;
+  log_info("main", "tranched %s serving chain %s on %s with %u workers; size %llu", TR_VERSION, d->chain,
+           d->config.listen, d->workers, (unsigned long long)atomic_load(&d->seq.stats.size));
+  log_info("main", "checkpoint verifier key: %s", d->vkey);
+
+  uv_run(d->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(d->loop) != 0) log_debug("main", "loop closed with handles open");
+  free(d->reorder);
+  return exit_status;
+}

@@ -1,0 +1,639 @@
+/* rpc.c — JSON-RPC 2.0 on a worker thread: strict parsing, the method table,
+ * parameter checking, and every method that needs no ordering.
+ *
+ * One table drives the dispatcher, parameter checks and rpc.discover, so the
+ * published description cannot drift from what the daemon does: adding a
+ * method is adding a row.
+ */
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "job.h"
+#include "log.h"
+#include "tr_err.h"
+#include "tr_hex.h"
+#include "tr_json.h"
+#include "tr_limits.h"
+#include "tr_query.h"
+
+/* ---- parameter kinds ---- */
+
+typedef enum {
+  P_STRING,     /* any string (tx bytes) */
+  P_KEY,        /* 64 lowercase hex: a public key or hash */
+  P_SIG,        /* 128 lowercase hex */
+  P_TXID_STR,   /* a tx `id` */
+  P_ASSET,      /* an asset id */
+  P_UINT,       /* integer 0..2^53-1 */
+  P_POS,        /* integer 1..2^53-1 */
+  P_LIMIT,      /* integer 1..1000 */
+  P_CURSOR,     /* string or null */
+} ptype_t;
+
+#define PARAMS_MAX 4
+
+typedef struct {
+  const char *name;
+  ptype_t type;
+  bool required;
+  const char *doc;
+} param_t;
+
+typedef struct {
+  bool present;
+  const char *s;          /* into the request tree */
+  size_t len;
+  uint64_t u;
+  uint8_t bin[64];
+} pval_t;
+
+typedef struct {
+  tr_worker_t *w;
+  tr_daemon_t *d;
+  tr_job_t *job;
+  tr_elem_t *elem;
+  pval_t v[PARAMS_MAX];
+} call_t;
+
+/* Returns a result (0), or fills code and msg for an error. */
+typedef int (*handler_fn)(call_t *c, cJSON **result, int *code, char *msg, size_t msglen);
+
+enum { M_SUBMIT = 1 };
+
+typedef struct tr_method {
+  const char *name;
+  handler_fn handler;
+  unsigned flags;
+  const char *summary;
+  const char *result_doc;
+  param_t params[PARAMS_MAX];
+} method_t;
+
+/* ---- helpers for handlers ---- */
+
+static int query_status(int rc, const tr_query_error_t *qe, int *code, char *msg, size_t msglen) {
+  if (rc == 0) return 0;
+  if (rc == TR_ENOT_FOUND) {
+    *code = TR_RPC_NOT_FOUND;
+    snprintf(msg, msglen, "not_found%s%s", qe->message[0] ? ": " : "", qe->message);
+  } else if (rc == TR_EARG || rc == TR_EINVALID) {
+    *code = TR_RPC_INVALID_PARAMS;
+    snprintf(msg, msglen, "%s", qe->message[0] ? qe->message : "invalid params");
+  } else {
+    *code = TR_RPC_INTERNAL_ERROR;
+    snprintf(msg, msglen, "internal error: %s", tr_strerror(rc));
+  }
+  return -1;
+}
+
+static tr_page_t page_of(const call_t *c, int cursor_i, int limit_i) {
+  tr_page_t p = {NULL, TR_RPC_PAGE_LIMIT_DEFAULT};
+  if (c->v[cursor_i].present && c->v[cursor_i].s) p.cursor = c->v[cursor_i].s;
+  if (c->v[limit_i].present) p.limit = c->v[limit_i].u;
+  return p;
+}
+
+#define QUERY(expr)                                  \
+  do {                                               \
+    tr_query_error_t qe = {{0}};                     \
+    int rc_ = (expr);                                \
+    return query_status(rc_, &qe, code, msg, msglen); \
+  } while (0)
+
+static tr_store_t *R(call_t *c) { return c->w->reader; }
+
+/* ---- handlers ---- */
+
+static int h_ledger_head(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_head(R(c), out, &qe));
+}
+static int h_ledger_entry(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_entry(R(c), c->v[0].u, out, &qe));
+}
+static int h_ledger_entries(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_entries(R(c), c->v[0].u, c->v[1].present ? c->v[1].u : TR_RPC_PAGE_LIMIT_DEFAULT, out, &qe));
+}
+static int h_ledger_checkpoint(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_checkpoint(R(c), c->d->vkey, out, &qe));
+}
+static int h_ledger_proof(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_proof(R(c), c->v[0].u, c->v[1].u, out, &qe));
+}
+static int h_ledger_consistency(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_consistency(R(c), c->v[0].u, c->v[1].u, out, &qe));
+}
+static int h_tx_get(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_tx_get(R(c), c->v[0].bin, out, &qe));
+}
+static int h_tx_find(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_key_t k;
+  memcpy(k.b, c->v[0].bin, 32);
+  QUERY(tr_query_tx_find(R(c), &k, c->v[1].s, out, &qe));
+}
+static int h_account_get(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_key_t k;
+  memcpy(k.b, c->v[0].bin, 32);
+  QUERY(tr_query_account(R(c), &k, out, &qe));
+}
+static int h_account_history(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_key_t k;
+  memcpy(k.b, c->v[0].bin, 32);
+  tr_page_t p = page_of(c, 1, 2);
+  QUERY(tr_query_account_history(R(c), &k, &p, out, &qe));
+}
+static int h_asset_get(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  QUERY(tr_query_asset(R(c), c->v[0].s, out, &qe));
+}
+static int h_asset_list(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_page_t p = page_of(c, 0, 1);
+  QUERY(tr_query_asset_list(R(c), &p, out, &qe));
+}
+static int h_asset_holders(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_page_t p = page_of(c, 1, 2);
+  QUERY(tr_query_asset_holders(R(c), c->v[0].s, &p, out, &qe));
+}
+static int h_asset_payouts(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_page_t p = page_of(c, 2, 3);
+  QUERY(tr_query_asset_payouts(R(c), c->v[0].s, c->v[1].present ? c->v[1].u : 0, &p, out, &qe));
+}
+static int h_risk_exposure(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_key_t k;
+  memcpy(k.b, c->v[0].bin, 32);
+  QUERY(tr_query_risk_exposure(R(c), &k, out, &qe));
+}
+
+static void add_u64(cJSON *o, const char *name, uint64_t v) { cJSON_AddNumberToObject(o, name, (double)v); }
+
+static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  (void)code; (void)msg; (void)msglen;
+  tr_daemon_t *d = c->d;
+  tr_seq_stats_t *s = &d->seq.stats;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "version", TR_VERSION);
+  cJSON_AddStringToObject(o, "chain", d->chain);
+  cJSON_AddStringToObject(o, "node_key", d->node_key_hex);
+  cJSON_AddStringToObject(o, "vkey", d->vkey);
+  add_u64(o, "uptime_ms", tr_now_ms() - d->started_ms);
+  tr_query_error_t qe = {{0}};
+  cJSON *head = NULL;
+  if (tr_query_head(R(c), &head, &qe) == 0) cJSON_AddItemToObject(o, "head", head);
+  cJSON *w = cJSON_AddObjectToObject(o, "workers");
+  add_u64(w, "threads", d->workers);
+  add_u64(w, "jobs_done", atomic_load(&d->pool.jobs_done));
+  add_u64(w, "busy_ms", atomic_load(&d->pool.busy_ns) / 1000000u);
+  cJSON *q = cJSON_AddObjectToObject(o, "queues");
+  add_u64(q, "intake", tr_pool_depth(&d->pool));
+  add_u64(q, "intake_max", TR_INTAKE_JOBS_MAX);
+  add_u64(q, "sequencer", tr_sequencer_depth(&d->seq));
+  add_u64(q, "sequencer_max", TR_SEQ_QUEUE_MAX);
+  cJSON *k = cJSON_AddObjectToObject(o, "counters");
+  add_u64(k, "connections_open", atomic_load(&d->stats.connections_open));
+  add_u64(k, "connections_accepted", atomic_load(&d->stats.connections_accepted));
+  add_u64(k, "connections_refused", atomic_load(&d->stats.connections_refused));
+  add_u64(k, "lines", atomic_load(&d->stats.lines));
+  add_u64(k, "overloaded", atomic_load(&d->stats.overloaded));
+  add_u64(k, "committed_txs", atomic_load(&s->committed_txs));
+  add_u64(k, "refused_txs", atomic_load(&s->refused_txs));
+  add_u64(k, "storage_errors", atomic_load(&s->storage_errors));
+  add_u64(k, "checkpoints", atomic_load(&s->checkpoints));
+  cJSON *b = cJSON_AddObjectToObject(o, "batches");
+  uint64_t batches = atomic_load(&s->batches), txs = atomic_load(&s->committed_txs) + atomic_load(&s->refused_txs);
+  add_u64(b, "count", batches);
+  add_u64(b, "last_size", atomic_load(&s->last_batch));
+  add_u64(b, "max_size", atomic_load(&s->batch_max));
+  add_u64(b, "mean_size", batches ? txs / batches : 0);
+  cJSON *t = cJSON_AddObjectToObject(o, "time_ms");
+  add_u64(t, "verify_and_parse", atomic_load(&d->pool.busy_ns) / 1000000u);
+  add_u64(t, "apply", atomic_load(&s->apply_ns) / 1000000u);
+  add_u64(t, "commit", atomic_load(&s->commit_ns) / 1000000u);
+  uint64_t up_s = (tr_now_ms() - d->started_ms) / 1000u;
+  add_u64(o, "committed_tx_per_s", up_s ? atomic_load(&s->committed_txs) / up_s : atomic_load(&s->committed_txs));
+  *out = o;
+  return 0;
+}
+
+static int h_rpc_discover(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  (void)c; (void)code; (void)msg; (void)msglen;
+  *out = tr_rpc_discover();
+  return 0;
+}
+
+/* Steps 1–3 of §4: envelope, chain, signature.  0, or a refusal code. */
+static int tx_precheck(call_t *c, const char *bytes, size_t len, const uint8_t *sig, tr_tx_t *tx, char *detail,
+                       size_t dlen) {
+  tr_tx_error_t te = {{0}};
+  if (tr_tx_decode(bytes, len, tx, &te) != 0) {
+    snprintf(detail, dlen, "%s", te.detail);
+    return TR_EINVALID;
+  }
+  if (tx->type == TR_TX_GENESIS) {
+    snprintf(detail, dlen, "a genesis tx is written only by tranchectl init");
+    return TR_EINVALID;
+  }
+  if (strcmp(tx->chain, c->d->chain) != 0) {
+    snprintf(detail, dlen, "tx is for chain \"%s\", this node serves \"%s\"", tx->chain, c->d->chain);
+    return TR_EWRONG_CHAIN;
+  }
+  if (sig && tr_tx_verify(bytes, len, &tx->signer, sig) != 0) {
+    snprintf(detail, dlen, "signature does not verify for signer over \"TRANCHE/TX/1\\n\" || tx");
+    return TR_EBAD_SIGNATURE;
+  }
+  return 0;
+}
+
+static cJSON *reason_json(int code, const char *detail) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "reason", tr_err_reason(code));
+  cJSON_AddStringToObject(o, "detail", detail);
+  return o;
+}
+
+static int h_tx_check(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  tr_tx_t *tx = malloc(sizeof *tx);
+  if (tx == NULL) {
+    *code = TR_RPC_INTERNAL_ERROR;
+    snprintf(msg, msglen, "out of memory");
+    return -1;
+  }
+  char detail[TR_DETAIL_MAX];
+  tr_refusal_t reasons[TR_REFUSALS_MAX];
+  size_t n = 0;
+  uint64_t dup = 0;
+  int rc = tx_precheck(c, c->v[0].s, c->v[0].len, c->v[1].present ? c->v[1].bin : NULL, tx, detail, sizeof detail);
+  if (rc != 0) {
+    reasons[0].code = rc;
+    snprintf(reasons[0].detail, sizeof reasons[0].detail, "%s", detail);
+    n = 1;
+  } else {
+    rc = tr_store_read_begin(R(c));
+    if (rc == 0) rc = tr_ledger_check(&c->w->ledger, tx, tr_now_ms(), reasons, &n, &dup);
+    tr_store_read_end(R(c));
+  }
+  free(tx);
+  if (rc != 0 && !tr_err_is_refusal(rc)) {
+    *code = TR_RPC_INTERNAL_ERROR;
+    snprintf(msg, msglen, "internal error: %s", tr_strerror(rc));
+    return -1;
+  }
+  cJSON *o = cJSON_CreateObject(), *arr;
+  cJSON_AddBoolToObject(o, "ok", n == 0);
+  cJSON_AddBoolToObject(o, "duplicate", dup != 0);
+  if (dup) add_u64(o, "seq", dup);
+  else cJSON_AddNullToObject(o, "seq");
+  arr = cJSON_AddArrayToObject(o, "reasons");
+  for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, reason_json(reasons[i].code, reasons[i].detail));
+  *out = o;
+  return 0;
+}
+
+/* tx.submit on the worker: steps 1–3, then the element waits for the sequencer. */
+static int h_tx_submit(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  (void)out;
+  tr_elem_t *e = c->elem;
+  if (c->job->shed) {
+    *code = TR_RPC_OVERLOADED;
+    snprintf(msg, msglen, "overloaded: intake queue full, retry later");
+    return -1;
+  }
+  e->tx = malloc(sizeof *e->tx);
+  e->tx_bytes = malloc(c->v[0].len + 1);
+  if (e->tx == NULL || e->tx_bytes == NULL) {
+    *code = TR_RPC_INTERNAL_ERROR;
+    snprintf(msg, msglen, "out of memory");
+    return -1;
+  }
+  char detail[TR_DETAIL_MAX];
+  int rc = tx_precheck(c, c->v[0].s, c->v[0].len, c->v[1].bin, e->tx, detail, sizeof detail);
+  if (rc != 0) {
+    e->response = tr_rpc_refusal_text(e->id, rc, detail);
+    return 1; /* answered */
+  }
+  memcpy(e->tx_bytes, c->v[0].s, c->v[0].len);
+  e->tx_bytes[c->v[0].len] = '\0';
+  e->tx_len = c->v[0].len;
+  memcpy(e->sig, c->v[1].bin, 64);
+  e->state = TR_ELEM_AWAIT_SEQ;
+  return 1;
+}
+
+/* ---- the method table ---- */
+
+#define PAGE_PARAMS {"cursor", P_CURSOR, false, "previous page's next; absent or null for the first"}, \
+                    {"limit", P_LIMIT, false, "1-1000, default 100"}
+
+static const method_t METHODS[] = {
+  {"tx.submit", h_tx_submit, M_SUBMIT, "Submit a signed tx; answers after the entry is durable.",
+   "receipt {seq, txid, hash, time, duplicate, effects}",
+   {{"tx", P_STRING, true, "the tx JSON text, exactly the signed bytes"},
+    {"sig", P_SIG, true, "Ed25519 signature over \"TRANCHE/TX/1\\n\" || tx, 128 hex"}}},
+  {"tx.check", h_tx_check, 0, "Dry run: every reason the tx would be refused now.",
+   "{ok, duplicate, seq, reasons: [{reason, detail}]}",
+   {{"tx", P_STRING, true, "the tx JSON text"}, {"sig", P_SIG, false, "signature; checked when given"}}},
+  {"tx.get", h_tx_get, 0, "An accepted tx by txid.", "{seq, txid, hash, time, tx, sig, signer}",
+   {{"txid", P_KEY, true, "SHA-256 of the tx bytes, 64 hex"}}},
+  {"tx.find", h_tx_find, 0, "An accepted tx by (signer, id).", "{seq, txid, hash, time, tx, sig, signer}",
+   {{"signer", P_KEY, true, "public key, 64 hex"}, {"id", P_TXID_STR, true, "the tx id"}}},
+  {"ledger.head", h_ledger_head, 0, "The journal head.", "{size, hash, root, time}", {{0}}},
+  {"ledger.entry", h_ledger_entry, 0, "One journal entry.", "{seq, time, prev, hash, txid, tx, sig}",
+   {{"seq", P_POS, true, "entry number, from 1"}}},
+  {"ledger.entries", h_ledger_entries, 0, "Journal entries from a seq.", "{entries, next}",
+   {{"from", P_POS, true, "first seq"}, {"limit", P_LIMIT, false, "1-1000, default 100"}}},
+  {"ledger.checkpoint", h_ledger_checkpoint, 0, "The latest signed checkpoint (C2SP tlog-checkpoint).",
+   "{checkpoint, size, vkey}", {{0}}},
+  {"ledger.proof", h_ledger_proof, 0, "RFC 9162 inclusion proof of entry seq in the tree of size.",
+   "{seq, size, leaf, path}", {{"seq", P_POS, true, "entry"}, {"size", P_POS, true, "tree size"}}},
+  {"ledger.consistency", h_ledger_consistency, 0, "RFC 9162 consistency proof between two tree sizes.",
+   "{from, to, path}", {{"from", P_POS, true, "older size"}, {"to", P_POS, true, "newer size"}}},
+  {"account.get", h_account_get, 0, "An account and its holdings.",
+   "{account, roles, jurisdiction, kyc, frozen, holdings, size}", {{"account", P_KEY, true, "public key"}}},
+  {"account.history", h_account_history, 0, "Entries the account signed, was named in, or was paid by.",
+   "{entries, next, size}", {{"account", P_KEY, true, "public key"}, PAGE_PARAMS}},
+  {"asset.get", h_asset_get, 0, "An asset's terms and state.", "terms + {issuer, status, issued, holders, size}",
+   {{"asset", P_ASSET, true, "asset id"}}},
+  {"asset.list", h_asset_list, 0, "All assets by id.", "{assets, next, size}", {PAGE_PARAMS}},
+  {"asset.holders", h_asset_holders, 0, "Holders of an asset by account.", "{holders, next, size}",
+   {{"asset", P_ASSET, true, "asset id"}, PAGE_PARAMS}},
+  {"asset.payouts", h_asset_payouts, 0, "Distribution allocations by (distribution, account).",
+   "{payouts, next, size}",
+   {{"asset", P_ASSET, true, "asset id"}, {"distribution", P_POS, false, "seq of one distribution"}, PAGE_PARAMS}},
+  {"risk.exposure", h_risk_exposure, 0, "Exposure and risk-weighted assets of an account.",
+   "{account, holdings, totals, size}", {{"account", P_KEY, true, "public key"}}},
+  {"node.status", h_node_status, 0, "Version, chain, keys, head, workers, queues, counters.", "status object",
+   {{0}}},
+  {"rpc.discover", h_rpc_discover, 0, "This OpenRPC document.", "OpenRPC document", {{0}}},
+};
+
+#define METHODS_N (sizeof METHODS / sizeof METHODS[0])
+
+static const method_t *method_find(const char *name) {
+  for (size_t i = 0; i < METHODS_N; i++)
+    if (strcmp(METHODS[i].name, name) == 0) return &METHODS[i];
+  return NULL;
+}
+
+static const char *ptype_schema_type(ptype_t t) {
+  switch (t) {
+  case P_UINT: case P_POS: case P_LIMIT: return "integer";
+  default: return "string";
+  }
+}
+
+cJSON *tr_rpc_discover(void) {
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "openrpc", "1.2.6");
+  cJSON *info = cJSON_AddObjectToObject(doc, "info");
+  cJSON_AddStringToObject(info, "title", "tranche");
+  cJSON_AddStringToObject(info, "version", TR_VERSION);
+  cJSON_AddStringToObject(info, "description", "Ledger daemon for tokenized private credit; protocol version 1.");
+  cJSON *methods = cJSON_AddArrayToObject(doc, "methods");
+  for (size_t i = 0; i < METHODS_N; i++) {
+    const method_t *m = &METHODS[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddStringToObject(o, "summary", m->summary);
+    cJSON_AddStringToObject(o, "paramStructure", "by-name");
+    cJSON *ps = cJSON_AddArrayToObject(o, "params");
+    for (size_t k = 0; k < PARAMS_MAX && m->params[k].name; k++) {
+      cJSON *p = cJSON_CreateObject();
+      cJSON_AddStringToObject(p, "name", m->params[k].name);
+      cJSON_AddStringToObject(p, "description", m->params[k].doc);
+      cJSON_AddBoolToObject(p, "required", m->params[k].required);
+      cJSON *schema = cJSON_AddObjectToObject(p, "schema");
+      if (m->params[k].type == P_CURSOR) {
+        cJSON *types = cJSON_AddArrayToObject(schema, "type");
+        cJSON_AddItemToArray(types, cJSON_CreateString("string"));
+        cJSON_AddItemToArray(types, cJSON_CreateString("null"));
+      } else {
+        cJSON_AddStringToObject(schema, "type", ptype_schema_type(m->params[k].type));
+      }
+      cJSON_AddItemToArray(ps, p);
+    }
+    cJSON *res = cJSON_AddObjectToObject(o, "result");
+    cJSON_AddStringToObject(res, "name", "result");
+    cJSON_AddStringToObject(res, "description", m->result_doc);
+    cJSON_AddItemToObject(res, "schema", cJSON_CreateObject());
+    cJSON_AddItemToArray(methods, o);
+  }
+  return doc;
+}
+
+/* ---- parameter checking ---- */
+
+static bool integer_of(const cJSON *item, uint64_t *out) {
+  if (!cJSON_IsNumber(item)) return false;
+  double v = item->valuedouble;
+  if (!(v >= 0) || v > (double)TR_INT_MAX || floor(v) != v) return false;
+  *out = (uint64_t)v;
+  return true;
+}
+
+static bool asset_id_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > TR_ASSET_ID_CHARS_MAX) return false;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || (i > 0 && (ch == '.' || ch == '_' || ch == '-'));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static bool tx_id_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > TR_TX_ID_CHARS_MAX) return false;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+      return false;
+  }
+  return true;
+}
+
+static bool param_value(const param_t *p, const cJSON *item, pval_t *v) {
+  v->present = true;
+  if (p->type == P_CURSOR && cJSON_IsNull(item)) return true;
+  if (p->type == P_UINT || p->type == P_POS || p->type == P_LIMIT) {
+    if (!integer_of(item, &v->u)) return false;
+    if (p->type == P_POS && v->u < 1) return false;
+    return p->type != P_LIMIT || (v->u >= 1 && v->u <= TR_RPC_PAGE_LIMIT_MAX);
+  }
+  if (!cJSON_IsString(item)) return false;
+  v->s = item->valuestring;
+  v->len = strlen(v->s);
+  switch (p->type) {
+  case P_KEY: return tr_hex_decode(v->s, v->len, v->bin, 32) == 0;
+  case P_SIG: return tr_hex_decode(v->s, v->len, v->bin, 64) == 0;
+  case P_ASSET: return asset_id_ok(v->s);
+  case P_TXID_STR: return tx_id_ok(v->s);
+  default: return true;
+  }
+}
+
+/* Unknown, missing or wrongly typed params are -32602 (§5). */
+static bool params_check(const method_t *m, const cJSON *params, pval_t v[PARAMS_MAX], char *msg, size_t msglen) {
+  memset(v, 0, sizeof(pval_t) * PARAMS_MAX);
+  if (params != NULL && !cJSON_IsObject(params)) {
+    snprintf(msg, msglen, "params must be an object (by name)");
+    return false;
+  }
+  for (const cJSON *it = params ? params->child : NULL; it; it = it->next) {
+    size_t k = 0;
+    while (k < PARAMS_MAX && m->params[k].name && strcmp(m->params[k].name, it->string) != 0) k++;
+    if (k == PARAMS_MAX || m->params[k].name == NULL) {
+      snprintf(msg, msglen, "unknown param `%.40s` for %s", it->string, m->name);
+      return false;
+    }
+    if (!param_value(&m->params[k], it, &v[k])) {
+      snprintf(msg, msglen, "param `%s` has the wrong type or range", m->params[k].name);
+      return false;
+    }
+  }
+  for (size_t k = 0; k < PARAMS_MAX && m->params[k].name; k++) {
+    if (m->params[k].required && !v[k].present) {
+      snprintf(msg, msglen, "missing param `%s`", m->params[k].name);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- request elements ---- */
+
+static void elem_answer_error(tr_elem_t *e, int code, const char *msg) {
+  if (e->notification) return;
+  e->response = tr_rpc_error_text(e->id, code, msg, NULL);
+}
+
+/* Reads envelope members; returns false with an error answered when invalid. */
+static bool elem_envelope(tr_elem_t *e, const cJSON *req, const cJSON **method, const cJSON **params) {
+  if (!cJSON_IsObject(req)) {
+    e->response = tr_rpc_error_text(NULL, TR_RPC_INVALID_REQUEST, "invalid request: not an object", NULL);
+    return false;
+  }
+  const cJSON *jsonrpc = NULL, *id = NULL;
+  bool has_id = false, extra = false;
+  *method = *params = NULL;
+  for (const cJSON *it = req->child; it; it = it->next) {
+    if (strcmp(it->string, "jsonrpc") == 0) jsonrpc = it;
+    else if (strcmp(it->string, "method") == 0) *method = it;
+    else if (strcmp(it->string, "params") == 0) *params = it;
+    else if (strcmp(it->string, "id") == 0) { id = it; has_id = true; }
+    else extra = true;
+  }
+  bool id_ok = !has_id || cJSON_IsString(id) || cJSON_IsNumber(id) || cJSON_IsNull(id);
+  if (id_ok && has_id) e->id = cJSON_Duplicate(id, 1);
+  e->notification = !has_id;
+  bool ok = id_ok && !extra && cJSON_IsString(jsonrpc) && strcmp(jsonrpc->valuestring, "2.0") == 0 &&
+            cJSON_IsString(*method) && (*params == NULL || cJSON_IsObject(*params) || cJSON_IsArray(*params));
+  if (!ok) {
+    /* An invalid request is answered even without an id (spec §5: id null). */
+    e->notification = false;
+    if (!id_ok) {
+      cJSON_Delete(e->id);
+      e->id = NULL;
+    }
+    e->response = tr_rpc_error_text(e->id, TR_RPC_INVALID_REQUEST, "invalid request", NULL);
+    return false;
+  }
+  return true;
+}
+
+static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *params) {
+  call_t c = {.w = w, .d = w->pool->ctx, .job = job, .elem = e};
+  char msg[160];
+  int code = 0;
+  cJSON *result = NULL;
+  const method_t *m = e->method;
+  if (!params_check(m, params, c.v, msg, sizeof msg)) {
+    elem_answer_error(e, TR_RPC_INVALID_PARAMS, msg);
+    return;
+  }
+  int rc = m->handler(&c, &result, &code, msg, sizeof msg);
+  if (rc == 1) return; /* the handler answered, or handed the element on */
+  if (rc != 0) {
+    elem_answer_error(e, code, msg);
+    return;
+  }
+  if (e->notification) cJSON_Delete(result);
+  else e->response = tr_rpc_result_text(e->id, result);
+}
+
+/* Phase 0: one element of the request. `after_submit`: a tx.submit earlier in
+ * this batch is waiting, so a query must wait for it (batches run in order). */
+static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, bool after_submit) {
+  const cJSON *method = NULL, *params = NULL;
+  if (!elem_envelope(e, req, &method, &params)) return;
+  e->method = method_find(method->valuestring);
+  if (e->method == NULL) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "method not found: %.60s", method->valuestring);
+    elem_answer_error(e, TR_RPC_METHOD_NOT_FOUND, msg);
+    return;
+  }
+  if (after_submit && !(e->method->flags & M_SUBMIT)) {
+    e->params = params ? cJSON_Duplicate(params, 1) : NULL;
+    e->state = TR_ELEM_DEFERRED;
+    return;
+  }
+  elem_run(w, job, e, params);
+}
+
+static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
+  tr_json_error_t jerr;
+  if (tr_json_check(job->line, job->len, TR_JSON_ANY_VALUE, &jerr) != 0) {
+    job->elems = calloc(1, sizeof *job->elems);
+    if (job->elems == NULL) return;
+    job->n_elems = 1;
+    char msg[160];
+    snprintf(msg, sizeof msg, "parse error at byte %zu: %s", jerr.offset, jerr.message);
+    job->elems[0].response = tr_rpc_error_text(NULL, TR_RPC_PARSE_ERROR, msg, NULL);
+    return;
+  }
+  cJSON *root = cJSON_ParseWithLength(job->line, job->len);
+  size_t n = 1;
+  job->batch = cJSON_IsArray(root);
+  if (job->batch) n = (size_t)cJSON_GetArraySize(root);
+  bool bad_batch = job->batch && (n == 0 || n > TR_RPC_BATCH_MAX);
+  job->elems = calloc(bad_batch ? 1 : n, sizeof *job->elems);
+  if (job->elems == NULL) {
+    cJSON_Delete(root);
+    return;
+  }
+  if (root == NULL || bad_batch) {
+    job->batch = false;
+    job->n_elems = 1;
+    job->elems[0].response = tr_rpc_error_text(NULL, root ? TR_RPC_INVALID_REQUEST : TR_RPC_PARSE_ERROR,
+        root ? (n == 0 ? "invalid request: empty batch" : "invalid request: batch over 100 elements") :
+               "parse error", NULL);
+    cJSON_Delete(root);
+    return;
+  }
+  job->n_elems = n;
+  bool waiting = false;
+  const cJSON *req = job->batch ? root->child : root;
+  for (size_t i = 0; i < n; i++, req = req->next) {
+    elem_first_pass(w, job, &job->elems[i], req, waiting);
+    if (job->elems[i].state == TR_ELEM_AWAIT_SEQ) waiting = true;
+  }
+  cJSON_Delete(root);
+}
+
+static void job_run_deferred(tr_worker_t *w, tr_job_t *job) {
+  for (size_t i = 0; i < job->n_elems; i++) {
+    tr_elem_t *e = &job->elems[i];
+    if (e->state != TR_ELEM_DEFERRED) continue;
+    e->state = TR_ELEM_ANSWERED;
+    elem_run(w, job, e, e->params);
+    cJSON_Delete(e->params);
+    e->params = NULL;
+  }
+}
+
+void tr_rpc_work(tr_worker_t *w, tr_job_t *job) {
+  if (job->phase == 0) job_parse_and_run(w, job);
+  else job_run_deferred(w, job);
+}

@@ -1,0 +1,278 @@
+/* sequencer.c — ordered application and group commit on a thread of its own,
+ * so fsync never stalls the event loop. */
+#include "sequencer.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pool.h"
+#include "tr_err.h"
+#include "tr_limits.h"
+#include "tr_merkle.h"
+#include "tr_node.h"
+#include "tr_query.h"
+
+/* ---- checkpoints ---- */
+
+/* Adds a checkpoint row for the current head inside the open transaction
+ * when one is due.  *note_out gets the note for the file once committed. */
+static int checkpoint_if_due(tr_sequencer_t *seq, uint64_t now_ms, char **note_out, uint64_t *size_out) {
+  uint64_t size = 0;
+  int rc = tr_store_head(seq->writer, &size, NULL, NULL);
+  if (rc != 0 || size <= seq->cp_size || now_ms < seq->cp_time_ms + TR_CHECKPOINT_INTERVAL_MS) return rc;
+  uint8_t root[32];
+  char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
+  size_t note_len = 0;
+  rc = tr_store_merkle_root(seq->writer, size, root);
+  if (rc == 0) rc = tr_checkpoint_sign(seq->ledger.chain, size, root, seq->node_sk, note, sizeof note, &note_len);
+  if (rc == 0) rc = tr_store_checkpoint_put(seq->writer, size, root, now_ms, note);
+  if (rc == 0) {
+    *note_out = strdup(note);
+    *size_out = size;
+    if (*note_out == NULL) rc = TR_ENOMEM;
+  }
+  return rc;
+}
+
+/* After the commit: the file outside the database that a restored old
+ * database cannot match. */
+static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size, uint64_t now_ms) {
+  if (note == NULL) return;
+  if (tr_file_replace(seq->checkpoint_path, note, strlen(note)) != 0)
+    log_error("seq", "cannot write %s; the database copy of checkpoint %llu is durable", seq->checkpoint_path,
+              (unsigned long long)size);
+  seq->cp_size = size;
+  seq->cp_time_ms = now_ms;
+  atomic_fetch_add(&seq->stats.checkpoints, 1);
+  free(note);
+}
+
+/* ---- batches ---- */
+
+static char *receipt_text(const tr_elem_t *e, const tr_receipt_t *r) {
+  cJSON *result = tr_query_receipt_json(r->seq, r->time, r->txid, r->hash, r->duplicate, r->effects_json);
+  return result ? tr_rpc_result_text(e->id, result) : NULL;
+}
+
+/* Applies each tx in order inside the open transaction.  Returns 0, or a
+ * storage error after which the whole batch must be rolled back. */
+static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms) {
+  for (size_t i = 0; i < b->n; i++) {
+    tr_elem_t *e = b->items[i].elem;
+    tr_receipt_t receipt;
+    tr_refusal_t refusal = {0};
+    int rc = tr_ledger_apply(&seq->ledger, e->tx, e->tx_bytes, e->tx_len, e->sig, clock_ms, &receipt, &refusal);
+    if (rc == 0) {
+      e->response = receipt_text(e, &receipt);
+      tr_receipt_clear(&receipt);
+      if (!receipt.duplicate) atomic_fetch_add(&seq->stats.committed_txs, 1);
+    } else if (tr_err_is_refusal(rc)) {
+      e->response = tr_rpc_refusal_text(e->id, rc, refusal.detail);
+      atomic_fetch_add(&seq->stats.refused_txs, 1);
+    } else {
+      log_error("seq", "storage error applying a tx: %s (%s)", tr_strerror(rc), tr_store_errmsg(seq->writer));
+      return rc;
+    }
+  }
+  return 0;
+}
+
+static void batch_fail(tr_seq_batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    tr_elem_t *e = b->items[i].elem;
+    free(e->response);
+    e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, "storage error: the tx was not recorded", NULL);
+  }
+}
+
+static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+  uint64_t clock_ms = tr_now_ms(), t0 = tr_clock_ns();
+  char *note = NULL;
+  uint64_t cp_size = 0;
+  int rc = tr_store_begin(seq->writer);
+  if (rc == 0) rc = batch_apply(seq, b, clock_ms);
+  if (rc == 0) rc = checkpoint_if_due(seq, clock_ms, &note, &cp_size);
+  uint64_t t1 = tr_clock_ns();
+  if (rc == 0) rc = tr_store_commit(seq->writer); /* fsync: after this, receipts may go out */
+  if (rc != 0) {
+    log_error("seq", "group commit of %zu txs failed: %s", b->n, tr_store_errmsg(seq->writer));
+    tr_store_rollback(seq->writer);
+    atomic_fetch_add(&seq->stats.storage_errors, 1);
+    batch_fail(b);
+    free(note);
+    note = NULL;
+  }
+  atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
+  atomic_fetch_add(&seq->stats.commit_ns, tr_clock_ns() - t1);
+  checkpoint_published(seq, note, cp_size, clock_ms);
+  uint64_t size = 0;
+  if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.size, size);
+}
+
+/* Takes up to TR_COMMIT_BATCH_MAX ready items; NULL when none. Lock held. */
+static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
+  size_t n = seq->count < TR_COMMIT_BATCH_MAX ? seq->count : TR_COMMIT_BATCH_MAX;
+  if (n == 0) return NULL;
+  tr_seq_batch_t *b = malloc(sizeof *b + n * sizeof b->items[0]);
+  if (b == NULL) return NULL;
+  b->n = n;
+  for (size_t i = 0; i < n; i++) {
+    b->items[i] = seq->ring[seq->head];
+    seq->head = (seq->head + 1) % seq->cap;
+  }
+  seq->count -= n;
+  return b;
+}
+
+static void idle_checkpoint(tr_sequencer_t *seq) {
+  uint64_t now = tr_now_ms(), size = 0;
+  char *note = NULL;
+  if (tr_store_head(seq->writer, &size, NULL, NULL) != 0 || size <= seq->cp_size) return;
+  if (now < seq->cp_time_ms + TR_CHECKPOINT_INTERVAL_MS) return;
+  int rc = tr_store_begin(seq->writer);
+  if (rc == 0) rc = checkpoint_if_due(seq, now, &note, &size);
+  if (rc == 0) rc = tr_store_commit(seq->writer);
+  if (rc != 0) {
+    tr_store_rollback(seq->writer);
+    free(note);
+    log_error("seq", "cannot write checkpoint: %s", tr_store_errmsg(seq->writer));
+    return;
+  }
+  checkpoint_published(seq, note, size, now);
+}
+
+static void sequencer_main(void *arg) {
+  tr_sequencer_t *seq = arg;
+  for (;;) {
+    uv_mutex_lock(&seq->mu);
+    if (seq->count == 0 && !seq->stopping)
+      uv_cond_timedwait(&seq->cond, &seq->mu, (uint64_t)TR_CHECKPOINT_INTERVAL_MS * 1000000u / 4);
+    bool stop = seq->stopping && seq->count == 0;
+    tr_seq_batch_t *b = batch_form(seq);
+    uv_mutex_unlock(&seq->mu);
+    if (b) {
+      batch_commit(seq, b);
+      atomic_fetch_add(&seq->stats.batches, 1);
+      atomic_store(&seq->stats.last_batch, b->n);
+      if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
+      if (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) log_error("seq", "out of memory posting receipts");
+    } else {
+      idle_checkpoint(seq);
+    }
+    if (stop) break;
+  }
+  seq->cp_time_ms = 0; /* a final checkpoint of everything committed */
+  idle_checkpoint(seq);
+}
+
+/* ---- start and stop ---- */
+
+/* The journal must extend the checkpoint last published outside the database. */
+static int check_against_checkpoint_file(tr_sequencer_t *seq, char *err, size_t errlen) {
+  char *note = NULL, vkey_text[TR_NOTE_VKEY_BUF_BYTES];
+  size_t len = 0;
+  int rc = tr_file_read(seq->checkpoint_path, TR_NOTE_BYTES_MAX, &note, &len);
+  if (rc == TR_ENOT_FOUND) return 0;
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot read %s", seq->checkpoint_path);
+    return rc;
+  }
+  tr_note_vkey_t vkey;
+  tr_checkpoint_t cp;
+  rc = tr_note_vkey_format(seq->ledger.chain, seq->ledger.node_key.b, vkey_text, sizeof vkey_text);
+  if (rc == 0) rc = tr_note_vkey_parse(vkey_text, strlen(vkey_text), &vkey);
+  if (rc == 0) rc = tr_checkpoint_open(note, len, &vkey, &cp);
+  free(note);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s is not a checkpoint signed by this node's key", seq->checkpoint_path);
+    return TR_ECORRUPT;
+  }
+  uint64_t size = 0;
+  uint8_t root[32];
+  rc = tr_store_head(seq->writer, &size, NULL, NULL);
+  if (rc == 0 && size < cp.size) {
+    snprintf(err, errlen, "the journal has %llu entries but checkpoint %s covers %llu: this looks like an old "
+             "backup; refusing to fork the log", (unsigned long long)size, seq->checkpoint_path,
+             (unsigned long long)cp.size);
+    return TR_ECORRUPT;
+  }
+  if (rc == 0) rc = tr_store_merkle_root(seq->writer, cp.size, root);
+  if (rc == 0 && memcmp(root, cp.root, 32) != 0) {
+    snprintf(err, errlen, "the journal does not extend checkpoint %s (root at size %llu differs): refusing to start",
+             seq->checkpoint_path, (unsigned long long)cp.size);
+    return TR_ECORRUPT;
+  }
+  seq->cp_size = cp.size;
+  return rc;
+}
+
+int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], tr_mailbox_t *done,
+                       char *err, size_t errlen) {
+  char db[TR_PATH_MAX];
+  memset(seq, 0, sizeof *seq);
+  seq->done = done;
+  memcpy(seq->node_sk, node_sk, 64);
+  seq->cap = TR_SEQ_QUEUE_MAX;
+  seq->ring = calloc(seq->cap, sizeof *seq->ring);
+  if (seq->ring == NULL || uv_mutex_init(&seq->mu) != 0 || uv_cond_init(&seq->cond) != 0) return TR_ENOMEM;
+  int rc = tr_path_join(db, sizeof db, datadir, TR_DB_FILE);
+  if (rc == 0) rc = tr_path_join(seq->checkpoint_path, sizeof seq->checkpoint_path, datadir, TR_CHECKPOINT_FILE);
+  if (rc == 0) rc = tr_store_open(db, 0, &seq->writer, err, errlen);
+  if (rc == 0 && (rc = tr_ledger_load(&seq->ledger, seq->writer)) != 0)
+    snprintf(err, errlen, "%s has no genesis: run tranchectl init", db);
+  if (rc == 0 && memcmp(seq->ledger.node_key.b, node_sk + 32, 32) != 0) {
+    snprintf(err, errlen, "node.key does not match the node key of the genesis entry");
+    rc = TR_ECORRUPT;
+  }
+  if (rc == 0) rc = check_against_checkpoint_file(seq, err, errlen);
+  uint64_t size = 0;
+  if (rc == 0) rc = tr_store_head(seq->writer, &size, NULL, NULL);
+  atomic_store(&seq->stats.size, size);
+  if (rc == 0 && uv_thread_create(&seq->thread, sequencer_main, seq) != 0) rc = TR_EIO;
+  if (rc != 0) {
+    tr_store_close(seq->writer);
+    seq->writer = NULL;
+    return rc;
+  }
+  seq->started = true;
+  return 0;
+}
+
+int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem) {
+  uv_mutex_lock(&seq->mu);
+  if (seq->count == seq->cap || seq->stopping) {
+    uv_mutex_unlock(&seq->mu);
+    return -1;
+  }
+  seq->ring[(seq->head + seq->count) % seq->cap] = (tr_seq_item_t){job, elem};
+  seq->count++;
+  uv_cond_signal(&seq->cond);
+  uv_mutex_unlock(&seq->mu);
+  return 0;
+}
+
+size_t tr_sequencer_depth(tr_sequencer_t *seq) {
+  uv_mutex_lock(&seq->mu);
+  size_t n = seq->count;
+  uv_mutex_unlock(&seq->mu);
+  return n;
+}
+
+void tr_sequencer_stop(tr_sequencer_t *seq) {
+  if (seq->started) {
+    uv_mutex_lock(&seq->mu);
+    seq->stopping = true;
+    uv_cond_signal(&seq->cond);
+    uv_mutex_unlock(&seq->mu);
+    uv_thread_join(&seq->thread);
+    seq->started = false;
+  }
+  tr_store_close(seq->writer);
+  seq->writer = NULL;
+  sodium_memzero(seq->node_sk, sizeof seq->node_sk);
+  free(seq->ring);
+  seq->ring = NULL;
+}

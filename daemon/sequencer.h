@@ -1,0 +1,70 @@
+/* sequencer.h — the one writer: applies verified txs in arrival order and
+ * appends them in group commits.
+ *
+ * The loop pushes (job, element) pairs in ticket order.  The sequencer
+ * thread takes everything ready (up to TR_COMMIT_BATCH_MAX), forms a batch,
+ * applies §4 steps 4–8 to each tx in one SQLite transaction, publishes a
+ * checkpoint in the same transaction when one is due, commits (one fsync for
+ * the whole batch), and only then hands the receipts to the loop.
+ *
+ * Replication seam: a batch is self-contained — its txs in order and the
+ * clock reading that fixes every entry's time — and applying it is
+ * deterministic.  A Raft layer (C-Raft) would replicate that batch between
+ * `batch_form` and `batch_apply` below, and apply it on every node.
+ */
+#ifndef TR_SEQUENCER_H
+#define TR_SEQUENCER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "job.h"
+#include "mailbox.h"
+#include "tr_ledger.h"
+#include "tr_note.h"
+#include "tr_store.h"
+
+typedef struct {
+  tr_job_t *job;
+  tr_elem_t *elem;
+} tr_seq_item_t;
+
+typedef struct {
+  size_t n;
+  tr_seq_item_t items[];
+} tr_seq_batch_t;
+
+typedef struct {
+  atomic_ullong committed_txs, refused_txs, batches, batch_max, last_batch;
+  atomic_ullong apply_ns, commit_ns, size, checkpoints, storage_errors;
+} tr_seq_stats_t;
+
+typedef struct tr_sequencer {
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  tr_seq_item_t *ring;
+  size_t cap, head, count;
+  bool stopping;
+  uv_thread_t thread;
+  bool started;
+  tr_store_t *writer;
+  tr_ledger_t ledger;
+  uint8_t node_sk[64];
+  char checkpoint_path[4096];
+  tr_mailbox_t *done;
+  uint64_t cp_size, cp_time_ms;
+  tr_seq_stats_t stats;
+} tr_sequencer_t;
+
+/* Opens the writer, checks the journal against the last checkpoint (refusing
+ * a journal that does not extend it), and starts the thread. */
+int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64],
+                       tr_mailbox_t *done, char *err, size_t errlen);
+/* Loop thread. Returns 0, or -1 when the queue is full (answer -32002). */
+int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem);
+size_t tr_sequencer_depth(tr_sequencer_t *seq);
+/* Commits everything queued, writes a final checkpoint, joins, closes. */
+void tr_sequencer_stop(tr_sequencer_t *seq);
+
+#endif

@@ -1,0 +1,462 @@
+/* server.c — the loop thread: TCP connections, line framing, tickets, the
+ * reorder buffer in front of the sequencer, and in-order responses.
+ *
+ * Bounds: TR_RPC_CONNECTIONS_MAX connections; per connection at most
+ * TR_RPC_INFLIGHT_MAX unanswered lines (then we stop reading it) and
+ * TR_RPC_OUT_BYTES_MAX unwritten response bytes (a client that never reads
+ * stops being read); all connections together TR_INFLIGHT_BYTES_MAX request
+ * bytes in flight.  Nothing is dropped: TCP backpressure does the waiting.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "tr_err.h"
+#include "tr_limits.h"
+
+#define READ_CHUNK_BYTES (64 * 1024)
+
+typedef struct tr_conn {
+  uv_tcp_t tcp;
+  uv_timer_t idle;
+  tr_daemon_t *d;
+  struct tr_conn *next, *prev;
+  char *buf;                    /* bytes of the line being received */
+  size_t len, cap;
+  tr_job_t *q_head, *q_tail;    /* jobs in request order, until written */
+  size_t inflight;              /* lines not yet answered */
+  size_t jobs_alive;            /* jobs that still point here */
+  size_t out_bytes;             /* response bytes handed to uv_write, not yet written */
+  size_t writes_pending;
+  bool reading, closing, eof, handles_closed;
+  int open_handles;
+} tr_conn_t;
+
+static void conn_maybe_read(tr_conn_t *c);
+static void conn_process_buffer(tr_conn_t *c);
+static void conn_close(tr_conn_t *c);
+
+/* ---- lifetime ---- */
+
+static void conn_free_if_done(tr_conn_t *c) {
+  if (!c->handles_closed || c->open_handles > 0 || c->jobs_alive > 0 || c->writes_pending > 0) return;
+  free(c->buf);
+  free(c);
+}
+
+static void conn_handle_closed_cb(uv_handle_t *h) {
+  tr_conn_t *c = h->data;
+  c->open_handles--;
+  conn_free_if_done(c);
+}
+
+/* On a closing connection: frees every finished job; those still in workers
+ * or the sequencer come back through the mailbox and are reaped then. */
+static void conn_reap(tr_conn_t *c) {
+  tr_job_t **p = &c->q_head, *prev = NULL;
+  while (*p) {
+    tr_job_t *j = *p;
+    if (!j->complete) {
+      prev = j;
+      p = &j->conn_next;
+      continue;
+    }
+    *p = j->conn_next;
+    atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
+    tr_job_free(j);
+    c->jobs_alive--;
+  }
+  c->q_tail = prev;
+}
+
+static void conn_close(tr_conn_t *c) {
+  if (c->closing) return;
+  tr_daemon_t *d = c->d;
+  c->closing = true;
+  c->reading = false;
+  if (c->prev) c->prev->next = c->next;
+  else d->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  atomic_fetch_sub(&d->stats.connections_open, 1);
+  conn_reap(c);
+  c->handles_closed = true;
+  uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
+  uv_close((uv_handle_t *)&c->idle, conn_handle_closed_cb);
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+  uv_write_t req;
+  tr_conn_t *conn;
+  tr_job_t *job;
+} write_t;
+
+static void shutdown_progress(tr_daemon_t *d);
+
+static void conn_write_cb(uv_write_t *req, int status) {
+  write_t *w = req->data;
+  tr_conn_t *c = w->conn;
+  c->out_bytes -= w->job->response_len;
+  c->writes_pending--;
+  atomic_fetch_sub(&c->d->stats.inflight_bytes, w->job->len);
+  tr_job_free(w->job);
+  c->jobs_alive--;
+  free(w);
+  if (status != 0 && !c->closing) conn_close(c);
+  if (c->closing) {
+    conn_free_if_done(c);
+    return;
+  }
+  conn_maybe_read(c);
+  shutdown_progress(c->d);
+}
+
+/* Writes every finished response at the head of the queue, in order. */
+static void conn_flush(tr_conn_t *c) {
+  while (c->q_head && c->q_head->complete) {
+    tr_job_t *j = c->q_head;
+    c->q_head = j->conn_next;
+    if (c->q_head == NULL) c->q_tail = NULL;
+    c->inflight--;
+    if (c->closing || j->response == NULL) {
+      atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
+      tr_job_free(j);
+      c->jobs_alive--;
+      continue;
+    }
+    write_t *w = malloc(sizeof *w);
+    uv_buf_t buf = uv_buf_init(j->response, (unsigned)j->response_len);
+    if (w == NULL) {
+      conn_close(c);
+      return;
+    }
+    w->conn = c;
+    w->job = j;
+    w->req.data = w;
+    c->out_bytes += j->response_len;
+    c->writes_pending++;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb) != 0) {
+      c->out_bytes -= j->response_len;
+      c->writes_pending--;
+      free(w);
+      atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
+      tr_job_free(j);
+      c->jobs_alive--;
+      conn_close(c);
+      return;
+    }
+  }
+  if (c->eof && c->inflight == 0 && !c->closing && c->writes_pending == 0) conn_close(c);
+}
+
+/* ---- jobs coming back ---- */
+
+static void job_finish(tr_daemon_t *d, tr_job_t *job) {
+  if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
+  d->jobs_in_flight--;
+  tr_conn_t *c = job->conn;
+  if (c->closing) {
+    conn_reap(c); /* nobody to answer */
+    conn_free_if_done(c);
+  } else {
+    conn_flush(c);
+    conn_maybe_read(c);
+  }
+  shutdown_progress(d);
+}
+
+static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
+  if (tr_job_has_deferred(job)) {
+    job->phase = 1;
+    tr_pool_push(&d->pool, job);
+  } else {
+    job_finish(d, job);
+  }
+}
+
+/* In ticket order: hand verified txs to the sequencer. */
+static void job_forward(tr_daemon_t *d, tr_job_t *job) {
+  for (size_t i = 0; i < job->n_elems; i++) {
+    tr_elem_t *e = &job->elems[i];
+    if (e->state != TR_ELEM_AWAIT_SEQ) continue;
+    if (tr_sequencer_push(&d->seq, job, e) == 0) {
+      job->awaiting++;
+    } else {
+      e->state = TR_ELEM_ANSWERED;
+      e->response = tr_rpc_error_text(e->id, TR_RPC_OVERLOADED, "overloaded: sequencer queue full, retry later", NULL);
+      atomic_fetch_add(&d->stats.overloaded, 1);
+    }
+  }
+  if (job->awaiting == 0) job_after_sequencer(d, job);
+}
+
+static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
+  if (job->phase == 1) {
+    job_finish(d, job);
+    return;
+  }
+  d->reorder[job->ticket % TR_REORDER_SLOTS] = job;
+  for (;;) {
+    tr_job_t **slot = &d->reorder[d->next_forward % TR_REORDER_SLOTS];
+    if (*slot == NULL || (*slot)->ticket != d->next_forward) break;
+    tr_job_t *next = *slot;
+    *slot = NULL;
+    d->next_forward++;
+    job_forward(d, next);
+  }
+}
+
+static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    tr_job_t *job = b->items[i].job;
+    b->items[i].elem->state = TR_ELEM_ANSWERED;
+    if (--job->awaiting == 0) job_after_sequencer(d, job);
+  }
+  free(b);
+}
+
+void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg) {
+  tr_daemon_t *d = box->data;
+  if (msg->kind == TR_MSG_JOB_DONE) on_job_done(d, msg->payload);
+  else if (msg->kind == TR_MSG_SEQ_DONE) on_seq_done(d, msg->payload);
+  free(msg);
+}
+
+/* ---- reading and framing ---- */
+
+static void conn_enqueue(tr_conn_t *c, tr_job_t *job) {
+  job->conn_next = NULL;
+  if (c->q_tail) c->q_tail->conn_next = job;
+  else c->q_head = job;
+  c->q_tail = job;
+  c->inflight++;
+  c->jobs_alive++;
+}
+
+/* A line over the limit: one -32600 with id null, then the connection closes. */
+static void conn_line_too_long(tr_conn_t *c) {
+  tr_job_t *job = tr_job_new(c, "", 0, 0);
+  atomic_fetch_add(&c->d->stats.line_too_long, 1);
+  if (job == NULL) {
+    conn_close(c);
+    return;
+  }
+  job->response = tr_rpc_error_text(NULL, TR_RPC_INVALID_REQUEST, "invalid request: line over the 1 MiB limit", NULL);
+  job->response_len = job->response ? strlen(job->response) : 0;
+  if (job->response) {
+    char *r = realloc(job->response, job->response_len + 2);
+    if (r) {
+      job->response = r;
+      r[job->response_len++] = '\n';
+      r[job->response_len] = '\0';
+    }
+  }
+  job->complete = true;
+  conn_enqueue(c, job);
+  c->eof = true; /* read nothing more; close once answered */
+  c->len = 0;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+  conn_flush(c);
+}
+
+static void conn_submit_line(tr_conn_t *c, const char *line, size_t len) {
+  tr_daemon_t *d = c->d;
+  tr_job_t *job = tr_job_new(c, line, len, d->next_ticket);
+  if (job == NULL) {
+    log_error("net", "out of memory: closing a connection");
+    conn_close(c);
+    return;
+  }
+  d->next_ticket++;
+  job->shed = tr_pool_depth(&d->pool) >= TR_INTAKE_JOBS_MAX || d->stopping;
+  if (job->shed) atomic_fetch_add(&d->stats.overloaded, 1);
+  job->started_ns = tr_clock_ns();
+  atomic_fetch_add(&d->stats.lines, 1);
+  atomic_fetch_add(&d->stats.inflight_bytes, len);
+  conn_enqueue(c, job);
+  d->jobs_in_flight++;
+  tr_pool_push(&d->pool, job);
+}
+
+static bool conn_may_take_line(tr_conn_t *c) {
+  return !c->closing && c->inflight < TR_RPC_INFLIGHT_MAX && c->out_bytes < TR_RPC_OUT_BYTES_MAX &&
+         atomic_load(&c->d->stats.inflight_bytes) < TR_INFLIGHT_BYTES_MAX;
+}
+
+/* Takes complete lines from the buffer while the connection's bounds allow. */
+static void conn_process_buffer(tr_conn_t *c) {
+  size_t start = 0;
+  while (conn_may_take_line(c)) {
+    char *nl = memchr(c->buf + start, '\n', c->len - start);
+    if (nl == NULL) break;
+    size_t len = (size_t)(nl - (c->buf + start));
+    if (len > TR_RPC_LINE_BYTES_MAX) {
+      conn_line_too_long(c);
+      return;
+    }
+    conn_submit_line(c, c->buf + start, len);
+    start += len + 1;
+  }
+  if (start > 0) {
+    memmove(c->buf, c->buf + start, c->len - start);
+    c->len -= start;
+  }
+  if (c->len > TR_RPC_LINE_BYTES_MAX && memchr(c->buf, '\n', c->len) == NULL) conn_line_too_long(c);
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  tr_conn_t *c = h->data;
+  if (c->cap - c->len < READ_CHUNK_BYTES) {
+    size_t cap = c->cap ? c->cap * 2 : READ_CHUNK_BYTES * 2;
+    while (cap - c->len < READ_CHUNK_BYTES) cap *= 2;
+    char *b = realloc(c->buf, cap);
+    if (b == NULL) {
+      *buf = uv_buf_init(NULL, 0);
+      return;
+    }
+    c->buf = b;
+    c->cap = cap;
+  }
+  *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  tr_conn_t *c = s->data;
+  if (nread < 0) {
+    uv_read_stop(s);
+    c->reading = false;
+    c->eof = true; /* half-closed: answer what was asked, then close */
+    if (nread != UV_EOF) {
+      conn_close(c);
+      return;
+    }
+    conn_flush(c);
+    return;
+  }
+  c->len += (size_t)nread;
+  uv_timer_again(&c->idle);
+  conn_process_buffer(c);
+  conn_maybe_read(c);
+}
+
+static void conn_maybe_read(tr_conn_t *c) {
+  if (c->closing || c->eof) return;
+  if (c->len > 0) conn_process_buffer(c);
+  if (c->closing || c->eof) return;
+  bool want = conn_may_take_line(c) && !c->d->stopping;
+  if (want && !c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0) c->reading = true;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
+static void conn_idle_cb(uv_timer_t *t) {
+  tr_conn_t *c = t->data;
+  if (c->inflight == 0 && c->writes_pending == 0) {
+    log_debug("net", "closing an idle connection");
+    conn_close(c);
+  }
+}
+
+/* ---- accepting ---- */
+
+static void refuse_close_cb(uv_handle_t *h) { free(h); }
+
+static void on_connection(uv_stream_t *server, int status) {
+  tr_daemon_t *d = server->data;
+  if (status != 0 || d->stopping) return;
+  if (atomic_load(&d->stats.connections_open) >= TR_RPC_CONNECTIONS_MAX) {
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (t && uv_tcp_init(d->loop, t) == 0 && uv_accept(server, (uv_stream_t *)t) == 0)
+      uv_close((uv_handle_t *)t, refuse_close_cb);
+    else free(t);
+    atomic_fetch_add(&d->stats.connections_refused, 1);
+    return;
+  }
+  tr_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return;
+  c->d = d;
+  if (uv_tcp_init(d->loop, &c->tcp) != 0) {
+    free(c);
+    return;
+  }
+  c->tcp.data = c;
+  c->open_handles = 1;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_timer_init(d->loop, &c->idle) != 0) {
+    c->handles_closed = true;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
+    return;
+  }
+  c->idle.data = c;
+  c->open_handles = 2;
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->next = d->conns;
+  if (d->conns) d->conns->prev = c;
+  d->conns = c;
+  atomic_fetch_add(&d->stats.connections_open, 1);
+  atomic_fetch_add(&d->stats.connections_accepted, 1);
+  uv_timer_start(&c->idle, conn_idle_cb, TR_RPC_IDLE_TIMEOUT_MS, TR_RPC_IDLE_TIMEOUT_MS);
+  conn_maybe_read(c);
+}
+
+int tr_server_start(tr_daemon_t *d, char *err, size_t errlen) {
+  char host[128];
+  int port;
+  struct sockaddr_storage addr;
+  if (tr_hostport_parse(d->config.listen, host, sizeof host, &port) != 0) {
+    snprintf(err, errlen, "bad listen address %s (want HOST:PORT)", d->config.listen);
+    return -1;
+  }
+  int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                             : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+  if (rc == 0) rc = uv_tcp_init(d->loop, &d->listener);
+  if (rc == 0) {
+    d->listener.data = d;
+    rc = uv_tcp_bind(&d->listener, (const struct sockaddr *)&addr, 0);
+  }
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&d->listener, 511, on_connection);
+  if (rc != 0) snprintf(err, errlen, "cannot listen on %s: %s", d->config.listen, uv_strerror(rc));
+  return rc;
+}
+
+/* ---- shutdown ---- */
+
+void tr_server_stop_accepting(tr_daemon_t *d) {
+  if (!uv_is_closing((uv_handle_t *)&d->listener)) uv_close((uv_handle_t *)&d->listener, NULL);
+  for (tr_conn_t *c = d->conns; c; c = c->next) {
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    c->eof = true;
+  }
+  tr_conn_t *c = d->conns;
+  while (c) {
+    tr_conn_t *next = c->next;
+    if (c->inflight == 0 && c->writes_pending == 0) conn_close(c);
+    c = next;
+  }
+}
+
+bool tr_server_idle(tr_daemon_t *d) {
+  if (d->jobs_in_flight > 0) return false;
+  for (tr_conn_t *c = d->conns; c; c = c->next)
+    if (c->writes_pending > 0) return false;
+  return true;
+}
+
+void tr_server_close_all(tr_daemon_t *d) {
+  while (d->conns) conn_close(d->conns);
+}
+
+/* main.c provides the last step. */
+void tr_daemon_finish_shutdown(tr_daemon_t *d);
+
+static void shutdown_progress(tr_daemon_t *d) {
+  if (d->stopping && tr_server_idle(d)) tr_daemon_finish_shutdown(d);
+}

@@ -1,0 +1,64 @@
+/* tr_node.h — a node's data directory: layout, key files, config, init.
+ *
+ * DIR/tranche.db     the SQLite journal and state (WAL mode)
+ * DIR/node.key       the node's Ed25519 seed, 64 lowercase hex + "\n", mode 0600
+ * DIR/tranche.conf   commented defaults, same keys as tranched's flags
+ * DIR/checkpoint     the latest signed checkpoint, outside the database, so a
+ *                    restored old database cannot silently fork the log
+ * DIR/control.sock   node control (backup, log level, shutdown), mode 0600
+ */
+#ifndef TR_NODE_H
+#define TR_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tr_tx.h"
+
+#define TR_DB_FILE "tranche.db"
+#define TR_NODE_KEY_FILE "node.key"
+#define TR_CONFIG_FILE "tranche.conf"
+#define TR_CHECKPOINT_FILE "checkpoint"
+#define TR_CONTROL_SOCKET "control.sock"
+#define TR_PATH_MAX 4096
+#define TR_DEFAULT_LISTEN "127.0.0.1:7707"
+
+/* Writes a new key file (fails if it exists), mode 0600, fsynced. */
+int tr_key_file_write(const char *path, const uint8_t seed[32]);
+/* Reads a key file: 64 lowercase hex + "\n". Fills the libsodium secret key
+ * (seed || pk) and the public key. Refuses group- or world-readable files
+ * when refuse_lax_mode is set. */
+int tr_key_file_read(const char *path, int refuse_lax_mode, uint8_t sk[64], tr_key_t *pk,
+                     char *err, size_t errlen);
+
+/* Joins dir and name into out. Returns 0 or TR_ELIMIT. */
+int tr_path_join(char *out, size_t outlen, const char *dir, const char *name);
+
+/* `tranchectl init`: creates DIR (0700; refuses an existing one), the
+ * database, node key, config and genesis entry with `admin` as the admin. */
+int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, char *err, size_t errlen);
+
+typedef struct {
+  char listen[128];       /* HOST:PORT */
+  unsigned workers;       /* 0 = number of cores */
+  char log_level[16];     /* error, warn, info, debug */
+  char rpc[128];          /* where tranchectl connects (defaults to listen) */
+} tr_config_t;
+
+void tr_config_defaults(tr_config_t *c);
+/* Reads `key = value` lines; '#' starts a comment. Unknown keys are errors.
+ * A missing file is not an error when optional is set. */
+int tr_config_load(const char *path, int optional, tr_config_t *c, char *err, size_t errlen);
+
+/* Writes `text` to path atomically (temp file, fsync, rename, fsync dir). */
+int tr_file_replace(const char *path, const char *text, size_t len);
+/* Reads a whole small file (≤ max bytes) into a NUL-terminated heap buffer. */
+int tr_file_read(const char *path, size_t max, char **out, size_t *len);
+
+/* Splits "HOST:PORT" ("[::1]:7707" too). */
+int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
+
+/* Milliseconds since the Unix epoch, UTC. */
+uint64_t tr_now_ms(void);
+
+#endif

@@ -1,0 +1,147 @@
+/* tr_store.h — the SQLite side of the ledger: schema, connections, the
+ * journal, Merkle nodes, checkpoints and derived-state rows.
+ *
+ * One writer connection (the sequencer's, or a CLI's) and any number of
+ * read-only connections, each used by one thread at a time.  The database
+ * runs in WAL mode with synchronous=FULL: a COMMIT returns only after the WAL
+ * is fsynced, so an acknowledged entry survives power loss, and readers see
+ * a consistent snapshot without ever waiting for the writer.
+ *
+ * All SQL of the project lives in this file and tr_query.c / tr_ledger.c;
+ * daemon/ and tools/ never run SQL directly.
+ */
+#ifndef TR_STORE_H
+#define TR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "tr_tx.h"
+
+typedef struct tr_store tr_store_t;
+
+enum {
+  TR_STORE_READONLY = 1,   /* a reader: no schema changes, no writes */
+  TR_STORE_CREATE = 2,     /* create the file and schema (init only) */
+  TR_STORE_MEMORY = 4,     /* a private in-memory database (replay, tests) */
+};
+
+/* Opens `path` (ignored with TR_STORE_MEMORY).  Applies pending schema
+ * migrations for writers; readers refuse a schema newer or older than ours.
+ * Returns 0 and *out, or a negative tr_err with a message in errbuf. */
+int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, size_t errlen);
+void tr_store_close(tr_store_t *s);
+sqlite3 *tr_store_db(tr_store_t *s);
+const char *tr_store_errmsg(tr_store_t *s);
+
+/* The current schema version (number of migrations). */
+int tr_store_schema_version(void);
+
+/* Transactions.  Writers use BEGIN IMMEDIATE; readers take a snapshot with
+ * tr_store_read_begin so multi-statement queries see one journal size. */
+int tr_store_begin(tr_store_t *s);
+int tr_store_commit(tr_store_t *s);
+int tr_store_rollback(tr_store_t *s);
+int tr_store_read_begin(tr_store_t *s);
+int tr_store_read_end(tr_store_t *s);
+int tr_store_savepoint(tr_store_t *s);
+int tr_store_savepoint_release(tr_store_t *s);
+int tr_store_savepoint_rollback(tr_store_t *s);
+
+/* Prepared statements are cached per connection by their SQL text pointer
+ * (a string literal), reset on fetch.  Never finalize the result. */
+sqlite3_stmt *tr_store_stmt(tr_store_t *s, const char *sql);
+
+/* ---- meta ---- */
+int tr_store_meta_put(tr_store_t *s, const char *key, const char *value);
+int tr_store_meta_get(tr_store_t *s, const char *key, char *out, size_t outlen);
+
+/* ---- journal ---- */
+typedef struct {
+  uint64_t seq, time;
+  uint8_t prev[TR_HASH_BYTES], hash[TR_HASH_BYTES], txid[TR_HASH_BYTES];
+  uint8_t sig[TR_SIG_BYTES];
+  tr_key_t signer;
+  char tx_id[TR_TX_ID_CHARS_MAX + 1];
+  char *tx;          /* heap copy, NUL-terminated; free with tr_entry_clear */
+  size_t tx_len;
+} tr_entry_t;
+
+void tr_entry_clear(tr_entry_t *e);
+
+#define TR_ENTRY_BYTES_LEN (16 + 8 + 8 + 32 + 32 + 64)
+/* entry_bytes of §3 and its hash = SHA-256(0x00 || entry_bytes). */
+void tr_entry_bytes(uint64_t seq, uint64_t time, const uint8_t prev[32], const uint8_t txid[32],
+                    const uint8_t sig[64], uint8_t out[TR_ENTRY_BYTES_LEN]);
+void tr_entry_hash(uint64_t seq, uint64_t time, const uint8_t prev[32], const uint8_t txid[32],
+                   const uint8_t sig[64], uint8_t out[32]);
+
+/* Head of the journal: size 0 with zero hash and time on an empty one. */
+int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time);
+
+/* Appends entry head+1 with the given time (the caller chose it >= head time):
+ * computes prev and hash, stores the row and the new Merkle nodes. */
+int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const uint8_t sig[64],
+                    const tr_key_t *signer, const char *tx_id, const char *tx, size_t tx_len,
+                    tr_entry_t *out /* seq, time, prev, hash filled; tx not copied */);
+
+/* Lookups; return TR_ENOT_FOUND when absent.  The *_seq variants fill only seq. */
+int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e);
+int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq);
+int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq);
+
+/* ---- Merkle ---- */
+int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]);
+int tr_store_merkle_root(tr_store_t *s, uint64_t size, uint8_t out[32]);
+
+/* ---- checkpoints ---- */
+int tr_store_checkpoint_put(tr_store_t *s, uint64_t size, const uint8_t root[32], uint64_t time,
+                            const char *note);
+/* Latest checkpoint; TR_ENOT_FOUND when none. note is a heap string the caller frees. */
+int tr_store_checkpoint_latest(tr_store_t *s, uint64_t *size, uint8_t root[32], char **note);
+
+/* ---- derived state ---- */
+typedef struct {
+  tr_key_t id;
+  unsigned roles;
+  char jurisdiction[3];
+  bool kyc, frozen;
+} tr_account_t;
+
+typedef struct {
+  char id[TR_ASSET_ID_CHARS_MAX + 1];
+  tr_key_t issuer;
+  char name[TR_TEXT_BYTES_MAX + 1];
+  tr_asset_kind_t kind;
+  char currency[4];
+  uint64_t principal, units, coupon_bps, risk_weight_pct;
+  char maturity[11];
+  char rating[TR_RATING_CHARS_MAX * 4 + 1];
+  tr_rules_t rules;
+  char *documents_json;     /* heap; "[]" when none */
+  tr_status_t status, paused_from;
+  uint64_t issued, holders, created_seq;
+} tr_asset_t;
+
+typedef struct { uint64_t units, frozen; } tr_holding_t;
+
+int tr_store_account_get(tr_store_t *s, const tr_key_t *id, tr_account_t *a);
+int tr_store_account_put(tr_store_t *s, const tr_account_t *a);
+int tr_store_asset_get(tr_store_t *s, const char *id, tr_asset_t *a);  /* a->documents_json must be freed: tr_asset_clear */
+int tr_store_asset_put(tr_store_t *s, const tr_asset_t *a);
+void tr_asset_clear(tr_asset_t *a);
+/* Missing holdings read as zero. Writing units 0 deletes the row. */
+int tr_store_holding_get(tr_store_t *s, const char *asset, const tr_key_t *account, tr_holding_t *h);
+int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h);
+int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq);
+int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json);
+int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json);
+
+/* Unicode-aware helpers shared by store and ledger. */
+int tr_jurisdictions_join(const tr_rules_t *r, char *out, size_t outlen);
+int tr_jurisdictions_split(const char *joined, tr_rules_t *r);
+
+#endif
