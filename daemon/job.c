@@ -1,6 +1,7 @@
 /* job.c — job lifetime and JSON-RPC response rendering. */
 #include "job.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,21 @@ int tr_job_render(tr_job_t *job) {
   return 0;
 }
 
+/* The request id echoed back: cJSON keeps numbers as doubles and prints
+ * 10^15 and up in exponent form, so integral ids are written as digits. */
+static cJSON *id_copy(const cJSON *id) {
+  if (id == NULL) return cJSON_CreateNull();
+  if (cJSON_IsNumber(id)) {
+    double v = id->valuedouble;
+    if (v == (double)(long long)v && v > -9.2e18 && v < 9.2e18) {
+      char digits[24];
+      snprintf(digits, sizeof digits, "%lld", (long long)v);
+      return cJSON_CreateRaw(digits);
+    }
+  }
+  return cJSON_Duplicate(id, 1);
+}
+
 static char *render(const cJSON *id, const char *member, cJSON *value) {
   cJSON *o = cJSON_CreateObject();
   if (o == NULL) {
@@ -83,7 +99,7 @@ static char *render(const cJSON *id, const char *member, cJSON *value) {
   }
   cJSON_AddStringToObject(o, "jsonrpc", "2.0");
   cJSON_AddItemToObject(o, member, value);
-  cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "id", id_copy(id));
   char *text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   return text;

@@ -8,11 +8,13 @@
  * and exits 0.  SIGHUP re-reads the log level from the config file.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "tr_err.h"
@@ -136,6 +138,12 @@ static void on_signal(uv_signal_t *s, int signum) {
   if (d->stopping) return;
   log_info("main", "%s: draining %zu requests, then stopping", signum == SIGINT ? "SIGINT" : "SIGTERM",
            d->jobs_in_flight);
+  tr_daemon_request_stop(d);
+}
+
+/* What SIGTERM does; also the control socket's `shutdown` (control.h). */
+void tr_daemon_request_stop(tr_daemon_t *d) {
+  if (d->stopping) return;
   d->stopping = true;
   tr_server_stop_accepting(d);
   uv_timer_start(&d->shutdown_timer, shutdown_timeout_cb, SHUTDOWN_GRACE_MS, 0);
@@ -149,6 +157,7 @@ void tr_daemon_finish_shutdown(tr_daemon_t *d) {
   if (done) return;
   done = true;
   tr_server_close_all(d);
+  tr_control_close(d);
   tr_pool_stop(&d->pool);
   tr_sequencer_stop(&d->seq); /* commits the queue (empty now) and a last checkpoint */
   uv_timer_stop(&d->shutdown_timer);
@@ -196,6 +205,7 @@ int main(int argc, char **argv) {
     log_error("main", "libsodium failed to initialise");
     return 1;
   }
+  signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error return, not a death */
   snprintf(d->datadir, sizeof d->datadir, "%s", args.datadir);
   d->started_ms = tr_now_ms();
   d->loop = uv_default_loop();
@@ -221,6 +231,7 @@ int main(int argc, char **argv) {
   tr_path_join(db, sizeof db, d->datadir, TR_DB_FILE);
   rc = tr_pool_start(&d->pool, d->workers, db, tr_rpc_work, &d->mailbox, d, err, sizeof err);
   if (rc == 0) rc = tr_server_start(d, err, sizeof err);
+  if (rc == 0) rc = tr_control_start(d, err, sizeof err);
   if (rc == 0) rc = start_signals(d);
   if (rc == 0) rc = uv_timer_init(d->loop, &d->shutdown_timer);
   if (rc != 0) {

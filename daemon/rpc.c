@@ -166,7 +166,7 @@ static int h_risk_exposure(call_t *c, cJSON **out, int *code, char *msg, size_t 
   QUERY(tr_query_risk_exposure(R(c), &k, out, &qe));
 }
 
-static void add_u64(cJSON *o, const char *name, uint64_t v) { cJSON_AddNumberToObject(o, name, (double)v); }
+static void add_u64(cJSON *o, const char *name, uint64_t v) { tr_query_add_u64(o, name, v); }
 
 static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
   (void)code; (void)msg; (void)msglen;

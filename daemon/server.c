@@ -109,7 +109,8 @@ static void conn_write_cb(uv_write_t *req, int status) {
     conn_free_if_done(c);
     return;
   }
-  conn_maybe_read(c);
+  if (c->eof && c->inflight == 0 && c->writes_pending == 0) conn_close(c); /* answered all it asked */
+  else conn_maybe_read(c);
   shutdown_progress(c->d);
 }
 

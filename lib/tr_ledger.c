@@ -3,7 +3,8 @@
  *
  * Shape: a tx is first *checked* (reads only, so tx.check can run it on a
  * read-only snapshot and collect every failing step-8 rule), then *applied*
- * (writes) inside a savepoint, so a refusal or an error leaves no trace.
+ * (writes) only once every check passed, so a refusal leaves no trace; a
+ * storage error mid-apply makes the caller roll back its transaction.
  */
 #include "tr_ledger.h"
 
@@ -311,11 +312,14 @@ static int check_transfer(rules_t *r) {
   if (!enough)
     FAIL8(r, TR_EINSUFFICIENT_UNITS, "available %llu units, transfer needs %llu",
           (unsigned long long)available, (unsigned long long)tx->units);
-  bool ends_at_zero = enough && h.units == tx->units;
+  /* §4: "[sender ends at 0]" and "the sender's remainder (held − units)" are
+   * about held units, not available ones, so tx.check still lists a failing
+   * remainder when frozen units make the transfer insufficient too. */
+  bool ends_at_zero = h.units == tx->units;
   int rc = check_receiver(r, tx->units, ends_at_zero, false);
   if (rc != 0 && !r->all) return rc;
   if (r->ioerr) return r->ioerr;
-  if (enough) {
+  if (h.units >= tx->units) {
     uint64_t rest = h.units - tx->units;
     if (rest != 0 && a->rules.min_units != 0 && rest < a->rules.min_units)
       FAIL8(r, TR_EMIN_UNITS, "sender would keep %llu units, minimum is %llu", (unsigned long long)rest,
@@ -479,27 +483,35 @@ static int cmp_change(const void *a, const void *b) {
   return c ? c : memcmp(x->account.b, y->account.b, 32);
 }
 
+/* Integers as plain decimal digits: cJSON prints a double of 10^15 or more
+ * that needs few digits as "1e+15", which §5 forbids in results. */
+static bool add_u64(cJSON *o, const char *name, uint64_t v) {
+  char digits[24];
+  snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+  return cJSON_AddRawToObject(o, name, digits) != NULL;
+}
+
+/* The receipt's effects as JSON text; NULL when out of memory. */
 static char *effects_render(effects_t *e, uint64_t seq) {
-  qsort(e->v, e->n, sizeof *e->v, cmp_change);
+  if (e->n > 1) qsort(e->v, e->n, sizeof *e->v, cmp_change); /* e->v is NULL when n = 0 */
   cJSON *root = cJSON_CreateObject(), *hold = cJSON_AddArrayToObject(root, "holdings");
-  for (size_t i = 0; i < e->n; i++) {
+  bool ok = hold != NULL;
+  for (size_t i = 0; i < e->n && ok; i++) {
     char hex[65];
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "asset", e->v[i].asset);
-    cJSON_AddStringToObject(o, "account", tr_hex_encode(e->v[i].account.b, 32, hex));
-    cJSON_AddNumberToObject(o, "units", (double)e->v[i].h.units);
-    cJSON_AddNumberToObject(o, "frozen", (double)e->v[i].h.frozen);
-    cJSON_AddItemToArray(hold, o);
+    ok = o != NULL && cJSON_AddItemToArray(hold, o);
+    if (!ok) cJSON_Delete(o);
+    ok = ok && cJSON_AddStringToObject(o, "asset", e->v[i].asset) &&
+         cJSON_AddStringToObject(o, "account", tr_hex_encode(e->v[i].account.b, 32, hex)) &&
+         add_u64(o, "units", e->v[i].h.units) && add_u64(o, "frozen", e->v[i].h.frozen);
   }
-  if (e->issued_changed) cJSON_AddNumberToObject(root, "issued", (double)e->issued);
-  if (e->status_changed) cJSON_AddStringToObject(root, "status", tr_status_name(e->status));
-  if (e->distributed) {
+  if (ok && e->issued_changed) ok = add_u64(root, "issued", e->issued);
+  if (ok && e->status_changed) ok = cJSON_AddStringToObject(root, "status", tr_status_name(e->status)) != NULL;
+  if (ok && e->distributed) {
     cJSON *d = cJSON_AddObjectToObject(root, "distribution");
-    cJSON_AddNumberToObject(d, "seq", (double)seq);
-    cJSON_AddNumberToObject(d, "count", (double)e->dist_count);
-    cJSON_AddNumberToObject(d, "amount", (double)e->dist_amount);
+    ok = d && add_u64(d, "seq", seq) && add_u64(d, "count", e->dist_count) && add_u64(d, "amount", e->dist_amount);
   }
-  char *out = cJSON_PrintUnformatted(root); /* integers < 2^53 print as plain digits */
+  char *out = ok ? cJSON_PrintUnformatted(root) : NULL;
   cJSON_Delete(root);
   return out;
 }
@@ -879,8 +891,9 @@ int tr_ledger_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t
     snprintf(refusal->detail, sizeof refusal->detail, "genesis is written only by tranchectl init");
     return refusal->code = TR_EINVALID;
   }
-  int rc = tr_store_savepoint(r.s);
-  if (rc != 0) return rc;
+  /* No savepoint: checks only read, so a refusal has written nothing; an
+   * internal error mid-apply makes the caller roll back the whole batch. */
+  int rc = 0;
   r.time = entry_time(r.s, clock_ms, &rc);
   uint64_t dup = 0;
   if (rc == 0) rc = check_duplicate(&r, &dup);
@@ -889,13 +902,11 @@ int tr_ledger_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t
   if (rc == 0 && r.ioerr == 0 && dup == 0) rc = append_and_apply(&r, bytes, len, sig, receipt);
   if (r.ioerr) rc = r.ioerr;
   tr_asset_clear(&r.asset);
-  if (rc == 0) return tr_store_savepoint_release(r.s);
-  int rb = tr_store_savepoint_rollback(r.s);
-  if (tr_err_is_refusal(rc) && r.n > 0) {
+  if (rc != 0 && tr_err_is_refusal(rc) && r.n > 0) {
     *refusal = reasons[0];
     refusal->code = rc;
   }
-  return rb != 0 ? rb : rc;
+  return rc;
 }
 
 int tr_ledger_check(tr_ledger_t *l, const tr_tx_t *tx, uint64_t clock_ms,
@@ -1030,10 +1041,27 @@ static const char *const DERIVED_TABLES[] = {
   "accounts", "assets", "holdings", "distributions", "payouts", "account_entries", "receipts", "merkle_nodes",
 };
 
+/* A read-only SQLite URI for a file path.  '%', '?' and '#' are escaped: in a
+ * URI they start an escape, the query and the fragment, so a datadir holding
+ * them would otherwise name another (possibly new, empty) file.  An absolute
+ * path gets an empty authority so a leading "//" is not read as a host. */
+static char *readonly_uri(const char *path) {
+  size_t n = strlen(path);
+  char *out = sqlite3_malloc64(n * 3 + sizeof "file://?mode=ro");
+  if (out == NULL) return NULL;
+  char *o = out + sprintf(out, "%s", path[0] == '/' ? "file://" : "file:");
+  for (const char *p = path; *p; p++) {
+    if (*p == '%' || *p == '?' || *p == '#') o += sprintf(o, "%%%02X", (unsigned)(unsigned char)*p);
+    else *o++ = *p;
+  }
+  memcpy(o, "?mode=ro", sizeof "?mode=ro");
+  return out;
+}
+
 /* Compares every derived table of the replayed store with the stored one. */
 static int replay_compare(tr_store_t *ms, const char *db_path, tr_replay_report_t *rep) {
   sqlite3 *db = tr_store_db(ms);
-  char *uri = sqlite3_mprintf("file:%s?mode=ro", db_path);
+  char *uri = readonly_uri(db_path);
   char *attach = uri ? sqlite3_mprintf("ATTACH %Q AS src", uri) : NULL;
   int rc = attach && sqlite3_exec(db, attach, NULL, NULL, NULL) == SQLITE_OK ? 0 : TR_EIO;
   sqlite3_free(attach);

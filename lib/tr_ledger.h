@@ -46,8 +46,9 @@ int tr_ledger_load(tr_ledger_t *l, tr_store_t *s);
 /* Steps 4–8 for a tx that passed steps 1–3, inside the caller's write
  * transaction.  The entry time is max(head time, clock_ms).
  * Returns 0 with *receipt filled (accepted, or duplicate with the stored
- * receipt); a refusal code with *refusal filled and nothing written; or an
- * internal error (storage), after which the caller must roll back. */
+ * receipt); a refusal code with *refusal filled and nothing written (the
+ * checks only read); or an internal error (storage), after which the caller
+ * must roll back its whole transaction. */
 int tr_ledger_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t len,
                     const uint8_t sig[TR_SIG_BYTES], uint64_t clock_ms,
                     tr_receipt_t *receipt, tr_refusal_t *refusal);

@@ -19,8 +19,9 @@
  * as 1e+15 and 2^53-1 as 9.00719925474099e+15 (a wrong value).  tr_query_add_u64
  * therefore writes such integers as raw decimal digits; smaller ones stay
  * cJSON numbers (exactly printed).  Sums that may pass 2^53-1 (exposure, rwa)
- * are decimal strings, computed in unsigned 128-bit integers.  No floating
- * point is used for any value.
+ * are decimal strings, computed in unsigned 128-bit integers.  No value is
+ * computed in floating point: doubles only carry integers below 10^15 (exact)
+ * into cJSON.
  */
 #include "tr_query.h"
 
@@ -53,7 +54,7 @@ cJSON *tr_query_add_u64(cJSON *obj, const char *name, uint64_t v) {
 int tr_query_get_u64(const cJSON *item, uint64_t *out) {
   if (cJSON_IsNumber(item)) {
     double d = item->valuedouble;
-    if (!(d >= 0 && d < (double)CJSON_EXACT_BELOW) || d != (double)(uint64_t)d) return TR_EINVALID;
+    if (!(d >= 0 && d <= (double)TR_INT_MAX) || d != (double)(uint64_t)d) return TR_EINVALID; /* exact */
     *out = (uint64_t)d;
     return 0;
   }
@@ -101,16 +102,51 @@ static int push_hex(cJSON *arr, const uint8_t *b, size_t n) {
   cJSON *s = cJSON_CreateString(tr_hex_encode(b, n, hex));
   return s == NULL || !cJSON_AddItemToArray(arr, s);
 }
+/* cJSON re-prints a parsed 10^15 as 1e+15: turn every integral number at or
+ * above CJSON_EXACT_BELOW in a parsed tree into raw digits.  Parsed doubles
+ * of integers up to 2^53 are exact, so the digits are the stored ones.
+ * Depth is bounded by cJSON's own parse nesting limit (CJSON_NESTING_LIMIT). */
+static int normalize_numbers(cJSON *parent) {
+  cJSON *it = parent ? parent->child : NULL;
+  while (it != NULL) {
+    cJSON *next = it->next;
+    if (cJSON_IsNumber(it) && it->valuedouble >= (double)CJSON_EXACT_BELOW &&
+        it->valuedouble < 18446744073709551616.0 && it->valuedouble == (double)(uint64_t)it->valuedouble) {
+      char digits[24];
+      snprintf(digits, sizeof digits, "%" PRIu64, (uint64_t)it->valuedouble);
+      cJSON *raw = cJSON_CreateRaw(digits);
+      if (raw == NULL) return 1;
+      /* In an object the replacement must take the member name (our texts
+       * have no duplicate names, so the name finds exactly `it`). */
+      bool ok = cJSON_IsObject(parent) ? cJSON_ReplaceItemInObjectCaseSensitive(parent, it->string, raw)
+                                       : cJSON_ReplaceItemViaPointer(parent, it, raw);
+      if (!ok) {
+        cJSON_Delete(raw);
+        return 1;
+      }
+    } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+      if (normalize_numbers(it)) return 1;
+    }
+    it = next;
+  }
+  return 0;
+}
+
 /* Parses a JSON text we stored ourselves (documents, effects) into o[k]. */
 static int put_parsed(cJSON *o, const char *k, const char *text) {
   cJSON *v = cJSON_Parse(text);
   if (v == NULL) return 1;
+  if (normalize_numbers(v)) {
+    cJSON_Delete(v);
+    return 1;
+  }
   if (!cJSON_AddItemToObject(o, k, v)) {
     cJSON_Delete(v);
     return 1;
   }
   return 0;
 }
+
 /* Adds an empty object to array arr; NULL on failure. */
 static cJSON *push_object(cJSON *arr) {
   cJSON *o = cJSON_CreateObject();
@@ -121,7 +157,7 @@ static cJSON *push_object(cJSON *arr) {
   return o;
 }
 
-/* A put_* chain failed: out of memory, unless a stored enum had no name. */
+/* A put_* chain failed: out of memory (or a NULL text from a damaged row). */
 #define BUILD_FAILED TR_ENOMEM
 
 static int earg(tr_query_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

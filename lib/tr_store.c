@@ -152,11 +152,6 @@ int tr_store_commit(tr_store_t *s) { return exec(s, "COMMIT"); }
 int tr_store_rollback(tr_store_t *s) { return exec(s, "ROLLBACK"); }
 int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
 int tr_store_read_end(tr_store_t *s) { return exec(s, "COMMIT"); }
-int tr_store_savepoint(tr_store_t *s) { return exec(s, "SAVEPOINT tx"); }
-int tr_store_savepoint_release(tr_store_t *s) { return exec(s, "RELEASE tx"); }
-int tr_store_savepoint_rollback(tr_store_t *s) {
-  return exec(s, "ROLLBACK TO tx") == 0 && exec(s, "RELEASE tx") == 0 ? 0 : TR_EIO;
-}
 
 /* Steps a write statement to completion. */
 static int step_done(sqlite3_stmt *st) {
@@ -468,15 +463,20 @@ void tr_asset_clear(tr_asset_t *a) {
   a->documents_json = NULL;
 }
 
-static const char ASSET_COLUMNS[] =
-    "issuer, name, kind, currency, principal, units, coupon_bps, maturity, rating, risk_weight_pct,"
-    " jurisdictions, max_holders, min_units, lockup_until, documents, status, paused_from, issued,"
-    " holders, created_seq";
+/* String literals, not buffers filled on first use: reader threads call these
+ * concurrently (one connection each), and the statement cache is keyed by the
+ * SQL text pointer. */
+#define ASSET_COLUMNS                                                                              \
+  "issuer, name, kind, currency, principal, units, coupon_bps, maturity, rating, risk_weight_pct," \
+  " jurisdictions, max_holders, min_units, lockup_until, documents, status, paused_from, issued,"  \
+  " holders, created_seq"
+static const char ASSET_GET_SQL[] = "SELECT " ASSET_COLUMNS " FROM assets WHERE id = ?1";
+static const char ASSET_PUT_SQL[] =
+    "INSERT OR REPLACE INTO assets (id, " ASSET_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 
 int tr_store_asset_get(tr_store_t *s, const char *id, tr_asset_t *a) {
-  static char sql[512];
-  if (sql[0] == '\0') snprintf(sql, sizeof sql, "SELECT %s FROM assets WHERE id = ?1", ASSET_COLUMNS);
-  sqlite3_stmt *st = tr_store_stmt(s, sql);
+  sqlite3_stmt *st = tr_store_stmt(s, ASSET_GET_SQL);
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   int rc = step_row(st);
@@ -512,14 +512,9 @@ int tr_store_asset_get(tr_store_t *s, const char *id, tr_asset_t *a) {
 }
 
 int tr_store_asset_put(tr_store_t *s, const tr_asset_t *a) {
-  static char sql[1024];
-  if (sql[0] == '\0')
-    snprintf(sql, sizeof sql,
-             "INSERT OR REPLACE INTO assets (id, %s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-             " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)", ASSET_COLUMNS);
   char juris[TR_JURISDICTIONS_MAX * 3 + 1];
   if (tr_jurisdictions_join(&a->rules, juris, sizeof juris) != 0) return TR_ELIMIT;
-  sqlite3_stmt *st = tr_store_stmt(s, sql);
+  sqlite3_stmt *st = tr_store_stmt(s, ASSET_PUT_SQL);
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 2, a->issuer.b, 32, SQLITE_STATIC);
@@ -607,4 +602,97 @@ int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json) {
   *effects_json = strdup(t ? (const char *)t : "{}");
   sqlite3_reset(st);
   return *effects_json ? 0 : TR_ENOMEM;
+}
+
+/* ---- online backup ----
+ * The SQLite online backup API on a separate read-only connection: one
+ * sqlite3_backup_step(-1) copies every page inside a single read transaction,
+ * so the copy is one consistent journal size even while the daemon keeps
+ * committing (WAL: the writer is never blocked).  The copy is switched out of
+ * WAL mode so it is one self-contained file, fsynced, then renamed into
+ * place (and the directory fsynced): a crash leaves either no file or a
+ * complete one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BACKUP_BUSY_RETRY_MS 10
+
+static int backup_fsync_path(const char *path, bool is_dir) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
+  if (fd < 0) return TR_EIO;
+  int rc = fsync(fd) == 0 ? 0 : TR_EIO;
+  close(fd);
+  return rc;
+}
+
+/* Copies src into the (new, empty) database at tmp_path. */
+static int backup_copy(sqlite3 *src, const char *tmp_path, char *err, size_t errlen) {
+  sqlite3 *dst = NULL;
+  int rc = TR_EIO;
+  if (sqlite3_open_v2(tmp_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot create %s: %s", tmp_path, dst ? sqlite3_errmsg(dst) : "out of memory");
+    sqlite3_close(dst);
+    return TR_EIO;
+  }
+  sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+  if (b == NULL) {
+    snprintf(err, errlen, "backup: %s", sqlite3_errmsg(dst));
+    sqlite3_close(dst);
+    return TR_EIO;
+  }
+  int step, waited_ms = 0;
+  while ((step = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || step == SQLITE_LOCKED) {
+    if (waited_ms >= TR_SQLITE_BUSY_TIMEOUT_MS) break;
+    sqlite3_sleep(BACKUP_BUSY_RETRY_MS);
+    waited_ms += BACKUP_BUSY_RETRY_MS;
+  }
+  sqlite3_backup_finish(b);
+  if (step != SQLITE_DONE) snprintf(err, errlen, "backup: %s", sqlite3_errstr(step));
+  else if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
+    snprintf(err, errlen, "backup: cannot leave WAL mode: %s", sqlite3_errmsg(dst));
+  else rc = 0;
+  if (sqlite3_close(dst) != SQLITE_OK && rc == 0) {
+    snprintf(err, errlen, "backup: cannot close %s", tmp_path);
+    rc = TR_EIO;
+  }
+  return rc;
+}
+
+int tr_store_backup(const char *db_path, const char *dest_path, char *err, size_t errlen) {
+  char tmp[4096], dir[4096];
+  struct stat st;
+  if (lstat(dest_path, &st) == 0) {
+    snprintf(err, errlen, "%s already exists; a backup never overwrites a file", dest_path);
+    return TR_EEXISTS;
+  }
+  int n = snprintf(tmp, sizeof tmp, "%s.partial-%ld", dest_path, (long)getpid());
+  if (n < 0 || (size_t)n >= sizeof tmp) return TR_ELIMIT;
+  unlink(tmp); /* a leftover of an earlier crash with our pid */
+  sqlite3 *src = NULL;
+  if (sqlite3_open_v2(db_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open %s: %s", db_path, src ? sqlite3_errmsg(src) : "out of memory");
+    sqlite3_close(src);
+    return TR_EIO;
+  }
+  sqlite3_busy_timeout(src, TR_SQLITE_BUSY_TIMEOUT_MS);
+  int rc = backup_copy(src, tmp, err, errlen);
+  sqlite3_close(src);
+  if (rc == 0 && backup_fsync_path(tmp, false) != 0) {
+    snprintf(err, errlen, "cannot fsync %s: %s", tmp, strerror(errno));
+    rc = TR_EIO;
+  }
+  if (rc == 0 && rename(tmp, dest_path) != 0) {
+    snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, dest_path, strerror(errno));
+    rc = TR_EIO;
+  }
+  snprintf(dir, sizeof dir, "%s", dest_path);
+  if (rc == 0 && backup_fsync_path(dirname(dir), true) != 0) {
+    snprintf(err, errlen, "cannot fsync the directory of %s", dest_path);
+    rc = TR_EIO;
+  }
+  if (rc != 0) unlink(tmp);
+  return rc;
 }

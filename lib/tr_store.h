@@ -47,9 +47,6 @@ int tr_store_commit(tr_store_t *s);
 int tr_store_rollback(tr_store_t *s);
 int tr_store_read_begin(tr_store_t *s);
 int tr_store_read_end(tr_store_t *s);
-int tr_store_savepoint(tr_store_t *s);
-int tr_store_savepoint_release(tr_store_t *s);
-int tr_store_savepoint_rollback(tr_store_t *s);
 
 /* Prepared statements are cached per connection by their SQL text pointer
  * (a string literal), reset on fetch.  Never finalize the result. */
@@ -143,5 +140,12 @@ int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json);
 /* Unicode-aware helpers shared by store and ledger. */
 int tr_jurisdictions_join(const tr_rules_t *r, char *out, size_t outlen);
 int tr_jurisdictions_split(const char *joined, tr_rules_t *r);
+
+/* Writes a consistent copy of the database at db_path to dest_path (which
+ * must not exist: TR_EEXISTS) with the SQLite online backup API on its own
+ * read-only connection, safe while a writer keeps committing.  The copy is a
+ * single self-contained file (not WAL), written to a temp file, fsynced and
+ * renamed into place.  Returns 0, or a negative tr_err with err filled. */
+int tr_store_backup(const char *db_path, const char *dest_path, char *err, size_t errlen);
 
 #endif

@@ -40,7 +40,7 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TX_DOMAIN "TRANCHE/TX/1\n"
 #define TX_DOMAIN_BYTES (sizeof TX_DOMAIN - 1)
-#define PATH_BYTES_MAX 96        /* "documents[31].sha256" plus a shown unknown name */
+#define PATH_BYTES_MAX 96        /* paths are table names and indices: "documents[31].sha256" */
 #define SHOWN_BYTES_MAX 40       /* how much of a client's string a detail repeats */
 #define ROWS_MAX 32              /* rows of one object: `seen` is a uint32_t bitmask */
 
@@ -56,9 +56,11 @@ static int fail(tr_tx_error_t *err, const char *fmt, ...) {
   va_end(ap);
   if (n >= (int)sizeof err->detail) {
     /* Truncated: never leave half a UTF-8 sequence at the end of the text. */
-    size_t end = sizeof err->detail - 1;
-    while (end > 0 && ((uint8_t)err->detail[end] & 0xC0) == 0x80) end--;
-    err->detail[end] = '\0';
+    size_t end = sizeof err->detail - 1, lead = end - 1;
+    while (lead > 0 && ((uint8_t)err->detail[lead] & 0xC0) == 0x80) lead--;
+    uint8_t c = (uint8_t)err->detail[lead];
+    size_t need = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (lead + need > end) err->detail[lead] = '\0';
   }
   return TR_EINVALID;
 }
@@ -448,12 +450,34 @@ static int dec_int(const cJSON *v, const row_t *r, const char *path, uint64_t *o
               (unsigned long long)r->lo, (unsigned long long)r->hi);
 }
 
+/* crypto_core_ed25519_is_valid_point costs ~41 µs (a subgroup check is a
+ * scalar multiplication), as much as a signature check, and the same account
+ * keys come back tx after tx.  Each thread remembers keys it has found valid
+ * in a small direct-mapped table; only positive answers of a pure function
+ * are cached, so a hit is exactly as good as the check. */
+#define KEY_CACHE_SLOTS 4096 /* 128 KiB per thread */
+static _Thread_local struct {
+  bool used; /* an empty slot's zero bytes must never match the (invalid) zero key */
+  uint8_t key[TR_KEY_BYTES];
+} key_cache[KEY_CACHE_SLOTS];
+
+static bool key_is_valid_point(const uint8_t k[TR_KEY_BYTES]) {
+  uint32_t slot;
+  memcpy(&slot, k + 8, sizeof slot); /* key bytes are uniform: any 4 of them index well */
+  slot %= KEY_CACHE_SLOTS;
+  if (key_cache[slot].used && memcmp(key_cache[slot].key, k, TR_KEY_BYTES) == 0) return true;
+  if (!crypto_core_ed25519_is_valid_point(k)) return false;
+  key_cache[slot].used = true;
+  memcpy(key_cache[slot].key, k, TR_KEY_BYTES);
+  return true;
+}
+
 static int dec_key(const cJSON *v, const char *path, tr_key_t *out, tr_tx_error_t *err) {
   if (want(v, J_STRING, path, err) != 0) return TR_EINVALID;
   const char *s = v->valuestring;
   if (tr_hex_decode(s, strlen(s), out->b, sizeof out->b) != 0)
     return fail(err, "field `%s`: must be 64 lowercase hex chars", path);
-  if (!crypto_core_ed25519_is_valid_point(out->b))
+  if (!key_is_valid_point(out->b))
     return fail(err, "field `%s`: not a valid Ed25519 public key (small order or not canonical)", path);
   return 0;
 }

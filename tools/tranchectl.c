@@ -1,51 +1,236 @@
-/* tranchectl.c — the administrator's command line (PROTOCOL.md §7). */
+/* tranchectl.c — the administrator's command line of tranche: the command
+ * table, the top-level usage and dispatch.  Each row names its options (see
+ * ctl.h); the handlers live in the ctl_*.c modules.  Commands with two words
+ * ("asset create") are matched before one-word ones. */
 #include <sodium.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "tr_err.h"
-#include "tr_hex.h"
-#include "tr_ledger.h"
-#include "tr_node.h"
+#include "ctl.h"
 
-static int cmd_init(int argc, char **argv) {
-  const char *datadir = NULL, *chain = NULL, *admin_hex = NULL, *admin_out = NULL;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (v && strcmp(a, "--datadir") == 0) datadir = v, i++;
-    else if (v && strcmp(a, "--chain") == 0) chain = v, i++;
-    else if (v && strcmp(a, "--admin") == 0) admin_hex = v, i++;
-    else if (v && strcmp(a, "--admin-out") == 0) admin_out = v, i++;
-    else {
-      fprintf(stderr, "tranchectl init: unexpected argument %s\n", a);
-      return 2;
+#define TX_SPEC "key=,id=,expires=,chain=,print," CTL_CONN_SPEC
+#define TX_HELP_COMMON \
+  "Common tx options: --key FILE (signer's seed file, required), --id ID (default random),\n" \
+  "--expires MS, --chain ID (default: asked from the node), --print (sign and print\n" \
+  "{\"tx\",\"sig\"} instead of submitting), --rpc HOST:PORT | --datadir DIR, --json.\n" \
+  "Prints the receipt; a refusal prints `refused: <reason>: <detail>` and exits 1."
+
+static const ctl_cmd_t COMMANDS[] = {
+  {"init", ctl_cmd_init, "datadir=,chain=,admin=,admin-out=", 0, 0,
+   "--datadir DIR --chain ID (--admin PUBKEY | --admin-out FILE)",
+   "Creates DIR (mode 0700: tranche.db, node.key, tranche.conf) and writes the genesis entry.\n"
+   "--admin-out generates the admin key into FILE (mode 0600), which must not exist and must\n"
+   "lie outside DIR. Prints the admin public key.\n\n"
+   "example: tranchectl init --datadir /var/lib/tranche --chain bank.example/tranche/prod \\\n"
+   "           --admin-out ~/admin.key"},
+  {"keygen", ctl_cmd_keygen, "out=", 0, 0, "--out FILE",
+   "Generates an Ed25519 key into FILE (mode 0600) and prints its public key.\n\n"
+   "example: tranchectl keygen --out issuer.key"},
+
+  {"account open", ctl_cmd_tx, "account=,roles=,jurisdiction=,kyc=," TX_SPEC, 0, 0,
+   "--key FILE --account PK --roles ROLE[,ROLE] --jurisdiction CC --kyc true|false",
+   "Opens an account (signer needs role admin). Roles: admin, agent, issuer, investor.\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl account open --key admin.key --account $PK --roles issuer \\\n"
+   "           --jurisdiction US --kyc true"},
+  {"account update", ctl_cmd_tx, "account=,roles=,jurisdiction=,kyc=,frozen=," TX_SPEC, 0, 0,
+   "--key FILE --account PK [--roles R,..] [--jurisdiction CC] [--kyc BOOL] [--frozen BOOL]",
+   "Changes an account (signer needs role admin); --roles replaces the whole set.\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl account update --key admin.key --account $PK --frozen true"},
+  {"account recover", ctl_cmd_tx, "account=,to=,reason=," TX_SPEC, 0, 0,
+   "--key FILE --account LOST_PK --to NEW_PK --reason TEXT",
+   "Moves a lost key's account, holdings and issued assets to a new key (admin or agent).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl account recover --key admin.key --account $OLD --to $NEW --reason 'lost device'"},
+  {"asset create", ctl_cmd_tx,
+   "asset=,name=,kind=,currency=,principal=,units=,coupon-bps=,maturity=,rating=,risk-weight-pct=,"
+   "jurisdictions=,max-holders=,min-units=,lockup-until=,document*," TX_SPEC, 0, 0,
+   "--key FILE --asset ID --name TEXT --kind KIND --currency CUR --principal N --units N\n"
+   "       --coupon-bps N --maturity YYYY-MM-DD --rating TEXT --risk-weight-pct N [--jurisdictions CC,CC]\n"
+   "       [--max-holders N] [--min-units N] [--lockup-until MS] [--document NAME=SHA256HEX]...",
+   "Creates an asset (signer needs role issuer and kyc). Kinds: term_loan, revolving, receivable,\n"
+   "mortgage, bond, other. --principal is in minor units; --units is the authorised units.\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl asset create --key issuer.key --asset LOAN-1 --name 'Acme term loan' \\\n"
+   "           --kind term_loan --currency USD --principal 100000000 --units 1000 --coupon-bps 650 \\\n"
+   "           --maturity 2030-06-30 --rating BB --risk-weight-pct 100 --jurisdictions US,GB"},
+  {"asset update", ctl_cmd_tx,
+   "asset=,rating=,risk-weight-pct=,maturity=,jurisdictions=,max-holders=,min-units=,lockup-until=,"
+   "document*,no-documents," TX_SPEC, 0, 0,
+   "--key FILE --asset ID [--rating T] [--risk-weight-pct N] [--maturity DATE] [rules options]\n"
+   "       [--document NAME=SHA256HEX]... [--no-documents]",
+   "Changes an asset's terms (the issuer). Any rules option (--jurisdictions, --max-holders,\n"
+   "--min-units, --lockup-until) replaces the whole rules object; --document replaces the list.\n"
+   TX_HELP_COMMON "\n\nexample: tranchectl asset update --key issuer.key --asset LOAN-1 --rating B"},
+  {"asset issue", ctl_cmd_tx, "asset=,to=,units=," TX_SPEC, 0, 0, "--key FILE --asset ID --to PK --units N",
+   "Issues units to a holder (the issuer).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl asset issue --key issuer.key --asset LOAN-1 --to $INVESTOR --units 100"},
+  {"asset redeem", ctl_cmd_tx, "asset=,from=,units=,amount=," TX_SPEC, 0, 0,
+   "--key FILE --asset ID --from PK --units N --amount MINOR",
+   "Burns a holder's units against a payment of --amount minor units (the issuer).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl asset redeem --key issuer.key --asset LOAN-1 --from $PK --units 10 --amount 1000000"},
+  {"asset distribute", ctl_cmd_tx, "asset=,amount=,kind=,memo=," TX_SPEC, 0, 0,
+   "--key FILE --asset ID --amount MINOR --kind interest|principal|other [--memo TEXT]",
+   "Pays --amount minor units pro rata to every holder (the issuer).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl asset distribute --key issuer.key --asset LOAN-1 --amount 500000 --kind interest"},
+  {"asset status", ctl_cmd_tx, "asset=,status=," TX_SPEC, 0, 0,
+   "--key FILE --asset ID --status active|matured|defaulted|paused|closed",
+   "Moves an asset's status (the issuer; an admin may pause and lift a pause).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl asset status --key issuer.key --asset LOAN-1 --status matured"},
+  {"transfer", ctl_cmd_tx, "asset=,to=,units=,memo=," TX_SPEC, 0, 0,
+   "--key FILE --asset ID --to PK --units N [--memo TEXT]",
+   "Transfers the signer's units to another account.\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl transfer --key investor.key --asset LOAN-1 --to $PK --units 5"},
+  {"force-transfer", ctl_cmd_tx, "asset=,from=,to=,units=,reason=," TX_SPEC, 0, 0,
+   "--key FILE --asset ID --from PK --to PK --units N --reason TEXT",
+   "Moves units between holders by authority (admin or agent).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl force-transfer --key agent.key --asset LOAN-1 --from $A --to $B --units 5 \\\n"
+   "           --reason 'court order 123'"},
+  {"freeze", ctl_cmd_tx, "asset=,account=,units=," TX_SPEC, 0, 0, "--key FILE --asset ID --account PK --units N",
+   "Sets the frozen part of a holding; 0 unfreezes (admin or agent).\n" TX_HELP_COMMON "\n\n"
+   "example: tranchectl freeze --key agent.key --asset LOAN-1 --account $PK --units 10"},
+  {"sign", ctl_cmd_sign, "key=,tx=", 0, 0, "--key FILE --tx JSON",
+   "Signs the exact bytes of a tx (offline) and prints {\"tx\":...,\"sig\":...}. Every tx command\n"
+   "also signs offline with --print (and --chain, so the node is not asked).\n\n"
+   "example: tranchectl sign --key admin.key --tx \"$(cat tx.json)\" > signed.json"},
+  {"submit", ctl_cmd_submit, CTL_CONN_SPEC, 1, 1, "FILE|- [--rpc HOST:PORT | --datadir DIR] [--json]",
+   "Submits a signed {\"tx\",\"sig\"} object (from `sign` or --print) and prints the receipt.\n\n"
+   "example: tranchectl submit signed.json --rpc 10.0.0.5:7707"},
+
+  {"account show", ctl_cmd_query, CTL_CONN_SPEC, 1, 1, "PK [--json]",
+   "Shows an account: roles, jurisdiction, kyc, frozen, holdings.\n\nexample: tranchectl account show $PK"},
+  {"account history", ctl_cmd_query, "cursor=,limit=," CTL_CONN_SPEC, 1, 1, "PK [--cursor C] [--limit N] [--json]",
+   "Lists the entries an account signed or whose units it moved.\n\nexample: tranchectl account history $PK"},
+  {"asset show", ctl_cmd_query, CTL_CONN_SPEC, 1, 1, "ID [--json]",
+   "Shows an asset's terms, issuer, status, issued units and holder count.\n\nexample: tranchectl asset show LOAN-1"},
+  {"asset list", ctl_cmd_query, "cursor=,limit=," CTL_CONN_SPEC, 0, 0, "[--cursor C] [--limit N] [--json]",
+   "Lists assets by id.\n\nexample: tranchectl asset list --limit 50"},
+  {"asset holders", ctl_cmd_query, "cursor=,limit=," CTL_CONN_SPEC, 1, 1, "ID [--cursor C] [--limit N] [--json]",
+   "Lists an asset's holders.\n\nexample: tranchectl asset holders LOAN-1"},
+  {"asset payouts", ctl_cmd_query, "distribution=,cursor=,limit=," CTL_CONN_SPEC, 1, 1,
+   "ID [--distribution SEQ] [--cursor C] [--limit N] [--json]",
+   "Lists distribution allocations.\n\nexample: tranchectl asset payouts LOAN-1 --distribution 42"},
+  {"exposure", ctl_cmd_query, CTL_CONN_SPEC, 1, 1, "PK [--json]",
+   "Shows an account's exposure and risk-weighted assets per holding and currency.\n\n"
+   "example: tranchectl exposure $PK"},
+  {"ledger head", ctl_cmd_query, CTL_CONN_SPEC, 0, 0, "[--json]",
+   "Shows the journal head: size, hash, Merkle root, time.\n\nexample: tranchectl ledger head"},
+  {"ledger entry", ctl_cmd_query, CTL_CONN_SPEC, 1, 1, "SEQ [--json]",
+   "Shows one journal entry.\n\nexample: tranchectl ledger entry 1"},
+  {"ledger checkpoint", ctl_cmd_query, CTL_CONN_SPEC, 0, 0, "[--json]",
+   "Prints the node's latest signed checkpoint note (--json: with size and vkey).\n\n"
+   "example: tranchectl ledger checkpoint > cp.old"},
+  {"status", ctl_cmd_query, CTL_CONN_SPEC, 0, 0, "[--json]",
+   "Shows the node's status: version, chain, keys, head, workers, queues, counters.\n\nexample: tranchectl status"},
+  {"rpc", ctl_cmd_rpc, CTL_CONN_SPEC, 1, 2, "METHOD [PARAMS-JSON]",
+   "Calls any JSON-RPC method and prints its result as JSON.\n\n"
+   "example: tranchectl rpc ledger.proof '{\"seq\":1,\"size\":10}'"},
+
+  {"verify", ctl_cmd_verify, "datadir=,checkpoint=,vkey=,threads=", 0, 0,
+   "--datadir DIR [--checkpoint FILE --vkey VKEY] [--threads N]",
+   "Offline audit of a data directory: every signature (in parallel), chain links and hashes,\n"
+   "genesis, replay of every rule with a comparison of all derived state, and the Merkle root\n"
+   "against the checkpoint (DIR/checkpoint with the node's own key, or FILE verified with VKEY so\n"
+   "the audit need not trust the directory). Safe on a live directory: it audits a consistent\n"
+   "copy taken with the SQLite backup API into a temporary file (in $TMPDIR, default /tmp).\n"
+   "Exit 0 and `OK: ...` when sound; exit 1 and `FAILED at seq N: reason` otherwise.\n\n"
+   "example: tranchectl verify --datadir /var/lib/tranche --checkpoint cp.saved --vkey \"$VKEY\""},
+  {"checkpoint verify", ctl_cmd_checkpoint_verify, "vkey=", 1, 1, "FILE --vkey VKEY",
+   "Verifies a signed checkpoint note offline and prints its origin, size and root.\n\n"
+   "example: tranchectl checkpoint verify cp.saved --vkey \"$VKEY\""},
+  {"proof inclusion", ctl_cmd_proof_inclusion, "txid=,checkpoint=,vkey=," CTL_CONN_SPEC, 0, 0,
+   "--txid TXID [--checkpoint FILE] --vkey VKEY",
+   "Proves that a tx is in the log under a checkpoint verified with VKEY (the node's current one,\n"
+   "or FILE), checking the node's RFC 9162 proof locally.\n\n"
+   "example: tranchectl proof inclusion --txid $TXID --vkey \"$VKEY\""},
+  {"proof consistency", ctl_cmd_proof_consistency, "old=,vkey=," CTL_CONN_SPEC, 0, 0, "--old FILE --vkey VKEY",
+   "Proves that the node's current checkpoint extends a saved older one (no fork, no rewrite).\n\n"
+   "example: tranchectl proof consistency --old cp.saved --vkey \"$VKEY\""},
+  {"proof export", ctl_cmd_proof_export, "out=,vkey=," CTL_CONN_SPEC, 1, 1, "TXID --out FILE [--vkey VKEY]",
+   "Writes a C2SP tlog-proof of a tx: the entry bytes as extra data, the inclusion path and the\n"
+   "signed checkpoint, so `proof verify` needs no daemon.\n\n"
+   "example: tranchectl proof export $TXID --out tx.proof"},
+  {"proof verify", ctl_cmd_proof_verify, "vkey=,json", 1, 1, "FILE --vkey VKEY",
+   "Verifies a tlog-proof offline: the checkpoint signature, the leaf hash of the entry bytes and\n"
+   "the inclusion path. Prints the seq, time and txid it proves.\n\n"
+   "example: tranchectl proof verify tx.proof --vkey \"$VKEY\""},
+
+  {"backup", ctl_cmd_backup, "datadir=,to=,json", 0, 0, "--datadir DIR --to FILE",
+   "Asks the running node (control socket DIR/control.sock) for a consistent online copy of its\n"
+   "database; FILE must not exist. Restore by replacing DIR/tranche.db while the node is stopped.\n\n"
+   "example: tranchectl backup --datadir /var/lib/tranche --to /backup/tranche-$(date +%F).db"},
+  {"log-level", ctl_cmd_log_level, "datadir=", 1, 1, "--datadir DIR error|warn|info|debug",
+   "Changes the running node's log level.\n\nexample: tranchectl log-level --datadir /var/lib/tranche debug"},
+  {"stop", ctl_cmd_stop, "datadir=", 0, 0, "--datadir DIR",
+   "Stops the running node gracefully (as SIGTERM: drains, checkpoints, exits 0) and waits for it.\n\n"
+   "example: tranchectl stop --datadir /var/lib/tranche"},
+};
+
+#define COMMANDS_N (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: tranchectl COMMAND [options]    (tranchectl COMMAND --help for details)\n\ncommands:\n");
+  for (size_t i = 0; i < COMMANDS_N; i++) fprintf(f, "  %s\n", COMMANDS[i].name);
+  fprintf(f,
+          "\nThe daemon is reached at --rpc HOST:PORT, else the `rpc` or `listen` key of\n"
+          "DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707. backup, log-level and stop use\n"
+          "the node's Unix control socket DIR/control.sock instead.\n"
+          "Output is for humans; --json prints the raw result for scripts.\n"
+          "\nexit codes:\n"
+          "  0  done (verified, for verify and proofs)\n"
+          "  1  refused by the ledger, not found, or a check failed\n"
+          "  2  usage error\n"
+          "  3  cannot connect, timeout, or a daemon error\n");
+}
+
+/* The row whose (one- or two-word) name matches argv; *words gets its length. */
+static const ctl_cmd_t *command_find(int argc, char **argv, int *words) {
+  for (size_t i = 0; i < COMMANDS_N; i++) {
+    const char *n = COMMANDS[i].name, *sp = strchr(n, ' ');
+    if (sp && argc >= 2 && strncmp(n, argv[0], (size_t)(sp - n)) == 0 && argv[0][sp - n] == '\0' &&
+        strcmp(sp + 1, argv[1]) == 0) {
+      *words = 2;
+      return &COMMANDS[i];
     }
   }
-  if (!datadir || !chain || (!admin_hex == !admin_out)) {
-    fprintf(stderr, "usage: tranchectl init --datadir DIR --chain ID (--admin PUBKEY | --admin-out FILE)\n");
-    return 2;
+  for (size_t i = 0; i < COMMANDS_N; i++)
+    if (argc >= 1 && strcmp(COMMANDS[i].name, argv[0]) == 0) {
+      *words = 1;
+      return &COMMANDS[i];
+    }
+  return NULL;
+}
+
+/* "tranchectl asset" alone: list the asset subcommands. */
+static int group_usage(const char *group) {
+  size_t n = strlen(group), found = 0;
+  for (size_t i = 0; i < COMMANDS_N; i++)
+    if (strncmp(COMMANDS[i].name, group, n) == 0 && COMMANDS[i].name[n] == ' ') {
+      if (found++ == 0) fprintf(stderr, "tranchectl %s: missing or unknown subcommand; one of:\n", group);
+      fprintf(stderr, "  tranchectl %s %s\n", COMMANDS[i].name, COMMANDS[i].usage);
+    }
+  if (found == 0) {
+    fprintf(stderr, "tranchectl: unknown command %s\n", group);
+    usage(stderr);
   }
-  (void)admin_out;
-  tr_key_t admin;
-  if (admin_hex && tr_hex_decode(admin_hex, strlen(admin_hex), admin.b, 32) != 0) {
-    fprintf(stderr, "tranchectl init: --admin must be 64 lowercase hex\n");
-    return 2;
-  }
-  char err[512] = "";
-  int rc = tr_node_init(datadir, chain, &admin, err, sizeof err);
-  if (rc != 0) {
-    fprintf(stderr, "tranchectl init: %s\n", err);
-    return 1;
-  }
-  char hex[65];
-  printf("%s\n", tr_hex_encode(admin.b, 32, hex));
-  return 0;
+  return CTL_USAGE;
 }
 
 int main(int argc, char **argv) {
-  if (sodium_init() < 0) return 1;
-  if (argc >= 2 && strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
-  fprintf(stderr, "usage: tranchectl init ...\n");
-  return 2;
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? CTL_USAGE : CTL_OK;
+  }
+  if (sodium_init() < 0) {
+    fprintf(stderr, "tranchectl: libsodium failed to initialise\n");
+    return CTL_FAILED;
+  }
+  int words = 0;
+  const ctl_cmd_t *cmd = command_find(argc - 1, argv + 1, &words);
+  if (cmd == NULL) return group_usage(argv[1]);
+  ctl_opts_t o;
+  int rc = ctl_opts_parse(cmd, argc - 1 - words, argv + 1 + words, &o);
+  if (rc != 0) return rc;
+  if (o.help) {
+    ctl_print_cmd_help(cmd, true);
+    return CTL_OK;
+  }
+  return cmd->fn(cmd, &o);
 }

@@ -40,7 +40,8 @@ static struct {
 static int store_get(void *ctx, unsigned level, uint64_t index, uint8_t out[H]) {
   (void)ctx;
   st.gets++;
-  if (level >= STORE_LEVELS || index >= ((uint64_t)STORE_LEAVES >> level) || !st.have[level][index]) return TR_ENOT_FOUND;
+  if (level >= STORE_LEVELS || index >= ((uint64_t)STORE_LEAVES >> level) || !st.have[level][index])
+    return TR_ENOT_FOUND;
   /* Complete in the current tree: a proof must never look past st.size. */
   if (((index + 1) << level) > st.size) return TR_ECORRUPT;
   memcpy(out, st.hash[level][index], H);
@@ -400,7 +401,8 @@ static void test_edges(void) {
   TR_CHECK(verify_cons(0, 0, roots[0], roots[0], NULL, 0) == TR_EARG, "verify consistency: 0 -> 0 is EARG");
   TR_CHECK(verify_cons(6, 5, roots[6], roots[5], path, 1) == TR_EARG, "verify consistency: old > new is EARG");
   TR_CHECK(verify_cons(5, 5, roots[5], roots[5], NULL, 0) == 0, "verify consistency: equal sizes, equal roots, empty");
-  TR_CHECK(verify_cons(5, 5, roots[5], roots[4], NULL, 0) == TR_EINVALID, "verify consistency: equal sizes, other root");
+  TR_CHECK(verify_cons(5, 5, roots[5], roots[4], NULL, 0) == TR_EINVALID,
+           "verify consistency: equal sizes, other root");
   memcpy(path[0], roots[5], H);
   TR_CHECK(verify_cons(5, 5, roots[5], roots[5], path, 1) == TR_EINVALID,
            "verify consistency: equal sizes with a non-empty path");

@@ -809,6 +809,16 @@ static void test_receipt(void) {
                   "receipt, exactly");
   free(t);
   cJSON_Delete(o);
+  o = tr_query_receipt_json(2, T0, txid, hash, 0,
+                            "{\"holdings\":[{\"units\":9007199254740991,\"frozen\":1e15}],\"issued\":1000000000000000,"
+                            "\"distribution\":{\"seq\":2,\"count\":1,\"amount\":999999999999999}}");
+  t = printed(get(o, "effects"));
+  TR_CHECK_EQ_STR(t, "{\"holdings\":[{\"units\":9007199254740991,\"frozen\":1000000000000000}],"
+                     "\"issued\":1000000000000000,\"distribution\":{\"seq\":2,\"count\":1,\"amount\":999999999999999}}",
+                  "effects re-printed with every integer as plain digits");
+  TR_CHECK(cJSON_IsFalse(get(o, "duplicate")), "duplicate false");
+  free(t);
+  cJSON_Delete(o);
   o = tr_query_receipt_json(2, T0, txid, hash, 0, "not json");
   TR_CHECK(o == NULL, "unparsable effects: NULL");
 }

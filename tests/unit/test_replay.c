@@ -1,0 +1,628 @@
+/* test_replay.c — a property test of the ledger state machine and replay.
+ *
+ * A seeded xorshift PRNG (fixed seed: a failure reproduces) drives a few
+ * thousand random txs of every type, valid and invalid, over a small world
+ * (a pool of keys, three asset ids) in a database FILE.  For every tx:
+ *   - tr_ledger_check's verdict (first reason, or none) equals
+ *     tr_ledger_apply's (refusal reason, or accepted);
+ *   - no tx gives an internal error.
+ * After every batch (one write transaction, as the daemon's group commit):
+ *   - for every asset, the sum of holding units equals issued, holders equals
+ *     the number of holding rows, 0 < units and frozen ≤ units;
+ *   - every distribution's payouts sum to its amount, one row per holder.
+ * At the end tr_ledger_replay rebuilds the state from the journal and must
+ * find it identical; then copies of the file are tampered with directly in
+ * SQLite (triggers dropped) and replay must report TR_ECORRUPT and, for an
+ * entry tamper, the right seq.
+ */
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tr_err.h"
+#include "tr_hex.h"
+#include "tr_ledger.h"
+#include "tr_store.h"
+#include "tr_tx.h"
+#include "tr_test.h"
+
+#define CHAIN "test.example/replay"
+#define SEED 0x2545F4914F6CDD1DULL
+#define N_TXS 3000
+#define BATCH 50
+#define N_KEYS 24      /* 0 node, 1 admin, 2-3 issuers, 4 agent, 5-13 investors, 14-23 not yet accounts */
+#define N_ASSETS 3
+
+/* ---- PRNG: xorshift64* ---- */
+static uint64_t rng = SEED;
+static uint64_t rnd(void) {
+  rng ^= rng >> 12;
+  rng ^= rng << 25;
+  rng ^= rng >> 27;
+  return rng * 0x2545F4914F6CDD1DULL;
+}
+static uint64_t rr(uint64_t n) { return n ? rnd() % n : 0; }
+static bool chance(unsigned pct) { return rr(100) < pct; }
+
+/* ---- keys ---- */
+typedef struct {
+  uint8_t sk[64];
+  tr_key_t pk;
+  char hex[65];
+} who_t;
+static who_t K[N_KEYS];
+static const char *const ASSETS[N_ASSETS] = {"AAA", "BBB", "CCC"};
+static const char *const JURS[] = {"US", "GB", "DE"};
+static const char *const STATUSES[] = {"active", "matured", "defaulted", "paused", "closed"};
+static const char *const ROLE_SETS[] = {"[]", "[\"investor\"]", "[\"agent\"]", "[\"issuer\"]", "[\"issuer\",\"investor\"]",
+                                        "[\"admin\"]", "[\"agent\",\"investor\"]"};
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static int key_index(const uint8_t *pk) {
+  for (int i = 0; i < N_KEYS; i++)
+    if (memcmp(K[i].pk.b, pk, 32) == 0) return i;
+  return -1;
+}
+
+/* ---- the world ---- */
+typedef struct {
+  tr_store_t *s;
+  tr_ledger_t l;
+  uint64_t now;
+  unsigned next_id;
+  char bytes[TR_TX_BYTES_MAX + 1], prev_bytes[TR_TX_BYTES_MAX + 1];
+  size_t len, prev_len;
+  int prev_signer;
+  char prev_id[16], acc_id[16];   /* the last tx's id; the last accepted tx's id */
+  bool conflict;                  /* next tx reuses the last accepted (signer, id) */
+} world_t;
+
+typedef struct {
+  unsigned accepted, refused, envelope;
+} tally_t;
+
+static tally_t tally[TR_TX_TYPE_COUNT];
+static unsigned reasons_seen[32], duplicates, internal_errors, check_mismatches;
+
+/* Query helpers on the writer connection. */
+static int accounts_list(world_t *w, int *out, int max) {
+  sqlite3_stmt *st = NULL;
+  int n = 0;
+  sqlite3_prepare_v2(tr_store_db(w->s), "SELECT id FROM accounts ORDER BY id", -1, &st, NULL);
+  while (sqlite3_step(st) == SQLITE_ROW && n < max) {
+    int i = key_index(sqlite3_column_blob(st, 0));
+    if (i >= 0) out[n++] = i;
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
+typedef struct {
+  int who;
+  uint64_t units, frozen;
+} hold_t;
+
+static int holdings_list(world_t *w, const char *asset, hold_t *out, int max) {
+  sqlite3_stmt *st = NULL;
+  int n = 0;
+  sqlite3_prepare_v2(tr_store_db(w->s), "SELECT account, units, frozen FROM holdings WHERE asset = ?1 ORDER BY account",
+                     -1, &st, NULL);
+  sqlite3_bind_text(st, 1, asset, -1, SQLITE_STATIC);
+  while (sqlite3_step(st) == SQLITE_ROW && n < max) {
+    out[n].who = key_index(sqlite3_column_blob(st, 0));
+    out[n].units = (uint64_t)sqlite3_column_int64(st, 1);
+    out[n].frozen = (uint64_t)sqlite3_column_int64(st, 2);
+    if (out[n].who >= 0) n++;
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
+/* The asset's issuer (a key index), -1 when the asset does not exist. */
+static int asset_issuer(world_t *w, const char *asset, uint64_t *units, uint64_t *issued) {
+  tr_asset_t a;
+  if (tr_store_asset_get(w->s, asset, &a) != 0) return -1;
+  tr_asset_clear(&a);
+  if (units) *units = a.units;
+  if (issued) *issued = a.issued;
+  return key_index(a.issuer.b);
+}
+
+static int pick_account(world_t *w) {
+  int v[N_KEYS];
+  int n = accounts_list(w, v, N_KEYS);
+  if (n == 0 || chance(8)) return 1 + (int)rr(N_KEYS - 1);
+  return v[rr((uint64_t)n)];
+}
+
+static int pick_role(world_t *w, unsigned role) {
+  int v[N_KEYS], c[N_KEYS], m = 0;
+  int n = accounts_list(w, v, N_KEYS);
+  for (int i = 0; i < n; i++) {
+    tr_account_t a;
+    if (tr_store_account_get(w->s, &K[v[i]].pk, &a) == 0 && (a.roles & role) && !a.frozen) c[m++] = v[i];
+  }
+  if (m == 0 || chance(10)) return pick_account(w);
+  return c[rr((uint64_t)m)];
+}
+
+static const char *pick_asset(void) { return chance(3) ? "NOPE" : ASSETS[rr(N_ASSETS)]; }
+
+static void rules_json(world_t *w, char *out, size_t n) {
+  char j[32] = "";
+  if (chance(50)) {
+    int k = 1 + (int)rr(3);
+    size_t o = 0;
+    for (int i = 0; i < k; i++) o += (size_t)snprintf(j + o, sizeof j - o, "%s\"%s\"", i ? "," : "", JURS[(i + rr(2)) % 3]);
+    /* a repeated code makes the tx invalid at the envelope: that is fine too */
+  }
+  snprintf(out, n, "{%s%s%s\"max_holders\":%llu,\"min_units\":%llu,\"lockup_until\":%llu}", j[0] ? "\"jurisdictions\":[" : "",
+           j, j[0] ? "]," : "", (unsigned long long)(chance(50) ? 0 : 2 + rr(5)),
+           (unsigned long long)(chance(60) ? 0 : 1 + rr(20)),
+           (unsigned long long)(chance(70) ? 0 : w->now + rr(30000)));
+}
+
+/* Builds the next tx into w->bytes; returns the signer's key index. */
+static int generate(world_t *w) {
+  char body[4096], rules[256];
+  const char *type = NULL;
+  int signer = 1;
+  const char *asset = pick_asset();
+  uint64_t authorised = 0, issued = 0;
+  int issuer = asset_issuer(w, asset, &authorised, &issued);
+  hold_t h[N_KEYS];
+  int nh = holdings_list(w, asset, h, N_KEYS);
+  hold_t *hp = nh ? &h[rr((uint64_t)nh)] : NULL;
+  uint64_t r = rr(100);
+  if (r >= 91 && r < 95) r = 40; /* more transfers */
+  if (r < 6) {
+    type = "account.open";
+    signer = pick_role(w, TR_ROLE_ADMIN);
+    int acct = chance(85) ? 5 + (int)rr(N_KEYS - 5) : (int)rr(5);
+    snprintf(body, sizeof body, "\"account\":\"%s\",\"roles\":%s,\"jurisdiction\":\"%s\",\"kyc\":%s", K[acct].hex,
+             ROLE_SETS[rr(ARRAY_LEN(ROLE_SETS))], JURS[rr(3)], chance(80) ? "true" : "false");
+  } else if (r < 14) {
+    type = "account.update";
+    signer = pick_role(w, TR_ROLE_ADMIN);
+    int acct = pick_account(w);
+    switch (rr(4)) {
+    case 0: snprintf(body, sizeof body, "\"account\":\"%s\",\"frozen\":%s", K[acct].hex, chance(15) ? "true" : "false"); break;
+    case 1: snprintf(body, sizeof body, "\"account\":\"%s\",\"kyc\":%s", K[acct].hex, chance(85) ? "true" : "false"); break;
+    case 2: snprintf(body, sizeof body, "\"account\":\"%s\",\"jurisdiction\":\"%s\"", K[acct].hex, JURS[rr(3)]); break;
+    default:
+      snprintf(body, sizeof body, "\"account\":\"%s\",\"roles\":%s,\"frozen\":false", K[acct].hex,
+               ROLE_SETS[rr(ARRAY_LEN(ROLE_SETS))]);
+    }
+  } else if (r < 16) {
+    type = "account.recover";
+    signer = chance(50) ? pick_role(w, TR_ROLE_AGENT) : pick_role(w, TR_ROLE_ADMIN);
+    int from = pick_account(w), to = 1 + (int)rr(N_KEYS - 1);
+    if (chance(5)) to = 0; /* the node key: exists */
+    snprintf(body, sizeof body, "\"account\":\"%s\",\"to\":\"%s\",\"reason\":\"lost key\"", K[from].hex, K[to].hex);
+  } else if (r < 20) {
+    type = "asset.create";
+    signer = pick_role(w, TR_ROLE_ISSUER);
+    rules_json(w, rules, sizeof rules);
+    uint64_t units = chance(10) ? TR_INT_MAX : 1000 + rr(100000);
+    snprintf(body, sizeof body,
+             "\"asset\":\"%s\",\"name\":\"Asset\",\"kind\":\"bond\",\"currency\":\"USD\",\"principal\":%llu,\"units\":%llu,"
+             "\"coupon_bps\":%llu,\"maturity\":\"2030-02-28\",\"rating\":\"AA\",\"risk_weight_pct\":%llu,\"rules\":%s",
+             asset, (unsigned long long)(1 + rr(1000000000)), (unsigned long long)units,
+             (unsigned long long)rr(2000), (unsigned long long)rr(1251), rules);
+  } else if (r < 24) {
+    type = "asset.update";
+    signer = issuer >= 0 && chance(90) ? issuer : pick_account(w);
+    rules_json(w, rules, sizeof rules);
+    if (chance(50)) snprintf(body, sizeof body, "\"asset\":\"%s\",\"rules\":%s", asset, rules);
+    else snprintf(body, sizeof body, "\"asset\":\"%s\",\"rating\":\"B\",\"documents\":[{\"name\":\"terms\",\"sha256\":\"%s\"}]",
+                  asset, K[0].hex);
+  } else if (r < 38) {
+    type = "asset.issue";
+    signer = issuer >= 0 && chance(90) ? issuer : pick_account(w);
+    uint64_t units = chance(10) && authorised > issued ? authorised - issued + rr(2) : 1 + rr(300);
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"to\":\"%s\",\"units\":%llu", asset, K[pick_account(w)].hex,
+             (unsigned long long)units);
+  } else if (r < 64) {
+    type = "transfer";
+    signer = hp && chance(90) ? hp->who : pick_account(w);
+    uint64_t held = hp ? hp->units : 10;
+    uint64_t units = chance(25) ? held : chance(10) ? held + 1 : 1 + rr(held);
+    int to = pick_account(w);
+    if (to == signer) to = (to % (N_KEYS - 1)) + 1;
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"to\":\"%s\",\"units\":%llu%s", asset, K[to].hex,
+             (unsigned long long)units, chance(20) ? ",\"memo\":\"inv 42\"" : "");
+  } else if (r < 70) {
+    type = "transfer.force";
+    signer = chance(50) ? pick_role(w, TR_ROLE_AGENT) : pick_role(w, TR_ROLE_ADMIN);
+    int from = hp ? hp->who : pick_account(w), to = pick_account(w);
+    if (to == from) to = (to % (N_KEYS - 1)) + 1;
+    uint64_t held = hp ? hp->units : 5;
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"units\":%llu,\"reason\":\"court\"", asset,
+             K[from].hex, K[to].hex, (unsigned long long)(chance(30) ? held : 1 + rr(held + 1)));
+  } else if (r < 77) {
+    type = "holding.freeze";
+    signer = chance(50) ? pick_role(w, TR_ROLE_AGENT) : pick_role(w, TR_ROLE_ADMIN);
+    int acct = hp && chance(90) ? hp->who : pick_account(w);
+    uint64_t held = hp ? hp->units : 3;
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"account\":\"%s\",\"units\":%llu", asset, K[acct].hex,
+             (unsigned long long)(chance(30) ? 0 : rr(held + 2)));
+  } else if (r < 84) {
+    type = "asset.redeem";
+    signer = issuer >= 0 && chance(90) ? issuer : pick_account(w);
+    int from = hp ? hp->who : pick_account(w);
+    uint64_t held = hp ? hp->units : 5;
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"from\":\"%s\",\"units\":%llu,\"amount\":%llu", asset, K[from].hex,
+             (unsigned long long)(chance(40) ? held : 1 + rr(held + 1)), (unsigned long long)rr(100000));
+  } else if (r < 91) {
+    type = "asset.distribute";
+    signer = issuer >= 0 && chance(90) ? issuer : pick_account(w);
+    uint64_t amount = chance(10) ? TR_INT_MAX - rr(1000) : 1 + rr(chance(50) ? 100 : 100000000);
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"amount\":%llu,\"kind\":\"%s\"", asset, (unsigned long long)amount,
+             chance(50) ? "interest" : "principal");
+  } else {
+    type = "asset.status";
+    signer = chance(60) && issuer >= 0 ? issuer : pick_role(w, TR_ROLE_ADMIN);
+    /* closing is rare unless nothing is issued */
+    const char *st = chance(50) ? "active" : STATUSES[rr(issued == 0 ? 5 : 4)];
+    snprintf(body, sizeof body, "\"asset\":\"%s\",\"status\":\"%s\"", asset, st);
+  }
+  if (signer < 0) signer = 1;
+  snprintf(w->prev_id, sizeof w->prev_id, "r%u", ++w->next_id);
+  if (w->conflict) {
+    signer = w->prev_signer;
+    snprintf(w->prev_id, sizeof w->prev_id, "%s", w->acc_id);
+  }
+  char exp[48] = "";
+  if (chance(5)) snprintf(exp, sizeof exp, ",\"expires\":%llu", (unsigned long long)(w->now - 2000 + rr(4000)));
+  w->len = (size_t)snprintf(w->bytes, sizeof w->bytes, "{\"type\":\"%s\",\"chain\":\"%s\",\"signer\":\"%s\",\"id\":\"%s\"%s,%s}",
+                            type, CHAIN, K[signer].hex, w->prev_id, exp, body);
+  return signer;
+}
+
+/* Applies w->bytes signed by K[signer]; checks tx.check agrees with apply. */
+static void step(world_t *w, int signer) {
+  tr_tx_t *tx = calloc(1, sizeof *tx);
+  tr_tx_error_t err;
+  if (tr_tx_decode(w->bytes, w->len, tx, &err) != 0) {
+    /* envelope refusals (e.g. to = signer) are step 1: nothing to apply */
+    tally[TR_TX_GENESIS].envelope++;
+    free(tx);
+    return;
+  }
+  uint8_t sig[64];
+  tr_tx_sign(w->bytes, w->len, K[signer].sk, sig);
+  tr_refusal_t reasons[TR_REFUSALS_MAX];
+  size_t n = 0;
+  uint64_t dup = 0;
+  int crc = tr_ledger_check(&w->l, tx, w->now, reasons, &n, &dup);
+  tr_receipt_t rcpt = {0};
+  tr_refusal_t ref = {0};
+  int rc = tr_ledger_apply(&w->l, tx, w->bytes, w->len, sig, w->now, &rcpt, &ref);
+  if (rc != 0 && !tr_err_is_refusal(rc)) {
+    internal_errors++;
+    printf("# internal error %s on %s\n", tr_strerror(rc), w->bytes);
+  } else if (crc != 0) {
+    internal_errors++;
+    printf("# tx.check internal error %s on %s\n", tr_strerror(crc), w->bytes);
+  } else {
+    bool agree = rc == 0 ? (n == 0 && (dup != 0) == rcpt.duplicate && (dup == 0 || dup == rcpt.seq))
+                         : (n > 0 && reasons[0].code == rc && ref.code == rc);
+    if (!agree) {
+      check_mismatches++;
+      printf("# check/apply disagree (apply %s, check %s) on %s\n", rc ? tr_err_reason(rc) : "ok",
+             n ? tr_err_reason(reasons[0].code) : "ok", w->bytes);
+    }
+    if (rc == 0 && rcpt.duplicate) duplicates++;
+    else if (rc == 0) tally[tx->type].accepted++;
+    else {
+      tally[tx->type].refused++;
+      unsigned c = (unsigned)(rc - TR_ERR_FIRST_);
+      if (c < 32) reasons_seen[c]++;
+    }
+  }
+  if (rc == 0 && !rcpt.duplicate) {
+    memcpy(w->prev_bytes, w->bytes, w->len + 1);
+    w->prev_len = w->len;
+    w->prev_signer = signer;
+    memcpy(w->acc_id, w->prev_id, sizeof w->acc_id);
+  }
+  tr_receipt_clear(&rcpt);
+  free(tx);
+}
+
+/* Invariants over the derived state; returns the number of violations. */
+static unsigned invariants(world_t *w, const char **what) {
+  static const struct { const char *name, *sql; } checks[] = {
+    {"sum of holdings = issued",
+     "SELECT count(*) FROM assets a WHERE a.issued != (SELECT coalesce(sum(units), 0) FROM holdings h WHERE h.asset = a.id)"},
+    {"holders = holding rows",
+     "SELECT count(*) FROM assets a WHERE a.holders != (SELECT count(*) FROM holdings h WHERE h.asset = a.id)"},
+    {"0 < units, 0 <= frozen <= units", "SELECT count(*) FROM holdings WHERE units <= 0 OR frozen < 0 OR frozen > units"},
+    {"issued <= authorised", "SELECT count(*) FROM assets WHERE issued > units OR issued < 0"},
+    {"holdings name known assets and accounts",
+     "SELECT count(*) FROM holdings h WHERE NOT EXISTS (SELECT 1 FROM assets a WHERE a.id = h.asset)"
+     " OR NOT EXISTS (SELECT 1 FROM accounts c WHERE c.id = h.account)"},
+    {"payouts sum to the distribution amount",
+     "SELECT count(*) FROM distributions d WHERE d.amount != (SELECT coalesce(sum(amount), 0) FROM payouts p WHERE"
+     " p.distribution = d.seq) OR d.count != (SELECT count(*) FROM payouts p WHERE p.distribution = d.seq)"},
+    {"one receipt per entry", "SELECT (SELECT count(*) FROM entries) - (SELECT count(*) FROM receipts)"},
+  };
+  unsigned bad = 0;
+  for (size_t i = 0; i < ARRAY_LEN(checks); i++) {
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 v = -1;
+    if (sqlite3_prepare_v2(tr_store_db(w->s), checks[i].sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+      v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (v != 0) {
+      bad++;
+      *what = checks[i].name;
+    }
+  }
+  return bad;
+}
+
+/* ---- files ---- */
+static int copy_file(const char *from, const char *to) {
+  FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+  if (!in || !out) {
+    if (in) fclose(in);
+    return -1;
+  }
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+  fclose(in);
+  return fclose(out);
+}
+
+/* A copy of the database (and its WAL, if any) at dir/name. */
+static void copy_db(const char *db, const char *dir, const char *name, char *out, size_t n) {
+  char wal[600], owal[600];
+  snprintf(out, n, "%s/%s", dir, name);
+  copy_file(db, out);
+  snprintf(wal, sizeof wal, "%s-wal", db);
+  snprintf(owal, sizeof owal, "%s-wal", out);
+  if (access(wal, F_OK) == 0) copy_file(wal, owal);
+}
+
+static int sql_exec(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+  char *err = NULL;
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+  if (rc != SQLITE_OK) printf("# sql on %s: %s\n", path, err ? err : sqlite3_errmsg(db));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  return rc;
+}
+
+/* Flips one byte of entry seq's tx bytes (the append-only trigger dropped). */
+static int tamper_tx_byte(const char *path, uint64_t seq) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, "DROP TRIGGER entries_append_only_u", NULL, NULL, NULL);
+  char *tx = NULL;
+  int n = 0;
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, "SELECT tx FROM entries WHERE seq = ?1", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      n = sqlite3_column_bytes(st, 0);
+      tx = malloc((size_t)n + 1);
+      memcpy(tx, sqlite3_column_blob(st, 0), (size_t)n);
+      tx[n] = '\0';
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+  }
+  if (tx == NULL) rc = SQLITE_ERROR;
+  if (rc == SQLITE_OK) {
+    /* an id character r1234 → s1234: still valid JSON, another tx */
+    char *p = strstr(tx, "\"id\":\"r");
+    if (p) p[6] = 's';
+    else tx[n / 2] ^= 1;
+    rc = sqlite3_prepare_v2(db, "UPDATE entries SET tx = ?2 WHERE seq = ?1", -1, &st, NULL);
+  }
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    sqlite3_bind_blob(st, 2, tx, n, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1 ? SQLITE_OK : SQLITE_ERROR;
+  }
+  sqlite3_finalize(st);
+  free(tx);
+  sqlite3_close(db);
+  return rc;
+}
+
+static uint64_t progress_done, progress_total;
+static void progress(void *ctx, uint64_t done, uint64_t total) {
+  (void)ctx;
+  progress_done = done;
+  progress_total = total;
+}
+
+static void expect_corrupt(const char *path, uint64_t bad_seq, const char *mention, const char *what) {
+  tr_replay_report_t rep;
+  int rc = tr_ledger_replay(path, NULL, NULL, &rep);
+  TR_CHECK(rc == TR_ECORRUPT && rep.bad_seq == bad_seq && (mention == NULL || strstr(rep.message, mention)),
+           "%s: replay reports TR_ECORRUPT at seq %llu (got %s, seq %llu: %s)", what, (unsigned long long)bad_seq,
+           tr_strerror(rc), (unsigned long long)rep.bad_seq, rep.message);
+}
+
+int main(void) {
+  if (sodium_init() < 0) return 2;
+  for (int i = 0; i < N_KEYS; i++) {
+    uint8_t seed[32];
+    for (int j = 0; j < 32; j++) seed[j] = (uint8_t)(i * 31 + j + 1);
+    crypto_sign_seed_keypair(K[i].pk.b, K[i].sk, seed);
+    tr_hex_encode(K[i].pk.b, 32, K[i].hex);
+  }
+  /* odd characters a datadir may hold: a URI built from it must escape them */
+  char dir[] = "/tmp/tranche replay #1 ?50%-XXXXXX";
+  if (mkdtemp(dir) == NULL) return 2;
+  char path[512], err[256] = "";
+  snprintf(path, sizeof path, "%s/tranche.db", dir);
+
+  world_t *w = calloc(1, sizeof *w);
+  w->now = 1700000000000ULL;
+  int rc = tr_store_open(path, TR_STORE_CREATE, &w->s, err, sizeof err);
+  if (rc == 0) rc = tr_ledger_genesis(w->s, CHAIN, K[0].sk, &K[1].pk, w->now);
+  if (rc == 0) rc = tr_ledger_load(&w->l, w->s);
+  TR_CHECK(rc == 0, "file store with genesis (%s %s)", tr_strerror(rc), err);
+  if (rc != 0) return tr_test_done();
+
+  /* A starting world: issuers, an agent, investors in three jurisdictions. */
+  static const struct { int key; const char *roles, *jur; bool kyc; } start[] = {
+    {2, "[\"issuer\"]", "US", true}, {3, "[\"issuer\",\"investor\"]", "GB", true}, {4, "[\"agent\"]", "US", true},
+    {5, "[\"investor\"]", "US", true}, {6, "[\"investor\"]", "US", true}, {7, "[\"investor\"]", "GB", true},
+    {8, "[\"investor\"]", "DE", true}, {9, "[\"investor\"]", "US", false}, {10, "[\"investor\"]", "US", true},
+  };
+  tr_store_begin(w->s);
+  for (size_t i = 0; i < ARRAY_LEN(start); i++) {
+    snprintf(w->prev_id, sizeof w->prev_id, "s%zu", i);
+    w->len = (size_t)snprintf(w->bytes, sizeof w->bytes,
+                              "{\"type\":\"account.open\",\"chain\":\"%s\",\"signer\":\"%s\",\"id\":\"%s\",\"account\":\"%s\","
+                              "\"roles\":%s,\"jurisdiction\":\"%s\",\"kyc\":%s}",
+                              CHAIN, K[1].hex, w->prev_id, K[start[i].key].hex, start[i].roles, start[i].jur,
+                              start[i].kyc ? "true" : "false");
+    step(w, 1);
+  }
+  tr_store_commit(w->s);
+
+  unsigned violations = 0, batches = 0;
+  const char *violated = "";
+  for (int i = 0; i < N_TXS; i++) {
+    if (i % BATCH == 0) tr_store_begin(w->s);
+    w->now += rr(3000);
+    uint64_t clock = w->now;
+    if (chance(5)) w->now -= rr(5000); /* a clock behind the head: entry time stays the head time */
+    uint64_t r = rr(100);
+    if (r < 3 && w->prev_len) {
+      /* the same bytes again: a duplicate */
+      memcpy(w->bytes, w->prev_bytes, w->prev_len + 1);
+      w->len = w->prev_len;
+      step(w, w->prev_signer);
+    } else if (r < 5 && w->prev_len) {
+      /* a different tx reusing an accepted (signer, id): id_conflict */
+      w->conflict = true;
+      step(w, generate(w));
+      w->conflict = false;
+    } else {
+      step(w, generate(w));
+    }
+    w->now = clock;
+    if (i % BATCH == BATCH - 1 || i == N_TXS - 1) {
+      if (tr_store_commit(w->s) != 0) internal_errors++;
+      batches++;
+      violations += invariants(w, &violated);
+    }
+  }
+  TR_CHECK(violations == 0, "invariants held after each of %u batches (%u violations, last: %s)", batches, violations,
+           violated);
+  TR_CHECK(internal_errors == 0, "no internal errors (%u)", internal_errors);
+  TR_CHECK(check_mismatches == 0, "tx.check's first reason equals apply's verdict on every tx (%u mismatches)",
+           check_mismatches);
+  unsigned total_acc = 0, total_ref = 0;
+  for (int t = TR_TX_ACCOUNT_OPEN; t < TR_TX_TYPE_COUNT; t++) {
+    printf("# %-16s accepted %4u refused %4u\n", tr_tx_type_name((tr_tx_type_t)t), tally[t].accepted, tally[t].refused);
+    TR_CHECK(tally[t].accepted > 0 && tally[t].refused > 0, "%s: both accepted and refused txs generated",
+             tr_tx_type_name((tr_tx_type_t)t));
+    total_acc += tally[t].accepted;
+    total_ref += tally[t].refused;
+  }
+  printf("# envelope-invalid %u, duplicates %u\n", tally[TR_TX_GENESIS].envelope, duplicates);
+  unsigned distinct = 0;
+  for (int c = 0; c < 32; c++) {
+    if (reasons_seen[c]) {
+      distinct++;
+      printf("# %-20s %u\n", tr_err_reason(TR_ERR_FIRST_ + c), reasons_seen[c]);
+    }
+  }
+  TR_CHECK(duplicates > 0, "duplicates exercised (%u)", duplicates);
+  TR_CHECK(distinct >= 12, "at least 12 distinct refusal reasons exercised (%u)", distinct);
+  TR_CHECK(total_acc > 500 && total_ref > 300, "a real mix: %u accepted, %u refused", total_acc, total_ref);
+
+  uint64_t size = 0;
+  tr_store_head(w->s, &size, NULL, NULL);
+  tr_store_close(w->s);
+  free(w);
+
+  /* Replay equals the live state. */
+  tr_replay_report_t rep;
+  rc = tr_ledger_replay(path, progress, NULL, &rep);
+  TR_CHECK(rc == 0, "replay of %llu entries equals the live state (%s: seq %llu %s)", (unsigned long long)size,
+           tr_strerror(rc), (unsigned long long)rep.bad_seq, rep.message);
+  TR_CHECK(progress_done == size && progress_total == size, "progress reached %llu/%llu",
+           (unsigned long long)progress_done, (unsigned long long)progress_total);
+
+  /* A relative path works too. */
+  char cwd[1024];
+  if (getcwd(cwd, sizeof cwd) != NULL && chdir(dir) == 0) {
+    rc = tr_ledger_replay("tranche.db", NULL, NULL, &rep);
+    TR_CHECK(rc == 0, "replay by a relative path (%s)", rep.message);
+    if (chdir(cwd) != 0) return 2;
+  }
+
+  /* Tampering. */
+  char copy[600];
+  uint64_t k = size / 2;
+  copy_db(path, dir, "copy.db", copy, sizeof copy);
+  rc = tr_ledger_replay(copy, NULL, NULL, &rep);
+  TR_CHECK(rc == 0, "an untouched copy replays clean (%s)", rep.message);
+
+  copy_db(path, dir, "tx.db", copy, sizeof copy);
+  TR_CHECK(tamper_tx_byte(copy, k) == SQLITE_OK, "tampered entry %llu's tx bytes", (unsigned long long)k);
+  expect_corrupt(copy, k, "txid", "one tx byte changed");
+
+  copy_db(path, dir, "genesis.db", copy, sizeof copy);
+  TR_CHECK(tamper_tx_byte(copy, 1) == SQLITE_OK, "tampered the genesis bytes");
+  expect_corrupt(copy, 1, NULL, "genesis byte changed");
+
+  copy_db(path, dir, "time.db", copy, sizeof copy);
+  sql_exec(copy, "DROP TRIGGER entries_append_only_u; UPDATE entries SET time = time + 1 WHERE seq = 7");
+  expect_corrupt(copy, 7, "hash", "an entry's time changed");
+
+  copy_db(path, dir, "link.db", copy, sizeof copy);
+  sql_exec(copy, "DROP TRIGGER entries_append_only_u; UPDATE entries SET prev = zeroblob(32) WHERE seq = 5");
+  expect_corrupt(copy, 5, "prev", "an entry's prev link changed");
+
+  copy_db(path, dir, "units.db", copy, sizeof copy);
+  sql_exec(copy, "UPDATE holdings SET units = units + 1 WHERE (asset, account) IN"
+                 " (SELECT asset, account FROM holdings ORDER BY asset, account LIMIT 1)");
+  expect_corrupt(copy, 0, "holdings", "a holding's units changed");
+
+  copy_db(path, dir, "payout.db", copy, sizeof copy);
+  sql_exec(copy, "UPDATE payouts SET amount = amount + 1 WHERE (distribution, account) IN"
+                 " (SELECT distribution, account FROM payouts ORDER BY 1, 2 LIMIT 1)");
+  expect_corrupt(copy, 0, "payouts", "a payout changed");
+
+  copy_db(path, dir, "account.db", copy, sizeof copy);
+  sql_exec(copy, "UPDATE accounts SET frozen = 1 - frozen WHERE id IN (SELECT id FROM accounts ORDER BY id LIMIT 1)");
+  expect_corrupt(copy, 0, "accounts", "an account's frozen flag changed");
+
+  copy_db(path, dir, "cut.db", copy, sizeof copy);
+  sql_exec(copy, "DROP TRIGGER entries_append_only_d; DELETE FROM entries WHERE seq = (SELECT max(seq) FROM entries)");
+  expect_corrupt(copy, 0, NULL, "the last entry deleted, state kept");
+
+  /* clean up the temp dir */
+  static const char *const names[] = {"tranche.db", "copy.db", "tx.db", "genesis.db", "time.db", "link.db",
+                                      "units.db", "payout.db", "account.db", "cut.db"};
+  for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t j = 0; j < ARRAY_LEN(sfx); j++) {
+      char p[700];
+      snprintf(p, sizeof p, "%s/%s%s", dir, names[i], sfx[j]);
+      unlink(p);
+    }
+  }
+  rmdir(dir);
+  return tr_test_done();
+}

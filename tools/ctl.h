@@ -1,0 +1,110 @@
+/* ctl.h — what the tranchectl modules share: the command table row, option
+ * parsing, exit codes, the line-framed JSON-RPC client (TCP and the node's
+ * Unix control socket) and output helpers.
+ *
+ * Modules: tranchectl.c (usage, dispatch), ctl_util.c (options, keys,
+ * files, output), ctl_rpc.c (client), ctl_init.c (init, keygen), ctl_tx.c
+ * (tx building, sign, submit), ctl_query.c (queries, rpc), ctl_verify.c
+ * (offline audit), ctl_proof.c (checkpoints and proofs), ctl_node.c (control
+ * socket: backup, log-level, stop).
+ */
+#ifndef TR_CTL_H
+#define TR_CTL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tr_tx.h"
+
+/* Exit codes (documented in the top-level usage). */
+enum {
+  CTL_OK = 0,       /* done; for verify and proofs: verified */
+  CTL_FAILED = 1,   /* refused by the ledger, not found, or a check failed */
+  CTL_USAGE = 2,    /* bad command line */
+  CTL_DAEMON = 3,   /* cannot connect, timeout, or the daemon answered an error */
+};
+
+#define CTL_OPTS_MAX 64                     /* options on one command line */
+#define CTL_POS_MAX 4                       /* positional arguments of any command */
+#define CTL_RESPONSE_BYTES_MAX (16u << 20)  /* one response line from the daemon */
+#define CTL_TIMEOUT_MS 30000                /* connect, send and each receive */
+#define CTL_FILE_BYTES_MAX (4u << 20)       /* files we read: {tx,sig}, proofs, checkpoints */
+
+/* A parsed command line: `--name value` / `--name=value` / `--flag`, plus
+ * positionals.  `spec` lists the allowed options, comma separated; a name
+ * ending in '=' takes a value, one ending in '*' takes a value and may repeat. */
+typedef struct {
+  size_t n;
+  struct { const char *name; const char *value; } o[CTL_OPTS_MAX];
+  size_t npos;
+  const char *pos[CTL_POS_MAX];
+  bool json, help;
+} ctl_opts_t;
+
+typedef struct ctl_cmd ctl_cmd_t;
+typedef int (*ctl_cmd_fn)(const ctl_cmd_t *cmd, ctl_opts_t *o);
+
+struct ctl_cmd {
+  const char *name;        /* "asset create" */
+  ctl_cmd_fn fn;
+  const char *spec;        /* allowed options, see ctl_opts_t */
+  size_t pos_min, pos_max; /* positional arguments */
+  const char *usage;       /* arguments after the name */
+  const char *help;        /* what it does, then an example */
+};
+
+/* Options common to commands that talk to the daemon. */
+#define CTL_CONN_SPEC "rpc=,datadir=,json"
+
+/* ---- ctl_util.c ---- */
+int ctl_opts_parse(const ctl_cmd_t *cmd, int argc, char **argv, ctl_opts_t *o);
+const char *ctl_opt(const ctl_opts_t *o, const char *name);   /* last value or NULL */
+bool ctl_flag(const ctl_opts_t *o, const char *name);
+int ctl_usage_error(const ctl_cmd_t *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ctl_print_cmd_help(const ctl_cmd_t *cmd, bool full);
+int ctl_parse_u64(const char *s, uint64_t *out);               /* §1 integer; 0 or -1 */
+int ctl_parse_key(const char *hex, tr_key_t *k);                /* 64 lowercase hex; 0 or -1 */
+int ctl_read_key(const char *path, uint8_t sk[64], tr_key_t *pk); /* prints the error; 0 or CTL_FAILED */
+int ctl_read_file(const char *path, char **out, size_t *len);    /* path "-" is stdin; prints errors */
+int ctl_abs_path(const char *path, char *out, size_t outlen);   /* realpath of the dir + base name */
+/* Rewrites integral numbers in the tree as raw digits, so cJSON never prints 1e+15. */
+void ctl_json_digits(cJSON *v);
+void ctl_print_json(const cJSON *v);                             /* unformatted, one line */
+void ctl_print_human(const cJSON *v, const char *currency);      /* aligned keys, tables */
+bool ctl_progress_wanted(void);                                  /* stderr is a terminal */
+
+/* ---- ctl_rpc.c ---- */
+/* Opens the TCP connection chosen by --rpc / --datadir / the default, or the
+ * control socket of --datadir.  Both print their errors. Return fd or -1. */
+int ctl_connect_rpc(const ctl_opts_t *o);
+int ctl_connect_control(const char *datadir);
+/* One JSON-RPC call (params is consumed; NULL = none).  On success *result
+ * is the result (caller deletes) and CTL_OK is returned.  On an error
+ * response prints it ("refused: reason: detail" for refusals) and returns
+ * CTL_FAILED for refusals and not_found, CTL_USAGE for bad params, CTL_DAEMON
+ * otherwise; *error gets the error object when error != NULL (caller deletes). */
+int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **error);
+/* Connects with ctl_connect_rpc, calls, closes. */
+int ctl_rpc(const ctl_opts_t *o, const char *method, cJSON *params, cJSON **result);
+
+/* ---- commands ---- */
+int ctl_cmd_init(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_keygen(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_tx(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_sign(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_submit(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_query(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_rpc(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_verify(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_checkpoint_verify(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_proof_inclusion(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_proof_consistency(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_proof_export(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_proof_verify(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_backup(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_log_level(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_stop(const ctl_cmd_t *c, ctl_opts_t *o);
+
+#endif

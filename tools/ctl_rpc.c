@@ -1,0 +1,208 @@
+/* ctl_rpc.c — tranchectl's blocking JSON-RPC 2.0 client: one request line
+ * out, one response line back (PROTOCOL.md §5 framing), over TCP to the
+ * node's RPC port or over the node's Unix control socket.
+ *
+ * Where to connect: --rpc HOST:PORT, else the `rpc` (or `listen`) key of
+ * DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707.  Every socket
+ * operation times out after CTL_TIMEOUT_MS; a response line may be up to
+ * CTL_RESPONSE_BYTES_MAX bytes. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "tr_node.h"
+
+#define RPC_ERR_REFUSED -32001
+#define RPC_ERR_NOT_FOUND -32004
+#define RPC_ERR_PARAMS -32602
+
+static void set_timeouts(int fd) {
+  struct timeval tv = {.tv_sec = CTL_TIMEOUT_MS / 1000, .tv_usec = (CTL_TIMEOUT_MS % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* The address to use: --rpc, the datadir's config, or the default. */
+static int rpc_address(const ctl_opts_t *o, char *out, size_t outlen) {
+  const char *rpc = ctl_opt(o, "rpc"), *dir = ctl_opt(o, "datadir");
+  if (rpc) {
+    snprintf(out, outlen, "%s", rpc);
+    return 0;
+  }
+  snprintf(out, outlen, "%s", TR_DEFAULT_LISTEN);
+  if (dir == NULL) return 0;
+  char path[TR_PATH_MAX], err[512];
+  tr_config_t c;
+  tr_config_defaults(&c);
+  if (tr_path_join(path, sizeof path, dir, TR_CONFIG_FILE) != 0 || tr_config_load(path, 0, &c, err, sizeof err) != 0) {
+    fprintf(stderr, "tranchectl: %s\n", err);
+    return -1;
+  }
+  snprintf(out, outlen, "%s", c.rpc[0] ? c.rpc : c.listen);
+  return 0;
+}
+
+int ctl_connect_rpc(const ctl_opts_t *o) {
+  char addr[256], host[128], port_s[16];
+  int port;
+  if (rpc_address(o, addr, sizeof addr) != 0) return -1;
+  if (tr_hostport_parse(addr, host, sizeof host, &port) != 0) {
+    fprintf(stderr, "tranchectl: bad address %s (want HOST:PORT)\n", addr);
+    return -1;
+  }
+  snprintf(port_s, sizeof port_s, "%d", port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+  int rc = getaddrinfo(host, port_s, &hints, &res);
+  if (rc != 0) {
+    fprintf(stderr, "tranchectl: cannot resolve %s: %s\n", host, gai_strerror(rc));
+    return -1;
+  }
+  int fd = -1, err = 0;
+  for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    set_timeouts(fd);
+    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) fprintf(stderr, "tranchectl: cannot connect to %s: %s\n", addr, strerror(err));
+  return fd;
+}
+
+int ctl_connect_control(const char *datadir) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", datadir, TR_CONTROL_SOCKET);
+  if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+    fprintf(stderr, "tranchectl: control socket path too long: %s/%s\n", datadir, TR_CONTROL_SOCKET);
+    return -1;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  set_timeouts(fd);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    fprintf(stderr, "tranchectl: cannot connect to %s: %s (is tranched running?)\n", sa.sun_path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int send_all(int fd, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n, len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Reads one line (without "\n") into a heap buffer. */
+static char *recv_line(int fd) {
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (n == cap) {
+      if (cap >= CTL_RESPONSE_BYTES_MAX) break;
+      char *nb = realloc(buf, cap * 2);
+      if (nb == NULL) break;
+      buf = nb, cap *= 2;
+    }
+    ssize_t got = recv(fd, buf + n, cap - n, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      fprintf(stderr, "tranchectl: %s\n", got == 0 ? "the daemon closed the connection" :
+              (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out waiting for the daemon" : strerror(errno));
+      free(buf);
+      return NULL;
+    }
+    char *nl = memchr(buf + n, '\n', (size_t)got);
+    n += (size_t)got;
+    if (nl) {
+      *nl = '\0';
+      return buf;
+    }
+  }
+  fprintf(stderr, "tranchectl: response line over %u bytes\n", CTL_RESPONSE_BYTES_MAX);
+  free(buf);
+  return NULL;
+}
+
+/* Prints an error response; returns the exit code it maps to. */
+static int report_error(const cJSON *err) {
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+  const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(err, "data");
+  const cJSON *reason = cJSON_GetObjectItemCaseSensitive(data, "reason");
+  const cJSON *detail = cJSON_GetObjectItemCaseSensitive(data, "detail");
+  int c = cJSON_IsNumber(code) ? code->valueint : 0;
+  const char *m = cJSON_IsString(msg) ? msg->valuestring : "error";
+  if (c == RPC_ERR_REFUSED && cJSON_IsString(reason)) {
+    fprintf(stderr, "refused: %s: %s\n", reason->valuestring, cJSON_IsString(detail) ? detail->valuestring : "");
+    return CTL_FAILED;
+  }
+  if (cJSON_IsString(detail)) fprintf(stderr, "error %d: %s: %s\n", c, m, detail->valuestring);
+  else fprintf(stderr, "error %d: %s\n", c, m);
+  if (c == RPC_ERR_NOT_FOUND) return CTL_FAILED;
+  if (c == RPC_ERR_PARAMS) return CTL_USAGE;
+  return CTL_DAEMON;
+}
+
+int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **error) {
+  cJSON *req = cJSON_CreateObject();
+  cJSON_AddStringToObject(req, "jsonrpc", "2.0");
+  cJSON_AddNumberToObject(req, "id", 1);
+  cJSON_AddStringToObject(req, "method", method);
+  if (params) cJSON_AddItemToObject(req, "params", params);
+  ctl_json_digits(req);
+  char *line = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  if (line == NULL) return CTL_DAEMON;
+  size_t len = strlen(line);
+  line[len] = '\n'; /* the NUL becomes the frame's newline; we send len + 1 bytes */
+  int rc = send_all(fd, line, len + 1);
+  free(line);
+  if (rc != 0) {
+    fprintf(stderr, "tranchectl: cannot send to the daemon: %s\n", strerror(errno));
+    return CTL_DAEMON;
+  }
+  char *resp = recv_line(fd);
+  if (resp == NULL) return CTL_DAEMON;
+  cJSON *r = cJSON_Parse(resp);
+  free(resp);
+  cJSON *res = cJSON_DetachItemFromObjectCaseSensitive(r, "result");
+  cJSON *err = cJSON_DetachItemFromObjectCaseSensitive(r, "error");
+  cJSON_Delete(r);
+  if (res && !err) {
+    *result = res;
+    return CTL_OK;
+  }
+  rc = err ? report_error(err) : CTL_DAEMON;
+  if (!err) fprintf(stderr, "tranchectl: malformed response from the daemon\n");
+  cJSON_Delete(res);
+  if (error) *error = err;
+  else cJSON_Delete(err);
+  return rc;
+}
+
+int ctl_rpc(const ctl_opts_t *o, const char *method, cJSON *params, cJSON **result) {
+  int fd = ctl_connect_rpc(o);
+  if (fd < 0) {
+    cJSON_Delete(params);
+    return CTL_DAEMON;
+  }
+  int rc = ctl_call(fd, method, params, result, NULL);
+  close(fd);
+  return rc;
+}

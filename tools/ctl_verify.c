@@ -1,0 +1,299 @@
+/* ctl_verify.c — `tranchectl verify`, the offline audit of a data directory
+ * (PROTOCOL.md §7).
+ *
+ *   0. Safety on a live node: the checkpoint is read first, then a consistent
+ *      copy of the database is taken with the SQLite online backup API
+ *      (tr_store_backup) into a private temp directory ($TMPDIR or /tmp), and
+ *      only the copy is audited; the copy is at least as long as the
+ *      checkpoint, because the daemon publishes a checkpoint only after its
+ *      entries are committed.  The copy is removed afterwards.
+ *   1. Every entry's signature, in parallel: one thread per core, each with
+ *      its own read-only connection, taking chunks of VERIFY_CHUNK_ENTRIES
+ *      seqs from an atomic counter.
+ *   2. tr_ledger_replay: links, hashes, genesis, every rule, derived state.
+ *   3. The Merkle root at the checkpoint's size against the checkpoint's
+ *      signed root: the given FILE verified with the given VKEY, else
+ *      DIR/checkpoint verified with the key the genesis entry names.
+ * The first bad seq of steps 1-2 is reported ("FAILED at seq N: reason"). */
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "tr_err.h"
+#include "tr_ledger.h"
+#include "tr_node.h"
+#include "tr_note.h"
+#include "tr_store.h"
+
+#define VERIFY_CHUNK_ENTRIES 1024   /* seqs a thread takes at once: amortises the atomic, balances load */
+#define VERIFY_THREADS_MAX 256      /* more threads than this only add contention */
+#define VERIFY_PROGRESS_MS 200      /* progress line refresh on a terminal */
+
+typedef struct {
+  char path[TR_PATH_MAX];          /* the audited copy */
+  uint64_t size;                   /* its journal size */
+  atomic_ullong next;              /* next chunk's first seq */
+  atomic_ullong done;              /* entries checked */
+  atomic_ullong bad_seq;           /* first bad seq found, ULLONG_MAX = none */
+  atomic_uint running;
+  char bad_why[TR_PATH_MAX];       /* reason for bad_seq (guarded by lock) */
+  pthread_mutex_t lock;
+} sigcheck_t;
+
+typedef struct {
+  bool have;                       /* a checkpoint was found */
+  tr_checkpoint_t cp;
+  char *note;                      /* DIR/checkpoint text when not verified yet */
+  size_t note_len;
+} cpsrc_t;
+
+static void sig_fail(sigcheck_t *s, uint64_t seq, const char *why) {
+  pthread_mutex_lock(&s->lock);
+  if (seq < atomic_load(&s->bad_seq)) {
+    atomic_store(&s->bad_seq, seq);
+    snprintf(s->bad_why, sizeof s->bad_why, "%s", why);
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void sig_chunk(sigcheck_t *s, tr_store_t *st, uint64_t first) {
+  uint64_t last = first + VERIFY_CHUNK_ENTRIES - 1 < s->size ? first + VERIFY_CHUNK_ENTRIES - 1 : s->size;
+  for (uint64_t seq = first; seq <= last && seq < atomic_load(&s->bad_seq); seq++) {
+    tr_entry_t e;
+    int rc = tr_store_entry_get(st, seq, &e);
+    if (rc != 0) {
+      sig_fail(s, seq, rc == TR_ENOT_FOUND ? "entry missing" : "cannot read entry");
+      return;
+    }
+    if (tr_tx_verify(e.tx, e.tx_len, &e.signer, e.sig) != 0) sig_fail(s, seq, "signature does not verify");
+    tr_entry_clear(&e);
+    atomic_fetch_add(&s->done, 1);
+  }
+}
+
+static void *sig_thread(void *arg) {
+  sigcheck_t *s = arg;
+  tr_store_t *st = NULL;
+  char err[256];
+  if (tr_store_open(s->path, TR_STORE_READONLY, &st, err, sizeof err) != 0) {
+    sig_fail(s, 1, err);
+  } else {
+    tr_store_read_begin(st);
+    for (;;) {
+      uint64_t first = atomic_fetch_add(&s->next, VERIFY_CHUNK_ENTRIES);
+      if (first > s->size || first >= atomic_load(&s->bad_seq)) break;
+      sig_chunk(s, st, first);
+    }
+    tr_store_read_end(st);
+    tr_store_close(st);
+  }
+  atomic_fetch_sub(&s->running, 1);
+  return NULL;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Step 1.  Returns the first seq with a bad signature, or 0. */
+static uint64_t check_signatures(sigcheck_t *s, unsigned threads, char *why, size_t whylen) {
+  pthread_t tids[VERIFY_THREADS_MAX];
+  unsigned started = 0;
+  atomic_store(&s->next, 1);
+  atomic_store(&s->bad_seq, ULLONG_MAX);
+  atomic_store(&s->running, threads);
+  pthread_mutex_init(&s->lock, NULL);
+  for (; started < threads; started++)
+    if (pthread_create(&tids[started], NULL, sig_thread, s) != 0) break;
+  atomic_fetch_sub(&s->running, threads - started);
+  if (started == 0) { /* no threads to be had: check on this one */
+    atomic_store(&s->running, 1);
+    sig_thread(s);
+  }
+  bool tty = ctl_progress_wanted();
+  while (tty && atomic_load(&s->running) > 0) {
+    fprintf(stderr, "\rsignatures %llu/%llu", (unsigned long long)atomic_load(&s->done), (unsigned long long)s->size);
+    sleep_ms(VERIFY_PROGRESS_MS);
+  }
+  for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
+  if (tty) fprintf(stderr, "\rsignatures %llu/%llu\n", (unsigned long long)atomic_load(&s->done),
+                   (unsigned long long)s->size);
+  pthread_mutex_destroy(&s->lock);
+  uint64_t bad = atomic_load(&s->bad_seq);
+  snprintf(why, whylen, "%s", s->bad_why);
+  return bad == ULLONG_MAX ? 0 : bad;
+}
+
+static void replay_progress(void *ctx, uint64_t done, uint64_t total) {
+  (void)ctx;
+  fprintf(stderr, "\rreplay %llu/%llu%s", (unsigned long long)done, (unsigned long long)total,
+          done == total ? "\n" : "");
+}
+
+/* Loads the checkpoint to audit against, before the copy is taken: the given
+ * one is verified now; DIR/checkpoint is verified once the genesis is known. */
+static int load_checkpoint(const ctl_opts_t *o, const char *datadir, cpsrc_t *c) {
+  const char *file = ctl_opt(o, "checkpoint"), *vkey = ctl_opt(o, "vkey");
+  char path[TR_PATH_MAX];
+  if (file) {
+    tr_note_vkey_t vk;
+    if (tr_note_vkey_parse(vkey, strlen(vkey), &vk) != 0) {
+      fprintf(stderr, "FAILED: --vkey is not a verifier key\n");
+      return CTL_FAILED;
+    }
+    if (ctl_read_file(file, &c->note, &c->note_len) != 0) return CTL_FAILED;
+    int rc = tr_checkpoint_open(c->note, c->note_len, &vk, &c->cp);
+    if (rc != 0) {
+      fprintf(stderr, "FAILED: checkpoint %s does not verify with the given key: %s\n", file, tr_strerror(rc));
+      return CTL_FAILED;
+    }
+    free(c->note);
+    c->note = NULL;
+    c->have = true;
+    return 0;
+  }
+  if (tr_path_join(path, sizeof path, datadir, TR_CHECKPOINT_FILE) != 0) return CTL_USAGE;
+  struct stat st;
+  if (stat(path, &st) != 0) return 0; /* a node that never ran has no checkpoint yet */
+  if (ctl_read_file(path, &c->note, &c->note_len) != 0) return CTL_FAILED;
+  c->have = true;
+  return 0;
+}
+
+/* Verifies DIR/checkpoint with the vkey of the genesis entry's node key and chain. */
+static int open_own_checkpoint(tr_store_t *st, cpsrc_t *c) {
+  tr_entry_t e;
+  tr_tx_t *tx = malloc(sizeof *tx);
+  char vkey[TR_NOTE_VKEY_BUF_BYTES];
+  tr_note_vkey_t vk;
+  int rc = tx ? tr_store_entry_get(st, 1, &e) : TR_ENOMEM;
+  if (rc == 0) {
+    rc = tr_tx_decode(e.tx, e.tx_len, tx, NULL);
+    tr_entry_clear(&e);
+  }
+  if (rc == 0) rc = tr_note_vkey_format(tx->chain, tx->signer.b, vkey, sizeof vkey);
+  if (rc == 0) rc = tr_note_vkey_parse(vkey, strlen(vkey), &vk);
+  if (rc == 0) rc = tr_checkpoint_open(c->note, c->note_len, &vk, &c->cp);
+  free(tx);
+  return rc;
+}
+
+/* Step 3 on the copy (after replay proved the stored Merkle nodes). */
+static int check_root(tr_store_t *st, uint64_t size, const tr_checkpoint_t *cp) {
+  uint8_t root[32];
+  if (cp->size > size) {
+    printf("FAILED at seq %llu: the journal has %llu entries but the checkpoint covers %llu\n",
+           (unsigned long long)size + 1, (unsigned long long)size, (unsigned long long)cp->size);
+    return CTL_FAILED;
+  }
+  if (cp->size == 0) return 0;
+  int rc = tr_store_merkle_root(st, cp->size, root);
+  if (rc != 0 || memcmp(root, cp->root, 32) != 0) {
+    printf("FAILED at seq %llu: the Merkle root of entries 1..%llu is not the checkpoint's root\n",
+           (unsigned long long)cp->size, (unsigned long long)cp->size);
+    return CTL_FAILED;
+  }
+  return 0;
+}
+
+/* Takes the consistent copy into a new private temp directory. */
+static int take_copy(const char *datadir, char *tmpdir, size_t tmplen, char *copy, size_t copylen) {
+  const char *base = getenv("TMPDIR");
+  char db[TR_PATH_MAX], err[512];
+  snprintf(tmpdir, tmplen, "%s/tranche-verify-XXXXXX", base && *base ? base : "/tmp");
+  if (mkdtemp(tmpdir) == NULL) {
+    fprintf(stderr, "tranchectl verify: cannot create a temp directory in %s\n", base && *base ? base : "/tmp");
+    return CTL_FAILED;
+  }
+  if (tr_path_join(db, sizeof db, datadir, TR_DB_FILE) != 0 || tr_path_join(copy, copylen, tmpdir, TR_DB_FILE) != 0)
+    return CTL_USAGE;
+  if (access(db, R_OK) != 0) {
+    printf("FAILED: cannot read %s\n", db);
+    return CTL_FAILED;
+  }
+  if (tr_store_backup(db, copy, err, sizeof err) != 0) {
+    printf("FAILED: cannot take a consistent copy: %s\n", err);
+    return CTL_FAILED;
+  }
+  return 0;
+}
+
+static void remove_copy(const char *tmpdir, const char *copy) {
+  if (copy[0]) unlink(copy);
+  if (tmpdir[0]) rmdir(tmpdir);
+}
+
+/* Steps 1-3 on the copy; prints the verdict. */
+static int audit(const char *copy, unsigned threads, cpsrc_t *c) {
+  char err[512], why[TR_PATH_MAX];
+  tr_store_t *st = NULL;
+  uint64_t size = 0, t;
+  uint8_t h[32];
+  if (tr_store_open(copy, TR_STORE_READONLY, &st, err, sizeof err) != 0 || tr_store_head(st, &size, h, &t) != 0) {
+    printf("FAILED: cannot read the journal: %s\n", err);
+    tr_store_close(st);
+    return CTL_FAILED;
+  }
+  static sigcheck_t sc;
+  snprintf(sc.path, sizeof sc.path, "%s", copy);
+  sc.size = size;
+  uint64_t bad_sig = size ? check_signatures(&sc, threads, why, sizeof why) : 0;
+  tr_replay_report_t rep;
+  int rc = tr_ledger_replay(copy, ctl_progress_wanted() ? replay_progress : NULL, NULL, &rep);
+  if (bad_sig && (rc == 0 || rep.bad_seq == 0 || bad_sig <= rep.bad_seq)) {
+    printf("FAILED at seq %llu: %s\n", (unsigned long long)bad_sig, why);
+    rc = CTL_FAILED;
+  } else if (rc != 0) {
+    if (rep.bad_seq) printf("FAILED at seq %llu: %s\n", (unsigned long long)rep.bad_seq, rep.message);
+    else printf("FAILED: %s\n", rep.message);
+    rc = CTL_FAILED;
+  } else if (c->have && c->note && open_own_checkpoint(st, c) != 0) {
+    printf("FAILED: the data directory's checkpoint is not signed by the genesis node key\n");
+    rc = CTL_FAILED;
+  } else if (c->have) {
+    rc = check_root(st, size, &c->cp);
+  }
+  if (rc == 0 && c->have)
+    printf("OK: %llu entries, signatures, replay and checkpoint %llu verified\n", (unsigned long long)size,
+           (unsigned long long)c->cp.size);
+  else if (rc == 0)
+    printf("OK: %llu entries, signatures and replay verified (no checkpoint yet)\n", (unsigned long long)size);
+  tr_store_close(st);
+  return rc;
+}
+
+static unsigned threads_wanted(const ctl_opts_t *o) {
+  uint64_t n = 0;
+  const char *v = ctl_opt(o, "threads");
+  if (v && (ctl_parse_u64(v, &n) != 0 || n < 1 || n > VERIFY_THREADS_MAX)) return 0;
+  if (!v) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    n = cores < 1 ? 1 : cores > VERIFY_THREADS_MAX ? VERIFY_THREADS_MAX : (uint64_t)cores;
+  }
+  return (unsigned)n;
+}
+
+int ctl_cmd_verify(const ctl_cmd_t *cmd, ctl_opts_t *o) {
+  const char *datadir = ctl_opt(o, "datadir");
+  if (!datadir) return ctl_usage_error(cmd, "--datadir is required");
+  if (!ctl_opt(o, "checkpoint") != !ctl_opt(o, "vkey"))
+    return ctl_usage_error(cmd, "--checkpoint and --vkey go together");
+  unsigned threads = threads_wanted(o);
+  if (threads == 0) return ctl_usage_error(cmd, "--threads must be 1-%d", VERIFY_THREADS_MAX);
+  cpsrc_t c = {0};
+  char tmpdir[TR_PATH_MAX] = "", copy[TR_PATH_MAX] = "";
+  int rc = load_checkpoint(o, datadir, &c);
+  if (rc == 0) rc = take_copy(datadir, tmpdir, sizeof tmpdir, copy, sizeof copy);
+  if (rc == 0) rc = audit(copy, threads, &c);
+  remove_copy(tmpdir, copy);
+  free(c.note);
+  return rc;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# tools/deps.sh — installs what tranche needs on Debian 12 (only what is missing).
+set -euo pipefail
+packages=(build-essential meson ninja-build pkg-config libsodium-dev libsqlite3-dev libuv1-dev
+          libcjson-dev python3 python3-cryptography sqlite3 clang)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
