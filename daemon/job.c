@@ -107,6 +107,18 @@ static char *render(const cJSON *id, const char *member, cJSON *value) {
 
 char *tr_rpc_result_text(const cJSON *id, cJSON *result) { return render(id, "result", result); }
 
+char *tr_rpc_result_raw(const cJSON *id, const char *result_json) {
+  cJSON *idc = id_copy(id);
+  char *id_text = idc ? cJSON_PrintUnformatted(idc) : NULL;
+  cJSON_Delete(idc);
+  if (id_text == NULL) return NULL;
+  size_t cap = strlen(result_json) + strlen(id_text) + 40;
+  char *out = malloc(cap);
+  if (out) snprintf(out, cap, "{\"jsonrpc\":\"2.0\",\"result\":%s,\"id\":%s}", result_json, id_text);
+  free(id_text);
+  return out;
+}
+
 char *tr_rpc_error_text(const cJSON *id, int code, const char *message, cJSON *data) {
   cJSON *err = cJSON_CreateObject();
   cJSON_AddNumberToObject(err, "code", code);

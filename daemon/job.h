@@ -68,6 +68,8 @@ bool tr_job_has_deferred(const tr_job_t *job);
 
 /* JSON-RPC response objects as text. */
 char *tr_rpc_result_text(const cJSON *id, cJSON *result /* consumed */);
+/* The same with a result that is already JSON text (trusted: rendered by us). */
+char *tr_rpc_result_raw(const cJSON *id, const char *result_json);
 char *tr_rpc_error_text(const cJSON *id, int code, const char *message, cJSON *data /* consumed, may be NULL */);
 char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail);
 

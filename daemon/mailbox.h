@@ -11,7 +11,7 @@
 #include <uv.h>
 
 typedef enum {
-  TR_MSG_JOB_DONE = 1,   /* a worker finished a job (payload: tr_job_t *) */
+  TR_MSG_JOB_DONE = 1,   /* a worker finished jobs (payload: tr_job_t * chained by ->next) */
   TR_MSG_SEQ_DONE,       /* the sequencer finished a batch (payload: tr_seq_batch_t *) */
 } tr_msg_kind_t;
 

@@ -41,17 +41,15 @@ static void worker_main(void *arg) {
     tr_job_t *jobs = take_share(pool);
     uv_mutex_unlock(&pool->mu);
     uint64_t t0 = tr_clock_ns();
-    while (jobs) {
-      tr_job_t *next = jobs->next;
-      jobs->next = NULL;
-      pool->work(w, jobs);
-      if (tr_mailbox_post(pool->done, TR_MSG_JOB_DONE, jobs) != 0) {
-        log_error("pool", "out of memory posting a finished job; dropping its connection's answer");
-      }
-      jobs = next;
-      atomic_fetch_add(&pool->jobs_done, 1);
-    }
+    size_t n = 0;
+    for (tr_job_t *j = jobs; j; j = j->next, n++) pool->work(w, j);
     atomic_fetch_add(&pool->busy_ns, tr_clock_ns() - t0);
+    atomic_fetch_add(&pool->jobs_done, n);
+    /* the whole share goes back as one message: one lock, one wake-up */
+    while (tr_mailbox_post(pool->done, TR_MSG_JOB_DONE, jobs) != 0) {
+      log_error("pool", "out of memory posting finished jobs; retrying");
+      uv_sleep(10);
+    }
   }
 }
 

@@ -87,22 +87,30 @@ static void conn_close(tr_conn_t *c) {
 
 /* ---- writing ---- */
 
+#define WRITE_JOBS_MAX 64 /* responses gathered into one writev */
+
 typedef struct {
   uv_write_t req;
   tr_conn_t *conn;
-  tr_job_t *job;
+  size_t n, bytes;
+  tr_job_t *jobs[WRITE_JOBS_MAX];
+  uv_buf_t bufs[WRITE_JOBS_MAX];
 } write_t;
 
 static void shutdown_progress(tr_daemon_t *d);
 
+static void job_release(tr_conn_t *c, tr_job_t *j) {
+  atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
+  tr_job_free(j);
+  c->jobs_alive--;
+}
+
 static void conn_write_cb(uv_write_t *req, int status) {
   write_t *w = req->data;
   tr_conn_t *c = w->conn;
-  c->out_bytes -= w->job->response_len;
+  c->out_bytes -= w->bytes;
   c->writes_pending--;
-  atomic_fetch_sub(&c->d->stats.inflight_bytes, w->job->len);
-  tr_job_free(w->job);
-  c->jobs_alive--;
+  for (size_t i = 0; i < w->n; i++) job_release(c, w->jobs[i]);
   free(w);
   if (status != 0 && !c->closing) conn_close(c);
   if (c->closing) {
@@ -114,37 +122,51 @@ static void conn_write_cb(uv_write_t *req, int status) {
   shutdown_progress(c->d);
 }
 
-/* Writes every finished response at the head of the queue, in order. */
-static void conn_flush(tr_conn_t *c) {
-  while (c->q_head && c->q_head->complete) {
+/* Takes the finished responses at the head of the queue, in order, into one
+ * write request (one writev).  Returns NULL when there are none. */
+static write_t *conn_gather(tr_conn_t *c, bool *oom) {
+  write_t *w = NULL;
+  while (c->q_head && c->q_head->complete && (w == NULL || w->n < WRITE_JOBS_MAX)) {
     tr_job_t *j = c->q_head;
     c->q_head = j->conn_next;
     if (c->q_head == NULL) c->q_tail = NULL;
     c->inflight--;
-    if (c->closing || j->response == NULL) {
-      atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
-      tr_job_free(j);
-      c->jobs_alive--;
+    if (j->response == NULL) { /* notifications only */
+      job_release(c, j);
       continue;
     }
-    write_t *w = malloc(sizeof *w);
-    uv_buf_t buf = uv_buf_init(j->response, (unsigned)j->response_len);
-    if (w == NULL) {
+    if (w == NULL && (w = calloc(1, sizeof *w)) == NULL) {
+      job_release(c, j);
+      *oom = true;
+      return NULL;
+    }
+    w->jobs[w->n] = j;
+    w->bufs[w->n++] = uv_buf_init(j->response, (unsigned)j->response_len);
+    w->bytes += j->response_len;
+  }
+  return w;
+}
+
+/* Writes every finished response at the head of the queue, in order. */
+static void conn_flush(tr_conn_t *c) {
+  if (c->closing) return;
+  for (;;) {
+    bool oom = false;
+    write_t *w = conn_gather(c, &oom);
+    if (oom) {
       conn_close(c);
       return;
     }
+    if (w == NULL) break;
     w->conn = c;
-    w->job = j;
     w->req.data = w;
-    c->out_bytes += j->response_len;
+    c->out_bytes += w->bytes;
     c->writes_pending++;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb) != 0) {
-      c->out_bytes -= j->response_len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, (unsigned)w->n, conn_write_cb) != 0) {
+      c->out_bytes -= w->bytes;
       c->writes_pending--;
+      for (size_t i = 0; i < w->n; i++) job_release(c, w->jobs[i]);
       free(w);
-      atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
-      tr_job_free(j);
-      c->jobs_alive--;
       conn_close(c);
       return;
     }
@@ -220,7 +242,13 @@ static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
 
 void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg) {
   tr_daemon_t *d = box->data;
-  if (msg->kind == TR_MSG_JOB_DONE) on_job_done(d, msg->payload);
+  if (msg->kind == TR_MSG_JOB_DONE) {
+    for (tr_job_t *j = msg->payload, *next; j; j = next) { /* a worker's share, in order */
+      next = j->next;
+      j->next = NULL;
+      on_job_done(d, j);
+    }
+  }
   else if (msg->kind == TR_MSG_SEQ_DONE) on_seq_done(d, msg->payload);
   free(msg);
 }

@@ -665,7 +665,7 @@ static int move_units(rules_t *r, effects_t *e, const tr_key_t *from, const tr_k
     h.units += units;
     if ((rc = set_holding(r, e, a->id, to, &h)) != 0) return rc;
   }
-  return tr_store_asset_put(r->s, a);
+  return 0; /* the caller stores the asset row if holders or issued changed */
 }
 
 typedef struct {
@@ -777,7 +777,7 @@ static int apply_holding_freeze(rules_t *r, effects_t *e) {
 
 static int apply_type(rules_t *r, effects_t *e, uint64_t seq) {
   const tr_tx_t *tx = r->tx;
-  uint64_t issued_before = r->asset.issued;
+  uint64_t issued_before = r->asset.issued, holders_before = r->asset.holders;
   int rc;
   switch (tx->type) {
   case TR_TX_ACCOUNT_OPEN: return apply_account_open(r);
@@ -804,6 +804,8 @@ static int apply_type(rules_t *r, effects_t *e, uint64_t seq) {
     e->issued_changed = true;
     e->issued = r->asset.issued;
   }
+  if (rc == 0 && (r->asset.issued != issued_before || r->asset.holders != holders_before))
+    rc = tr_store_asset_put(r->s, &r->asset);
   return rc;
 }
 

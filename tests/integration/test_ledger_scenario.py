@@ -353,6 +353,27 @@ def run(node, S):
             out.append(resp.get("result", {}).get("seq") if resp.get("id") == rid else None)
     T.check(None not in out and sorted(out) == list(range(size + 1, size + 41)),
             "40 pipelined submits on 2 connections: all accepted, contiguous seqs", out)
+    # the same tx racing on two connections: one entry, the other gets the stored receipt
+    size = n.head()["size"]
+    with n.connect() as c1, n.connect() as c2:
+        pairs = []
+        for i in range(10):
+            t = tc.tx_bytes(tx("account.open", A, account=tc.Key().pk, roles=["investor"], jurisdiction="GB",
+                               kyc=True))
+            p = {"tx": t.decode(), "sig": tc.sign_tx(t, A)}
+            r1, r2 = c1.request("tx.submit", p), c2.request("tx.submit", p)
+            c1.send_obj(r1)
+            c2.send_obj(r2)
+            pairs.append((r1["id"], r2["id"]))
+        bad = []
+        for id1, id2 in pairs:
+            x, y = c1.recv(timeout=60), c2.recv(timeout=60)
+            x, y = x.get("result", x), y.get("result", y)
+            if not (x.get("seq") == y.get("seq") and x.get("hash") == y.get("hash")
+                    and sorted([x.get("duplicate"), y.get("duplicate")]) == [False, True]):
+                bad.append((x, y))
+    T.check(not bad, "a tx submitted twice at once: one entry, one duplicate receipt with the same seq", bad[:2])
+    T.eq(n.head()["size"], size + 10, "10 racing pairs appended 10 entries")
 
     # ---------------------------------------------------------------- lost keys
     gb_held = n.call("account.get", {"account": gb})["holdings"]
