@@ -14,6 +14,7 @@
 #include "mailbox.h"
 #include "pool.h"
 #include "sequencer.h"
+#include "walcheck.h"
 #include "tr_node.h"
 #include "tr_note.h"
 
@@ -38,6 +39,7 @@ typedef struct tr_daemon {
   tr_mailbox_t mailbox;
   tr_pool_t pool;
   tr_sequencer_t seq;
+  tr_walcheck_t walcheck;
 
   /* loop thread only */
   uv_tcp_t listener;

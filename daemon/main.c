@@ -159,6 +159,7 @@ void tr_daemon_finish_shutdown(tr_daemon_t *d) {
   tr_server_close_all(d);
   tr_control_close(d);
   tr_pool_stop(&d->pool);
+  tr_walcheck_stop(&d->walcheck);
   tr_sequencer_stop(&d->seq); /* commits the queue (empty now) and a last checkpoint */
   uv_timer_stop(&d->shutdown_timer);
   uv_close((uv_handle_t *)&d->shutdown_timer, closed_cb);
@@ -230,6 +231,7 @@ int main(int argc, char **argv) {
   char db[TR_PATH_MAX];
   tr_path_join(db, sizeof db, d->datadir, TR_DB_FILE);
   rc = tr_pool_start(&d->pool, d->workers, db, tr_rpc_work, &d->mailbox, d, err, sizeof err);
+  if (rc == 0) rc = tr_walcheck_start(d->loop, &d->walcheck, db);
   if (rc == 0) rc = tr_server_start(d, err, sizeof err);
   if (rc == 0) rc = tr_control_start(d, err, sizeof err);
   if (rc == 0) rc = start_signals(d);

@@ -99,6 +99,8 @@ static int configure(tr_store_t *s, char *errbuf, size_t errlen) {
       snprintf(errbuf, errlen, "cannot enable WAL: %s", sqlite3_errmsg(s->db));
       return TR_EIO;
     }
+    /* A WAL that grew under a burst is cut back to this size once it restarts. */
+    if (exec(s, "PRAGMA journal_size_limit = 67108864") != 0) return TR_EIO;
   }
   /* Readers: snapshot reads only; a reader never writes or checkpoints. */
   return exec(s, "PRAGMA cache_size = -16384");
@@ -145,6 +147,11 @@ void tr_store_close(tr_store_t *s) {
   for (size_t i = 0; i < s->stmts_n; i++) sqlite3_finalize(s->stmts[i].stmt);
   if (s->db) sqlite3_close(s->db);
   free(s);
+}
+
+int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_frames) {
+  int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, wal_frames, checkpointed_frames);
+  return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : TR_EIO; /* BUSY: another checkpoint runs; try later */
 }
 
 int tr_store_begin(tr_store_t *s) { return exec(s, "BEGIN IMMEDIATE"); }

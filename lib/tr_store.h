@@ -37,6 +37,12 @@ void tr_store_close(tr_store_t *s);
 sqlite3 *tr_store_db(tr_store_t *s);
 const char *tr_store_errmsg(tr_store_t *s);
 
+/* Copies committed WAL frames into the database file without blocking the
+ * writer or readers (SQLITE_CHECKPOINT_PASSIVE).  Run beside the writer, it
+ * does most of the copying in parallel, so the writer's own automatic
+ * checkpoint (which must run to let the WAL restart) finds little left. */
+int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_frames);
+
 /* The current schema version (number of migrations). */
 int tr_store_schema_version(void);
 
