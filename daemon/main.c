@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "notify.h"
 #include "daemon.h"
 #include "log.h"
 #include "tr_err.h"
@@ -145,6 +146,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 void tr_daemon_request_stop(tr_daemon_t *d) {
   if (d->stopping) return;
   d->stopping = true;
+  tr_notify("STOPPING=1");
   tr_server_stop_accepting(d);
   uv_timer_start(&d->shutdown_timer, shutdown_timeout_cb, SHUTDOWN_GRACE_MS, 0);
   if (tr_server_idle(d)) tr_daemon_finish_shutdown(d);
@@ -246,6 +248,7 @@ int main(int argc, char **argv) {
   log_info("main", "tranched %s serving chain %s on %s with %u workers; size %llu", TR_VERSION, d->chain,
            d->config.listen, d->workers, (unsigned long long)atomic_load(&d->seq.stats.size));
   log_info("main", "checkpoint verifier key: %s", d->vkey);
+  if (tr_notify("READY=1") != 0) log_warn("main", "could not tell systemd we are ready ($NOTIFY_SOCKET)");
 
   uv_run(d->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(d->loop) != 0) log_debug("main", "loop closed with handles open");
