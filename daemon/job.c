@@ -51,7 +51,7 @@ bool tr_job_has_deferred(const tr_job_t *job) {
 int tr_job_render(tr_job_t *job) {
   size_t total = 3, count = 0;
   for (size_t i = 0; i < job->n_elems; i++)
-    if (job->elems[i].response) {
+    if (job->elems[i].response && !job->elems[i].notification) { /* a notification is never answered */
       total += strlen(job->elems[i].response) + 1;
       count++;
     }
@@ -63,7 +63,7 @@ int tr_job_render(tr_job_t *job) {
   if (job->batch) out[o++] = '[';
   for (size_t i = 0, k = 0; i < job->n_elems; i++) {
     const char *r = job->elems[i].response;
-    if (r == NULL) continue;
+    if (r == NULL || job->elems[i].notification) continue;
     if (k++) out[o++] = ',';
     size_t n = strlen(r);
     memcpy(out + o, r, n);

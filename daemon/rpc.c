@@ -431,28 +431,6 @@ static bool integer_of(const cJSON *item, uint64_t *out) {
   return true;
 }
 
-static bool asset_id_ok(const char *s) {
-  size_t n = strlen(s);
-  if (n < 1 || n > TR_ASSET_ID_CHARS_MAX) return false;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || (i > 0 && (ch == '.' || ch == '_' || ch == '-'));
-    if (!ok) return false;
-  }
-  return true;
-}
-
-static bool tx_id_ok(const char *s) {
-  size_t n = strlen(s);
-  if (n < 1 || n > TR_TX_ID_CHARS_MAX) return false;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
-      return false;
-  }
-  return true;
-}
-
 static bool param_value(const param_t *p, const cJSON *item, pval_t *v) {
   v->present = true;
   if (p->type == P_CURSOR && cJSON_IsNull(item)) return true;
@@ -467,8 +445,8 @@ static bool param_value(const param_t *p, const cJSON *item, pval_t *v) {
   switch (p->type) {
   case P_KEY: return tr_hex_decode(v->s, v->len, v->bin, 32) == 0;
   case P_SIG: return tr_hex_decode(v->s, v->len, v->bin, 64) == 0;
-  case P_ASSET: return asset_id_ok(v->s);
-  case P_TXID_STR: return tx_id_ok(v->s);
+  case P_ASSET: return tr_asset_id_valid(v->s, v->len);
+  case P_TXID_STR: return tr_tx_id_valid(v->s, v->len);
   default: return true;
   }
 }

@@ -1040,7 +1040,7 @@ static int replay_apply(tr_ledger_t *mem, tr_store_t *ms, const tr_entry_t *e, c
 }
 
 static const char *const DERIVED_TABLES[] = {
-  "accounts", "assets", "holdings", "distributions", "payouts", "account_entries", "receipts", "merkle_nodes",
+  "meta", "accounts", "assets", "holdings", "distributions", "payouts", "account_entries", "receipts", "merkle_nodes",
 };
 
 /* A read-only SQLite URI for a file path.  '%', '?' and '#' are escaped: in a

@@ -231,17 +231,6 @@ static bool parse_key(const char *p, size_t len, uint8_t out[32]) {
   return tr_hex_decode(p, len, out, 32) == 0;
 }
 
-static bool asset_id_valid(const char *p) {
-  size_t n = strlen(p);
-  if (n < 1 || n > TR_ASSET_ID_CHARS_MAX) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = p[i];
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (i > 0 && (c == '.' || c == '_' || c == '-'));
-    if (!ok) return false;
-  }
-  return true;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Entries and txs                                                           */
 
@@ -546,7 +535,7 @@ int tr_query_asset_list(tr_store_t *s, const tr_page_t *page, cJSON **out, tr_qu
   const char *cursor = page_cursor(page);
   int rc = check_page(page, err);
   if (rc != 0) return rc;
-  if (cursor != NULL && !asset_id_valid(cursor)) return earg(err, "cursor is not an asset id from a previous page");
+  if (cursor != NULL && !tr_asset_id_valid(cursor, strlen(cursor))) return earg(err, "cursor is not an asset id from a previous page");
   uint64_t limit = page_limit(page), size, n = 0;
   char(*ids)[TR_ASSET_ID_CHARS_MAX + 1] = calloc((size_t)limit + 1, sizeof *ids);
   if (ids == NULL) return TR_ENOMEM;

@@ -111,7 +111,7 @@ static bool match_chain(const char *s, size_t n) {
 }
 
 /* ^[A-Za-z0-9_-]{1,64}$ */
-static bool match_txid(const char *s, size_t n) {
+bool tr_tx_id_valid(const char *s, size_t n) {
   if (n < 1 || n > TR_TX_ID_CHARS_MAX) return false;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
@@ -121,7 +121,7 @@ static bool match_txid(const char *s, size_t n) {
 }
 
 /* ^[A-Z0-9][A-Z0-9._-]{0,31}$ */
-static bool match_asset(const char *s, size_t n) {
+bool tr_asset_id_valid(const char *s, size_t n) {
   if (n < 1 || n > TR_ASSET_ID_CHARS_MAX || !(is_upper(s[0]) || is_digit(s[0]))) return false;
   for (size_t i = 1; i < n; i++) {
     char c = s[i];
@@ -517,8 +517,8 @@ static int dec_format(const cJSON *v, const row_t *r, const char *path, void *ds
   bool ok = false;
   switch (r->kind) {
   case K_CHAIN: ok = match_chain(s, n); break;
-  case K_TXID: ok = match_txid(s, n); break;
-  case K_ASSET: ok = match_asset(s, n); break;
+  case K_TXID: ok = tr_tx_id_valid(s, n); break;
+  case K_ASSET: ok = tr_asset_id_valid(s, n); break;
   case K_JURISDICTION: ok = match_upper(s, n, 2); break;
   case K_CURRENCY: ok = match_upper(s, n, 3); break;
   case K_DATE: ok = match_date(s, n); break;

@@ -146,6 +146,10 @@ int tr_tx_verify(const char *bytes, size_t len, const tr_key_t *signer,
  * Returns 0, or TR_EARG for NULL arguments or len > TR_TX_BYTES_MAX. */
 int tr_tx_sign(const char *bytes, size_t len, const uint8_t sk[64], uint8_t sig_out[TR_SIG_BYTES]);
 
+/* The contract's identifier forms (§1), for every module that takes them. */
+bool tr_asset_id_valid(const char *s, size_t len); /* ^[A-Z0-9][A-Z0-9._-]{0,31}$ */
+bool tr_tx_id_valid(const char *s, size_t len);    /* ^[A-Za-z0-9_-]{1,64}$ */
+
 /* Wire names; NULL for a value out of range. */
 const char *tr_tx_type_name(tr_tx_type_t t);
 const char *tr_status_name(tr_status_t s);
