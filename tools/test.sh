@@ -26,5 +26,52 @@ status=0
 run_suite build || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || status=1
+
+# Bounded fuzzing (needs clang): libFuzzer targets built in build-fuzz with
+# ASan+UBSan, each run FUZZ_SECONDS (default 20) from its seed corpus and past
+# finds.  A crash fails the run; the input is left in build-fuzz/fuzz-artifacts/
+# and belongs in tests/fuzz/regressions/<name>/ once understood.
+fuzz_stage() {
+  local dir=build-fuzz secs=${FUZZ_SECONDS:-20}
+  if ! command -v clang >/dev/null; then echo "fuzz: clang not found, stage skipped"; return 0; fi
+  if [ ! -d "$dir" ]; then
+    CC=clang meson setup "$dir" -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
+      -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
+  fi
+  ninja -C "$dir"
+  local rc=0 h
+  for h in json tx note rpc; do
+    mkdir -p "$dir/fuzz-corpus/$h" "$dir/fuzz-artifacts/$h"
+    local log="$dir/fuzz-artifacts/$h.log" hrc=0
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$dir/tests/fuzz/fuzz_$h" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=20000 -print_final_stats=1 \
+      -artifact_prefix="$dir/fuzz-artifacts/$h/" "$dir/fuzz-corpus/$h" "tests/fuzz/corpus/$h" \
+      "tests/fuzz/regressions/$h" >"$log" 2>&1 || hrc=$?
+    local execs
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    if [ "$hrc" -eq 0 ]; then
+      passed=$((passed + 1))
+      echo "fuzz $h: ${execs:-?} executions in ${secs}s, no crash"
+    else
+      failed=$((failed + 1))
+      rc=1
+      echo "fuzz $h: CRASH after ${execs:-?} executions (exit $hrc); log $log:"
+      grep -E 'invariant|ERROR|runtime error|SUMMARY|Test unit written' "$log" | head -20 || true
+    fi
+  done
+  return $rc
+}
+fuzz_stage || status=1
+
+# Optional: the concurrency test against a ThreadSanitizer build (TSAN=1).
+if [ "${TSAN:-0}" = 1 ]; then
+  if [ ! -d build-tsan ]; then meson setup build-tsan -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
+  ninja -C build-tsan
+  tsan_rc=0
+  TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
+    meson test -C build-tsan --print-errorlogs integration_concurrency || tsan_rc=$?
+  if [ "$tsan_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+fi
+
 echo "tests: $passed passed, $failed failed"
 exit $status
