@@ -82,7 +82,7 @@ static cJSON *id_copy(const cJSON *id) {
   if (id == NULL) return cJSON_CreateNull();
   if (cJSON_IsNumber(id)) {
     double v = id->valuedouble;
-    if (v == (double)(long long)v && v > -9.2e18 && v < 9.2e18) {
+    if (v > -9.2e18 && v < 9.2e18 && v == (double)(long long)v) { /* range first: the cast is UB outside */
       char digits[24];
       snprintf(digits, sizeof digits, "%lld", (long long)v);
       return cJSON_CreateRaw(digits);

@@ -451,6 +451,15 @@ static bool param_value(const param_t *p, const cJSON *item, pval_t *v) {
   }
 }
 
+/* Bytes of s to print so that at most max bytes are shown and a UTF-8
+ * sequence is never cut (a cut one would make the response invalid JSON). */
+static int utf8_prefix(const char *s, int max) {
+  int n = (int)strnlen(s, (size_t)max);
+  if (s[n] != '\0')
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+  return n;
+}
+
 /* Unknown, missing or wrongly typed params are -32602 (§5). */
 static bool params_check(const method_t *m, const cJSON *params, pval_t v[PARAMS_MAX], char *msg, size_t msglen) {
   memset(v, 0, sizeof(pval_t) * PARAMS_MAX);
@@ -462,7 +471,7 @@ static bool params_check(const method_t *m, const cJSON *params, pval_t v[PARAMS
     size_t k = 0;
     while (k < PARAMS_MAX && m->params[k].name && strcmp(m->params[k].name, it->string) != 0) k++;
     if (k == PARAMS_MAX || m->params[k].name == NULL) {
-      snprintf(msg, msglen, "unknown param `%.40s` for %s", it->string, m->name);
+      snprintf(msg, msglen, "unknown param `%.*s` for %s", utf8_prefix(it->string, 40), it->string, m->name);
       return false;
     }
     if (!param_value(&m->params[k], it, &v[k])) {
@@ -548,7 +557,7 @@ static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const c
   e->method = method_find(method->valuestring);
   if (e->method == NULL) {
     char msg[120];
-    snprintf(msg, sizeof msg, "method not found: %.60s", method->valuestring);
+    snprintf(msg, sizeof msg, "method not found: %.*s", utf8_prefix(method->valuestring, 60), method->valuestring);
     elem_answer_error(e, TR_RPC_METHOD_NOT_FOUND, msg);
     return;
   }

@@ -100,6 +100,11 @@ static bool b64_decode(const char *b64, size_t b64_len, uint8_t *bin, size_t cap
     return true;
   }
   if (b64_len % 4 != 0 || b64_len / 4 * 3 > cap + 2) return false;
+  for (size_t i = 0; i < b64_len; i++) { /* libsodium 1.0.18 decodes every byte >= 0x80 as '/' */
+    char c = b64[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+          c == '=')) return false;
+  }
   return sodium_base642bin(bin, cap, b64, b64_len, NULL, bin_len, NULL, B64) == 0;
 }
 
