@@ -31,6 +31,7 @@ typedef enum {
 typedef struct {
   tr_elem_state_t state;
   bool notification;
+  bool params_not_integers;         /* a number in params is not written 0|[1-9][0-9]* */
   cJSON *id;                        /* detached copy of the request id; NULL when absent */
   const struct tr_method *method;
   cJSON *params;                    /* kept only while DEFERRED */

@@ -9,6 +9,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error return, not a death */
+  umask(077);               /* database, WAL, checkpoint: the node's files are its own */
   snprintf(d->datadir, sizeof d->datadir, "%s", args.datadir);
   d->started_ms = tr_now_ms();
   d->loop = uv_default_loop();

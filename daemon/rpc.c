@@ -535,6 +535,10 @@ static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *p
   int code = 0;
   cJSON *result = NULL;
   const method_t *m = e->method;
+  if (e->params_not_integers) {
+    elem_answer_error(e, TR_RPC_INVALID_PARAMS, "params: numbers must be integers written as plain digits");
+    return;
+  }
   if (!params_check(m, params, c.v, msg, sizeof msg)) {
     elem_answer_error(e, TR_RPC_INVALID_PARAMS, msg);
     return;
@@ -567,6 +571,14 @@ static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const c
     return;
   }
   elem_run(w, job, e, params);
+}
+
+/* Every number in params is an integer (§1: `1.0`, `1e3`, `-0` are invalid),
+ * judged on the request's own bytes because cJSON reads 1.0 and 1 alike. */
+static bool params_are_integral(const char *req, size_t len) {
+  size_t start, vlen;
+  if (tr_json_member_span(req, len, "params", &start, &vlen) != 0) return true;
+  return tr_json_check(req + start, vlen, TR_JSON_INTEGERS_ONLY, NULL) == 0;
 }
 
 static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
@@ -602,7 +614,10 @@ static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
   job->n_elems = n;
   bool waiting = false;
   const cJSON *req = job->batch ? root->child : root;
+  size_t pos = 0, start = 0;
   for (size_t i = 0; i < n; i++, req = req->next) {
+    size_t len = tr_json_span_next(job->line, job->len, &pos, &start);
+    job->elems[i].params_not_integers = !params_are_integral(job->line + start, len);
     elem_first_pass(w, job, &job->elems[i], req, waiting);
     if (job->elems[i].state == TR_ELEM_AWAIT_SEQ) waiting = true;
   }

@@ -455,3 +455,65 @@ size_t tr_utf8_chars(const char *s, size_t len) {
   }
   return n;
 }
+
+/* ---- spans in text that tr_json_check accepted ----
+ * No validation here: the text is known to be strict JSON, so a value can be
+ * skipped by tracking only strings and bracket depth. */
+
+static size_t span_ws(const char *t, size_t len, size_t i) {
+  while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
+  return i;
+}
+
+static size_t span_string_end(const char *t, size_t len, size_t i) { /* t[i] == '"' */
+  for (i++; i < len && t[i] != '"'; i++)
+    if (t[i] == '\\') i++;
+  return i + 1;
+}
+
+static size_t span_value_end(const char *t, size_t len, size_t i) {
+  if (i >= len) return len;
+  if (t[i] == '"') return span_string_end(t, len, i);
+  if (t[i] != '{' && t[i] != '[') {
+    while (i < len && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' && t[i] != '\n' &&
+           t[i] != '\r')
+      i++;
+    return i;
+  }
+  size_t depth = 0;
+  for (; i < len; i++) {
+    if (t[i] == '"') i = span_string_end(t, len, i) - 1;
+    else if (t[i] == '{' || t[i] == '[') depth++;
+    else if ((t[i] == '}' || t[i] == ']') && --depth == 0) return i + 1;
+  }
+  return len;
+}
+
+size_t tr_json_span_next(const char *text, size_t len, size_t *pos, size_t *start) {
+  size_t i = span_ws(text, len, *pos);
+  if (i < len && (text[i] == '[' || text[i] == ',')) i = span_ws(text, len, i + 1);
+  if (i >= len || text[i] == ']') return 0;
+  *start = i;
+  size_t end = span_value_end(text, len, i);
+  *pos = end;
+  return end - i;
+}
+
+int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *start, size_t *vlen) {
+  size_t i = span_ws(obj, len, 0), name_len = strlen(name);
+  if (i >= len || obj[i] != '{') return TR_ENOT_FOUND;
+  for (i = span_ws(obj, len, i + 1); i < len && obj[i] == '"';) {
+    size_t key_end = span_string_end(obj, len, i);
+    bool match = key_end - i - 2 == name_len && memcmp(obj + i + 1, name, name_len) == 0;
+    size_t v = span_ws(obj, len, span_ws(obj, len, key_end) + 1); /* past the ':' */
+    size_t v_end = span_value_end(obj, len, v);
+    if (match) {
+      *start = v;
+      *vlen = v_end - v;
+      return 0;
+    }
+    i = span_ws(obj, len, v_end);
+    if (i < len && obj[i] == ',') i = span_ws(obj, len, i + 1);
+  }
+  return TR_ENOT_FOUND;
+}

@@ -33,6 +33,19 @@ typedef struct {
  * 128 member names in open objects need no heap at all. Thread-safe. */
 int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err);
 
+/* Spans in text that tr_json_check accepted (behaviour on other text is
+ * bounded but meaningless).  They let a caller look at the exact bytes of a
+ * part of a document, which cJSON's tree no longer has (`1.0` and `1` parse
+ * alike).
+ *
+ * tr_json_span_next: walks the elements of a top-level array (or returns the
+ * whole value once when it is not an array): start *pos at 0; each call gives
+ * an element's offset in *start and returns its length, 0 when done.
+ * tr_json_member_span: the value of member `name` (compared byte for byte,
+ * escapes not decoded) of the object `obj`; 0, or TR_ENOT_FOUND. */
+size_t tr_json_span_next(const char *text, size_t len, size_t *pos, size_t *start);
+int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *start, size_t *vlen);
+
 /* Number of Unicode scalar values in valid UTF-8 `s` of `len` bytes. */
 size_t tr_utf8_chars(const char *s, size_t len);
 

@@ -107,42 +107,68 @@ static const char DEFAULT_CONFIG[] =
     "# error, warn, info or debug.\n"
     "log_level = info\n";
 
-int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
+/* Fills a fresh directory `dir` with node key, config and genesis. */
+static int node_fill(const char *dir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
   char path[TR_PATH_MAX];
-  if (mkdir(datadir, 0700) != 0) {
-    snprintf(err, errlen, "cannot create data directory %s: %s", datadir,
-             errno == EEXIST ? "it already exists (init never overwrites a node)" : strerror(errno));
-    return errno == EEXIST ? TR_EEXISTS : TR_EIO;
-  }
   uint8_t seed[32], sk[64];
   tr_key_t node;
   randombytes_buf(seed, sizeof seed);
   crypto_sign_seed_keypair(node.b, sk, seed);
-  int rc = tr_path_join(path, sizeof path, datadir, TR_NODE_KEY_FILE);
+  int rc = tr_path_join(path, sizeof path, dir, TR_NODE_KEY_FILE);
   if (rc == 0) rc = tr_key_file_write(path, seed);
   sodium_memzero(seed, sizeof seed);
-  if (rc != 0) {
-    snprintf(err, errlen, "cannot write node key %s", path);
-    sodium_memzero(sk, sizeof sk);
-    return rc;
-  }
-  if ((rc = tr_path_join(path, sizeof path, datadir, TR_CONFIG_FILE)) == 0)
-    rc = tr_file_replace(path, DEFAULT_CONFIG, sizeof DEFAULT_CONFIG - 1);
-  if (rc != 0) {
+  if (rc != 0) snprintf(err, errlen, "cannot write node key %s", path);
+  if (rc == 0 && (rc = tr_path_join(path, sizeof path, dir, TR_CONFIG_FILE)) == 0 &&
+      (rc = tr_file_replace(path, DEFAULT_CONFIG, sizeof DEFAULT_CONFIG - 1)) != 0)
     snprintf(err, errlen, "cannot write config %s", path);
-    sodium_memzero(sk, sizeof sk);
-    return rc;
-  }
   tr_store_t *s = NULL;
-  if ((rc = tr_path_join(path, sizeof path, datadir, TR_DB_FILE)) == 0)
+  if (rc == 0 && (rc = tr_path_join(path, sizeof path, dir, TR_DB_FILE)) == 0)
     rc = tr_store_open(path, TR_STORE_CREATE, &s, err, errlen);
   if (rc == 0) {
     rc = tr_ledger_genesis(s, chain, sk, admin, tr_now_ms());
     if (rc != 0) snprintf(err, errlen, "cannot write genesis: %s", tr_strerror(rc));
-    tr_store_close(s);
   }
+  tr_store_close(s); /* checkpoints and removes the WAL: the directory is self-contained */
   sodium_memzero(sk, sizeof sk);
   return rc;
+}
+
+/* Removes what node_fill may have left in a directory it built, then the directory. */
+static void node_discard(const char *dir) {
+  static const char *const names[] = {TR_NODE_KEY_FILE, TR_CONFIG_FILE, TR_CONFIG_FILE ".tmp", TR_DB_FILE,
+                                      TR_DB_FILE "-wal", TR_DB_FILE "-shm", TR_DB_FILE "-journal"};
+  char path[TR_PATH_MAX];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (tr_path_join(path, sizeof path, dir, names[i]) == 0) unlink(path);
+  rmdir(dir);
+}
+
+/* Built in a private sibling directory and renamed into place at the end, so
+ * that DIR either does not exist or is a complete node: an init killed
+ * half-way leaves only a DIR.init-XXXXXX directory, never a half-made DIR. */
+int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
+  struct stat st;
+  char tmp[TR_PATH_MAX];
+  if (lstat(datadir, &st) == 0) {
+    snprintf(err, errlen, "cannot create data directory %s: it already exists (init never overwrites a node)",
+             datadir);
+    return TR_EEXISTS;
+  }
+  if (snprintf(tmp, sizeof tmp, "%s.init-XXXXXX", datadir) >= (int)sizeof tmp) return TR_ELIMIT;
+  if (mkdtemp(tmp) == NULL) { /* mode 0700 */
+    snprintf(err, errlen, "cannot create a directory beside %s: %s", datadir, strerror(errno));
+    return TR_EIO;
+  }
+  int rc = node_fill(tmp, chain, admin, err, errlen);
+  if (rc == 0 && rename(tmp, datadir) != 0) {
+    snprintf(err, errlen, "cannot move the new node into %s: %s", datadir, strerror(errno));
+    rc = errno == EEXIST || errno == ENOTEMPTY ? TR_EEXISTS : TR_EIO;
+  }
+  if (rc != 0) {
+    node_discard(tmp);
+    return rc;
+  }
+  return fsync_dir_of(datadir);
 }
 
 void tr_config_defaults(tr_config_t *c) {

@@ -101,7 +101,7 @@ static bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 static bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
 
 /* ^[a-z0-9][a-z0-9./-]{0,63}$ */
-static bool match_chain(const char *s, size_t n) {
+bool tr_chain_id_valid(const char *s, size_t n) {
   if (n < 1 || n > TR_CHAIN_ID_CHARS_MAX || !(is_lower(s[0]) || is_digit(s[0]))) return false;
   for (size_t i = 1; i < n; i++) {
     char c = s[i];
@@ -516,7 +516,7 @@ static int dec_format(const cJSON *v, const row_t *r, const char *path, void *ds
   size_t n = strlen(s);
   bool ok = false;
   switch (r->kind) {
-  case K_CHAIN: ok = match_chain(s, n); break;
+  case K_CHAIN: ok = tr_chain_id_valid(s, n); break;
   case K_TXID: ok = tr_tx_id_valid(s, n); break;
   case K_ASSET: ok = tr_asset_id_valid(s, n); break;
   case K_JURISDICTION: ok = match_upper(s, n, 2); break;

@@ -149,6 +149,7 @@ int tr_tx_sign(const char *bytes, size_t len, const uint8_t sk[64], uint8_t sig_
 /* The contract's identifier forms (§1), for every module that takes them. */
 bool tr_asset_id_valid(const char *s, size_t len); /* ^[A-Z0-9][A-Z0-9._-]{0,31}$ */
 bool tr_tx_id_valid(const char *s, size_t len);    /* ^[A-Za-z0-9_-]{1,64}$ */
+bool tr_chain_id_valid(const char *s, size_t len); /* ^[a-z0-9][a-z0-9./-]{0,63}$ */
 
 /* Wire names; NULL for a value out of range. */
 const char *tr_tx_type_name(tr_tx_type_t t);

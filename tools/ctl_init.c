@@ -70,23 +70,12 @@ static int write_new_key(const char *path, tr_key_t *pk) {
   return rc;
 }
 
-/* §1 chain id: ^[a-z0-9][a-z0-9./-]{0,63}$ (checked before anything is created). */
-static bool chain_valid(const char *c) {
-  size_t n = strlen(c);
-  if (n < 1 || n > TR_CHAIN_ID_CHARS_MAX) return false;
-  for (size_t i = 0; i < n; i++) {
-    bool alnum = (c[i] >= 'a' && c[i] <= 'z') || (c[i] >= '0' && c[i] <= '9');
-    if (!alnum && (i == 0 || !strchr("./-", c[i]))) return false;
-  }
-  return true;
-}
-
 int ctl_cmd_init(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   const char *datadir = ctl_opt(o, "datadir"), *chain = ctl_opt(o, "chain");
   const char *admin_hex = ctl_opt(o, "admin"), *admin_out = ctl_opt(o, "admin-out");
   if (!datadir || !chain) return ctl_usage_error(cmd, "--datadir and --chain are required");
   if (!admin_hex == !admin_out) return ctl_usage_error(cmd, "give exactly one of --admin and --admin-out");
-  if (!chain_valid(chain)) return ctl_usage_error(cmd, "--chain must match ^[a-z0-9][a-z0-9./-]{0,63}$");
+  if (!tr_chain_id_valid(chain, strlen(chain))) return ctl_usage_error(cmd, "--chain must match ^[a-z0-9][a-z0-9./-]{0,63}$");
   tr_key_t admin;
   if (admin_hex && (ctl_parse_key(admin_hex, &admin) != 0 || !crypto_core_ed25519_is_valid_point(admin.b)))
     return ctl_usage_error(cmd, "--admin must be an Ed25519 public key: 64 lowercase hex");

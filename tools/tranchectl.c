@@ -4,6 +4,7 @@
  * ("asset create") are matched before one-word ones. */
 #include <sodium.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -216,6 +217,7 @@ static int group_usage(const char *group) {
 }
 
 int main(int argc, char **argv) {
+  umask(077); /* keys, backups and data directories are private from birth */
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? CTL_USAGE : CTL_OK;

@@ -185,6 +185,25 @@ def case_numbers_in_tx(ctx):
     c.close()
 
 
+def case_integer_forms_in_params(ctx):
+    # Integer params are 0 or [1-9][0-9]* (§1): 1.0, 1e0 and -1 are -32602, in
+    # single requests and inside batches, judged on the request's own bytes.
+    c = ctx.node.connect()
+    for lit in (b"1.0", b"1e0", b"1E0", b"-1", b"1.5"):
+        c.send_raw(b'{"jsonrpc":"2.0","method":"ledger.entry","params":{"seq":' + lit + b'},"id":7}\n')
+        expect_error(c, (-32602,), "ledger.entry seq=%s -> -32602" % lit.decode(), 7)
+    c.send_raw(b'[{"jsonrpc":"2.0","method":"ledger.entry","params":{"seq":1},"id":1},'
+               b'{"jsonrpc":"2.0","method":"ledger.entry","params":{"seq":1.0},"id":2}]\n')
+    r = c.recv()
+    T.check(isinstance(r, list) and len(r) == 2 and "result" in r[0] and r[1].get("error", {}).get("code") == -32602,
+            "in a batch only the element with seq=1.0 is -32602", r)
+    c.send_raw(b'{"jsonrpc":"2.0","method":"ledger.entry","params":{"seq":1},"id":1.5}\n')
+    line = c.recv_line(timeout=10)
+    r = json.loads(line) if line else None  # the echoed id 1.5 is a float: not loads_strict
+    T.check(isinstance(r, dict) and "result" in r, "a fractional id does not make integer params invalid", r)
+    c.close()
+
+
 def case_duplicate_keys(ctx):
     n = ctx.node
     c = n.connect()
@@ -444,7 +463,7 @@ def case_bad_envelopes(ctx):
 CASES = [
     ("oversized line", case_oversized_line), ("endless line", case_endless_line),
     ("invalid UTF-8", case_invalid_utf8), ("deep nesting", case_deep_nesting),
-    ("numbers in params", case_numbers_in_params), ("numbers in tx bytes", case_numbers_in_tx),
+    ("numbers in params", case_numbers_in_params), ("integer forms in params", case_integer_forms_in_params), ("numbers in tx bytes", case_numbers_in_tx),
     ("duplicate keys", case_duplicate_keys), ("NUL bytes", case_nul), ("bad envelopes", case_bad_envelopes),
     ("batches", case_batches), ("notifications", case_notifications), ("half-close", case_half_close),
     ("random bytes", case_garbage), ("1100 connections", case_many_connections),

@@ -361,7 +361,30 @@ static void test_utf8_chars(void) {
   TR_CHECK_EQ_INT(tr_utf8_chars("a\xC3\xA9z", 2), 2, "len bounds the count");
 }
 
+/* tr_json_span_next / tr_json_member_span on accepted text. */
+static void test_spans(void) {
+  const char *batch = " [ {\"a\":[1,{\"b\":\"],}\\\"\"}]} , 2,\"x\" ,[[]] ] ";
+  size_t pos = 0, start = 0, len, n = 0;
+  const char *want[] = {"{\"a\":[1,{\"b\":\"],}\\\"\"}]}", "2", "\"x\"", "[[]]"};
+  TR_CHECK(tr_json_check(batch, strlen(batch), TR_JSON_ANY_VALUE, NULL) == 0, "span fixture is strict JSON");
+  while ((len = tr_json_span_next(batch, strlen(batch), &pos, &start)) != 0 && n < 4) {
+    TR_CHECK(len == strlen(want[n]) && memcmp(batch + start, want[n], len) == 0, "array element %zu span", n);
+    n++;
+  }
+  TR_CHECK(n == 4, "four array elements walked (got %zu)", n);
+  const char *obj = "{\"jsonrpc\":\"2.0\",\"id\":1,\"params\" : {\"seq\":1.0} }";
+  pos = 0;
+  len = tr_json_span_next(obj, strlen(obj), &pos, &start);
+  TR_CHECK(start == 0 && len == strlen(obj) - 0, "a non-array top level is one span");
+  size_t vs = 0, vl = 0;
+  TR_CHECK(tr_json_member_span(obj, strlen(obj), "params", &vs, &vl) == 0 && vl == 11 &&
+               memcmp(obj + vs, "{\"seq\":1.0}", 11) == 0, "member span of params");
+  TR_CHECK(tr_json_member_span(obj, strlen(obj), "method", &vs, &vl) == TR_ENOT_FOUND, "absent member");
+  TR_CHECK(tr_json_member_span("[1]", 3, "params", &vs, &vl) == TR_ENOT_FOUND, "member span of a non-object");
+}
+
 int main(void) {
+  test_spans();
   test_cases();
   test_error_details();
   test_depth();
