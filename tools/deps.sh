@@ -2,7 +2,7 @@
 # tools/deps.sh — installs what tranche needs on Debian 12 (only what is missing).
 set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libsodium-dev libsqlite3-dev libuv1-dev
-          libcjson-dev python3 python3-cryptography sqlite3 clang)
+          libcjson-dev python3 python3-cryptography sqlite3 clang libclang-rt-14-dev netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
