@@ -846,18 +846,22 @@ static int stored_receipt(tr_store_t *s, uint64_t seq, tr_receipt_t *out) {
 }
 
 /* Step 4: a duplicate returns its stored receipt; a reused (signer, id) is refused. */
+/* Step 4: a duplicate returns its stored receipt; a reused (signer, id) is
+ * refused.  One lookup serves both: the tx bytes hold signer and id, so an
+ * entry with the same txid is always the entry of the same (signer, id). */
 static int check_duplicate(rules_t *r, uint64_t *dup_seq) {
+  uint8_t txid[32];
+  uint64_t seq = 0;
   *dup_seq = 0;
-  int rc = tr_store_entry_by_txid(r->s, r->tx->txid, dup_seq);
-  if (rc == 0) return 0;
-  if (rc != TR_ENOT_FOUND) return r->ioerr = rc;
-  uint64_t other = 0;
-  rc = tr_store_entry_by_signer_id(r->s, &r->tx->signer, r->tx->id, &other);
-  if (rc == 0)
-    return refuse(r, TR_EID_CONFLICT, "signer already used id \"%s\" in entry %llu", r->tx->id,
-                  (unsigned long long)other);
-  if (rc != TR_ENOT_FOUND) return r->ioerr = rc;
-  return 0;
+  int rc = tr_store_entry_by_signer_id(r->s, &r->tx->signer, r->tx->id, &seq, txid);
+  if (rc == TR_ENOT_FOUND) return 0;
+  if (rc != 0) return r->ioerr = rc;
+  if (sodium_memcmp(txid, r->tx->txid, 32) == 0) {
+    *dup_seq = seq;
+    return 0;
+  }
+  return refuse(r, TR_EID_CONFLICT, "signer already used id \"%s\" in entry %llu", r->tx->id,
+                (unsigned long long)seq);
 }
 
 static int append_and_apply(rules_t *r, const char *bytes, size_t len, const uint8_t sig[64],

@@ -318,7 +318,7 @@ int tr_query_tx_find(tr_store_t *s, const tr_key_t *signer, const char *id, cJSO
   cJSON *o;
   int rc = q_begin(s, &size, &o, err);
   if (rc != 0) return rc;
-  rc = tr_store_entry_by_signer_id(s, signer, id, &seq);
+  rc = tr_store_entry_by_signer_id(s, signer, id, &seq, NULL);
   if (rc == 0) rc = entry_load_fill(s, seq, o, ENTRY_SIGNER);
   return q_end(s, rc, size, o, out);
 }

@@ -8,6 +8,7 @@
 #include "tr_store.h"
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,11 @@ extern const size_t tr_schema_migrations_count;
 struct tr_store {
   sqlite3 *db;
   int flags;
+  /* The journal head, remembered inside this connection's own write
+   * transaction (where nobody else can append): saves two queries a tx. */
+  bool in_write, head_known;
+  uint64_t head_size, head_time;
+  uint8_t head_hash[32];
   size_t stmts_n;
   struct { const char *sql; sqlite3_stmt *stmt; } stmts[STMT_CACHE_MAX];
 };
@@ -154,9 +160,22 @@ int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_fr
   return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : TR_EIO; /* BUSY: another checkpoint runs; try later */
 }
 
-int tr_store_begin(tr_store_t *s) { return exec(s, "BEGIN IMMEDIATE"); }
-int tr_store_commit(tr_store_t *s) { return exec(s, "COMMIT"); }
-int tr_store_rollback(tr_store_t *s) { return exec(s, "ROLLBACK"); }
+int tr_store_begin(tr_store_t *s) {
+  s->head_known = false;
+  int rc = exec(s, "BEGIN IMMEDIATE");
+  s->in_write = rc == 0;
+  return rc;
+}
+
+int tr_store_commit(tr_store_t *s) {
+  s->in_write = s->head_known = false;
+  return exec(s, "COMMIT");
+}
+
+int tr_store_rollback(tr_store_t *s) {
+  s->in_write = s->head_known = false;
+  return exec(s, "ROLLBACK");
+}
 int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
 int tr_store_read_end(tr_store_t *s) { return exec(s, "COMMIT"); }
 
@@ -242,20 +261,34 @@ void tr_entry_hash(uint64_t seq, uint64_t time, const uint8_t prev[32], const ui
 }
 
 int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1");
-  int rc = step_row(st);
-  if (rc == TR_ENOT_FOUND) {
-    *size = 0;
-    if (hash) memset(hash, 0, 32);
-    if (time) *time = 0;
+  if (s->in_write && s->head_known) {
+    *size = s->head_size;
+    if (hash) memcpy(hash, s->head_hash, 32);
+    if (time) *time = s->head_time;
     return 0;
   }
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1");
+  uint64_t n = 0, t = 0;
+  uint8_t h[32] = {0};
+  int rc = step_row(st);
+  if (rc == 0) {
+    n = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = column_blob(st, 1, h, 32);
+    t = (uint64_t)sqlite3_column_int64(st, 2);
+    sqlite3_reset(st);
+  } else if (rc == TR_ENOT_FOUND) {
+    rc = 0; /* an empty journal: size 0, zero hash and time */
+  }
   if (rc != 0) return rc;
-  *size = (uint64_t)sqlite3_column_int64(st, 0);
-  if (hash) rc = column_blob(st, 1, hash, 32);
-  if (time) *time = (uint64_t)sqlite3_column_int64(st, 2);
-  sqlite3_reset(st);
-  return rc;
+  *size = n;
+  if (hash) memcpy(hash, h, 32);
+  if (time) *time = t;
+  if (s->in_write) {
+    s->head_known = true;
+    s->head_size = n, s->head_time = t;
+    memcpy(s->head_hash, h, 32);
+  }
+  return 0;
 }
 
 static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t leaf[32]) {
@@ -304,8 +337,17 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
   sqlite3_bind_text(st, 8, tx_id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 9, tx, (int)tx_len, SQLITE_STATIC);
   rc = step_done(st);
-  if (rc != 0) return rc;
-  return merkle_store_nodes(s, out->seq - 1, out->hash);
+  if (rc == 0) rc = merkle_store_nodes(s, out->seq - 1, out->hash);
+  if (rc != 0) {
+    s->head_known = false;
+    return rc;
+  }
+  if (s->in_write) {
+    s->head_known = true;
+    s->head_size = out->seq, s->head_time = time;
+    memcpy(s->head_hash, out->hash, 32);
+  }
+  return 0;
 }
 
 int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e) {
@@ -349,13 +391,15 @@ int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq)
   return rc;
 }
 
-int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq) {
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq FROM entries WHERE signer = ?1 AND tx_id = ?2");
+int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
+                                uint8_t txid[32]) {
+  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq, txid FROM entries WHERE signer = ?1 AND tx_id = ?2");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, signer->b, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
   int rc = step_row(st);
   if (rc == 0) *seq = (uint64_t)sqlite3_column_int64(st, 0);
+  if (rc == 0 && txid) rc = column_blob(st, 1, txid, 32);
   sqlite3_reset(st);
   return rc;
 }

@@ -94,7 +94,9 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
 /* Lookups; return TR_ENOT_FOUND when absent.  The *_seq variants fill only seq. */
 int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e);
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq);
-int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq);
+/* The entry of an accepted (signer, id), with its txid when txid != NULL. */
+int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
+                                uint8_t txid[32]);
 
 /* ---- Merkle ---- */
 int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]);
