@@ -483,37 +483,53 @@ static int cmp_change(const void *a, const void *b) {
   return c ? c : memcmp(x->account.b, y->account.b, 32);
 }
 
-/* Integers as plain decimal digits: cJSON prints a double of 10^15 or more
- * that needs few digits as "1e+15", which §5 forbids in results. */
-static bool add_u64(cJSON *o, const char *name, uint64_t v) {
-  char digits[24];
-  snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
-  return cJSON_AddRawToObject(o, name, digits) != NULL;
+/* Appends printf output to a heap string; false when out of memory. */
+static bool sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return false;
+    if (*buf && *len + (size_t)n < *cap) {
+      *len += (size_t)n;
+      return true;
+    }
+    size_t want = (*cap ? *cap * 2 : 256) + (size_t)n;
+    char *b = realloc(*buf, want);
+    if (b == NULL) return false;
+    *buf = b;
+    *cap = want;
+  }
 }
 
-/* The receipt's effects as JSON text; NULL when out of memory. */
+/* The receipt's `effects` as JSON text, written directly (it is on the one
+ * thread every tx passes through).  Asset ids, hex and status words need no
+ * escaping; integers are plain digits. */
 static char *effects_render(effects_t *e, uint64_t seq) {
   if (e->n > 1) qsort(e->v, e->n, sizeof *e->v, cmp_change); /* e->v is NULL when n = 0 */
-  cJSON *root = cJSON_CreateObject(), *hold = cJSON_AddArrayToObject(root, "holdings");
-  bool ok = hold != NULL;
-  for (size_t i = 0; i < e->n && ok; i++) {
-    char hex[65];
-    cJSON *o = cJSON_CreateObject();
-    ok = o != NULL && cJSON_AddItemToArray(hold, o);
-    if (!ok) cJSON_Delete(o);
-    ok = ok && cJSON_AddStringToObject(o, "asset", e->v[i].asset) &&
-         cJSON_AddStringToObject(o, "account", tr_hex_encode(e->v[i].account.b, 32, hex)) &&
-         add_u64(o, "units", e->v[i].h.units) && add_u64(o, "frozen", e->v[i].h.frozen);
+  char *b = NULL, hex[65];
+  size_t len = 0, cap = 0;
+  bool ok = sb_printf(&b, &len, &cap, "{\"holdings\":[");
+  for (size_t i = 0; i < e->n && ok; i++)
+    ok = sb_printf(&b, &len, &cap, "%s{\"asset\":\"%s\",\"account\":\"%s\",\"units\":%llu,\"frozen\":%llu}",
+                   i ? "," : "", e->v[i].asset, tr_hex_encode(e->v[i].account.b, 32, hex),
+                   (unsigned long long)e->v[i].h.units, (unsigned long long)e->v[i].h.frozen);
+  if (ok) ok = sb_printf(&b, &len, &cap, "]");
+  if (ok && e->issued_changed) ok = sb_printf(&b, &len, &cap, ",\"issued\":%llu", (unsigned long long)e->issued);
+  if (ok && e->status_changed) ok = sb_printf(&b, &len, &cap, ",\"status\":\"%s\"", tr_status_name(e->status));
+  if (ok && e->distributed)
+    ok = sb_printf(&b, &len, &cap, ",\"distribution\":{\"seq\":%llu,\"count\":%llu,\"amount\":%llu}",
+                   (unsigned long long)seq, (unsigned long long)e->dist_count, (unsigned long long)e->dist_amount);
+  if (ok) ok = sb_printf(&b, &len, &cap, "}");
+  if (!ok) {
+    free(b);
+    return NULL;
   }
-  if (ok && e->issued_changed) ok = add_u64(root, "issued", e->issued);
-  if (ok && e->status_changed) ok = cJSON_AddStringToObject(root, "status", tr_status_name(e->status)) != NULL;
-  if (ok && e->distributed) {
-    cJSON *d = cJSON_AddObjectToObject(root, "distribution");
-    ok = d && add_u64(d, "seq", seq) && add_u64(d, "count", e->dist_count) && add_u64(d, "amount", e->dist_amount);
-  }
-  char *out = ok ? cJSON_PrintUnformatted(root) : NULL;
-  cJSON_Delete(root);
-  return out;
+  return b;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -299,6 +299,7 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
   sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)");
   for (size_t i = 0; i < n && rc == 0; i++) {
     if (st == NULL) return TR_EIO;
+    if (nodes[i].level == 0) continue; /* a leaf is its entry's hash, already in `entries` */
     sqlite3_bind_int(st, 1, (int)nodes[i].level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)nodes[i].index);
     sqlite3_bind_blob(st, 3, nodes[i].hash, 32, SQLITE_STATIC);
@@ -408,7 +409,9 @@ int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const cha
 
 int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]) {
   tr_store_t *s = store;
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
+  sqlite3_stmt *st = level == 0
+      ? tr_store_stmt(s, "SELECT hash FROM entries WHERE seq = ?2 + 1 AND ?1 = 0") /* leaf = entry hash */
+      : tr_store_stmt(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int(st, 1, (int)level);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)index);

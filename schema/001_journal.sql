@@ -20,8 +20,9 @@ CREATE TABLE entries (
   UNIQUE (signer, tx_id)
 );
 
--- Hashes of complete Merkle subtrees: node (level, idx) covers leaves
--- [idx * 2^level, (idx + 1) * 2^level).  Proofs read O(log n) of them.
+-- Hashes of complete Merkle subtrees above the leaves: node (level, idx)
+-- covers leaves [idx * 2^level, (idx + 1) * 2^level).  Level 0 is not stored:
+-- a leaf is its entry's `hash`.  Proofs read O(log n) of them.
 CREATE TABLE merkle_nodes (
   level INTEGER NOT NULL,
   idx   INTEGER NOT NULL,
