@@ -76,6 +76,12 @@ void ctl_print_human(const cJSON *v, const char *currency);      /* aligned keys
 bool ctl_progress_wanted(void);                                  /* stderr is a terminal */
 
 /* ---- ctl_rpc.c ---- */
+/* JSON-RPC error codes of PROTOCOL.md §5 that change what a command does. */
+#define RPC_ERR_REFUSED -32001
+#define RPC_ERR_OVERLOADED -32002
+#define RPC_ERR_NOT_FOUND -32004
+#define RPC_ERR_PARAMS -32602
+
 /* Opens the TCP connection chosen by --rpc / --datadir / the default, or the
  * control socket of --datadir.  Both print their errors. Return fd or -1. */
 int ctl_connect_rpc(const ctl_opts_t *o);
@@ -95,6 +101,7 @@ int ctl_cmd_keygen(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_tx(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_sign(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_submit(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_import(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_query(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_rpc(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_verify(const ctl_cmd_t *c, ctl_opts_t *o);

@@ -19,9 +19,6 @@
 #include "ctl.h"
 #include "tr_node.h"
 
-#define RPC_ERR_REFUSED -32001
-#define RPC_ERR_NOT_FOUND -32004
-#define RPC_ERR_PARAMS -32602
 
 static void set_timeouts(int fd) {
   struct timeval tv = {.tv_sec = CTL_TIMEOUT_MS / 1000, .tv_usec = (CTL_TIMEOUT_MS % 1000) * 1000};

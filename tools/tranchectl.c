@@ -94,6 +94,12 @@ static const ctl_cmd_t COMMANDS[] = {
   {"submit", ctl_cmd_submit, CTL_CONN_SPEC, 1, 1, "FILE|- [--rpc HOST:PORT | --datadir DIR] [--json]",
    "Submits a signed {\"tx\",\"sig\"} object (from `sign` or --print) and prints the receipt.\n\n"
    "example: tranchectl submit signed.json --rpc 10.0.0.5:7707"},
+  {"import", ctl_cmd_import, CTL_CONN_SPEC, 1, 1, "FILE|- [--rpc HOST:PORT | --datadir DIR]",
+   "Bulk import: submits every line of FILE, each a signed {\"tx\",\"sig\"} object, pipelined\n"
+   "on one connection and in file order. `overloaded` answers are retried; refusals are\n"
+   "listed by line number and the import goes on. Shows progress on a terminal; prints a\n"
+   "summary. Exit 0 when every line is accepted or already in the journal, 1 otherwise.\n\n"
+   "example: tranchectl import trades-2026-11-24.jsonl --datadir /var/lib/tranche/node"},
 
   {"account show", ctl_cmd_query, CTL_CONN_SPEC, 1, 1, "PK [--json]",
    "Shows an account: roles, jurisdiction, kyc, frozen, holdings.\n\nexample: tranchectl account show $PK"},
