@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/test.sh — the whole test suite: a -Werror build and every meson test
-# suite, then the same under AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite, then the same under AddressSanitizer + UndefinedBehaviorSanitizer,
+# bounded fuzzing, and the concurrency tests under ThreadSanitizer.
 # Prints one closing line "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,14 +65,20 @@ fuzz_stage() {
 }
 fuzz_stage || status=1
 
-# Optional: the concurrency test against a ThreadSanitizer build (TSAN=1).
-if [ "${TSAN:-0}" = 1 ]; then
-  if [ ! -d build-tsan ]; then meson setup build-tsan -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
+# ThreadSanitizer: the daemon's threads (workers, sequencer, loop, WAL
+# checkpointer, control work) under the race, pipelining and RPC tests.  The
+# tests read the daemon's log and fail on any sanitizer report.  TSAN=0 skips.
+if [ "${TSAN:-1}" = 1 ]; then
+  if [ ! -d build-tsan ]; then meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
   ninja -C build-tsan
-  tsan_rc=0
-  TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
-    meson test -C build-tsan --print-errorlogs integration_concurrency || tsan_rc=$?
-  if [ "$tsan_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+  for t in integration_concurrency integration_import integration_rpc; do
+    if TSAN_OPTIONS=second_deadlock_stack=1 meson test -C build-tsan --print-errorlogs "$t"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+      status=1
+    fi
+  done
 fi
 
 echo "tests: $passed passed, $failed failed"
