@@ -50,6 +50,7 @@ typedef struct tr_daemon {
   tr_job_t **reorder;           /* TR_REORDER_SLOTS, indexed by ticket % slots */
   struct tr_conn *conns;        /* open connections */
   size_t jobs_in_flight;
+  bool budget_paused;           /* some connection waits for TR_INFLIGHT_BYTES_MAX room */
 
   tr_server_stats_t stats;
 } tr_daemon_t;

@@ -51,6 +51,22 @@ static void conn_handle_closed_cb(uv_handle_t *h) {
   conn_free_if_done(c);
 }
 
+static void conn_maybe_read(tr_conn_t *c);
+
+/* Frees a job that is done with.  Request bytes leave the global budget;
+ * connections that stopped reading only because of that budget resume once
+ * it has room again (they have no event of their own to wake them). */
+static void job_release(tr_conn_t *c, tr_job_t *j) {
+  tr_daemon_t *d = c->d;
+  uint64_t left = atomic_fetch_sub(&d->stats.inflight_bytes, j->len) - j->len;
+  tr_job_free(j);
+  c->jobs_alive--;
+  if (d->budget_paused && left < TR_INFLIGHT_BYTES_MAX / 4 * 3) {
+    d->budget_paused = false;
+    for (tr_conn_t *o = d->conns; o; o = o->next) conn_maybe_read(o);
+  }
+}
+
 /* On a closing connection: frees every finished job; those still in workers
  * or the sequencer come back through the mailbox and are reaped then. */
 static void conn_reap(tr_conn_t *c) {
@@ -63,9 +79,7 @@ static void conn_reap(tr_conn_t *c) {
       continue;
     }
     *p = j->conn_next;
-    atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
-    tr_job_free(j);
-    c->jobs_alive--;
+    job_release(c, j);
   }
   c->q_tail = prev;
 }
@@ -99,11 +113,6 @@ typedef struct {
 
 static void shutdown_progress(tr_daemon_t *d);
 
-static void job_release(tr_conn_t *c, tr_job_t *j) {
-  atomic_fetch_sub(&c->d->stats.inflight_bytes, j->len);
-  tr_job_free(j);
-  c->jobs_alive--;
-}
 
 static void conn_write_cb(uv_write_t *req, int status) {
   write_t *w = req->data;
@@ -311,8 +320,10 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len) {
 }
 
 static bool conn_may_take_line(tr_conn_t *c) {
-  return !c->closing && c->inflight < TR_RPC_INFLIGHT_MAX && c->out_bytes < TR_RPC_OUT_BYTES_MAX &&
-         atomic_load(&c->d->stats.inflight_bytes) < TR_INFLIGHT_BYTES_MAX;
+  if (c->closing || c->inflight >= TR_RPC_INFLIGHT_MAX || c->out_bytes >= TR_RPC_OUT_BYTES_MAX) return false;
+  if (atomic_load(&c->d->stats.inflight_bytes) < TR_INFLIGHT_BYTES_MAX) return true;
+  c->d->budget_paused = true; /* job_release wakes us */
+  return false;
 }
 
 /* Takes complete lines from the buffer while the connection's bounds allow. */
