@@ -177,6 +177,8 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   cJSON_AddStringToObject(o, "chain", d->chain);
   cJSON_AddStringToObject(o, "node_key", d->node_key_hex);
   cJSON_AddStringToObject(o, "vkey", d->vkey);
+  add_u64(o, "schema_version", (uint64_t)tr_store_schema_version());
+  cJSON_AddStringToObject(o, "log_level", tr_log_level_name(tr_log_level()));
   add_u64(o, "uptime_ms", tr_now_ms() - d->started_ms);
   tr_query_error_t qe = {{0}};
   cJSON *head = NULL;
