@@ -18,7 +18,9 @@
 #include "tr_node.h"
 #include "tr_note.h"
 
-#define TR_REORDER_SLOTS (TR_RPC_CONNECTIONS_MAX * TR_RPC_INFLIGHT_MAX * 2) /* > jobs that can be in flight */
+/* Tickets between the next to forward and the next to give out; reading pauses
+ * before the window is full (server.c), so a slot is never reused too early. */
+#define TR_REORDER_SLOTS (TR_RPC_CONNECTIONS_MAX * TR_RPC_INFLIGHT_MAX * 2)
 
 typedef struct {
   atomic_ullong connections_accepted, connections_refused, connections_open;

@@ -53,6 +53,13 @@ static void conn_handle_closed_cb(uv_handle_t *h) {
 
 static void conn_maybe_read(tr_conn_t *c);
 
+/* Connections that stopped reading for a daemon-wide bound (request bytes in
+ * flight, or the reorder window) have no event of their own to wake them. */
+static void resume_paused(tr_daemon_t *d) {
+  d->budget_paused = false;
+  for (tr_conn_t *o = d->conns; o; o = o->next) conn_maybe_read(o);
+}
+
 /* Frees a job that is done with.  Request bytes leave the global budget;
  * connections that stopped reading only because of that budget resume once
  * it has room again (they have no event of their own to wake them). */
@@ -61,10 +68,7 @@ static void job_release(tr_conn_t *c, tr_job_t *j) {
   uint64_t left = atomic_fetch_sub(&d->stats.inflight_bytes, j->len) - j->len;
   tr_job_free(j);
   c->jobs_alive--;
-  if (d->budget_paused && left < TR_INFLIGHT_BYTES_MAX / 4 * 3) {
-    d->budget_paused = false;
-    for (tr_conn_t *o = d->conns; o; o = o->next) conn_maybe_read(o);
-  }
+  if (d->budget_paused && left < TR_INFLIGHT_BYTES_MAX / 4 * 3) resume_paused(d);
 }
 
 /* On a closing connection: frees every finished job; those still in workers
@@ -238,6 +242,7 @@ static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
     d->next_forward++;
     job_forward(d, next);
   }
+  if (d->budget_paused && d->next_ticket - d->next_forward < TR_REORDER_SLOTS / 2) resume_paused(d);
 }
 
 static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
@@ -321,8 +326,13 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len) {
 
 static bool conn_may_take_line(tr_conn_t *c) {
   if (c->closing || c->inflight >= TR_RPC_INFLIGHT_MAX || c->out_bytes >= TR_RPC_OUT_BYTES_MAX) return false;
-  if (atomic_load(&c->d->stats.inflight_bytes) < TR_INFLIGHT_BYTES_MAX) return true;
-  c->d->budget_paused = true; /* job_release wakes us */
+  tr_daemon_t *d = c->d;
+  /* Tickets waiting to be forwarded must fit the reorder buffer: connections
+   * that closed with lines in flight are not counted by the per-connection bound. */
+  if (atomic_load(&d->stats.inflight_bytes) < TR_INFLIGHT_BYTES_MAX &&
+      d->next_ticket - d->next_forward < TR_REORDER_SLOTS - 1)
+    return true;
+  d->budget_paused = true; /* job_release or on_job_done wakes us */
   return false;
 }
 
