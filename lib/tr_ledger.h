@@ -74,6 +74,7 @@ int tr_genesis_bytes(const char *chain, const tr_key_t *node, const tr_key_t *ad
 typedef struct {
   uint64_t bad_seq;            /* first bad entry, 0 if the problem is not one entry */
   char message[256];
+  uint64_t entries_ms, compare_ms; /* time spent re-applying, and comparing the tables */
 } tr_replay_report_t;
 
 typedef void (*tr_replay_progress_fn)(void *ctx, uint64_t done, uint64_t total);

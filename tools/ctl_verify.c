@@ -265,8 +265,9 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
   uint64_t bad_sig = size ? sigs_finish(&sc, tids, started, why, sizeof why) : 0;
   double total_s = seconds_since(&t0);
   if (timing)
-    fprintf(stderr, "timing: %llu entries; signatures and replay in parallel: replay done at %.2f s, all done at "
-            "%.2f s (%.0f entries/s) with %u signature threads\n", (unsigned long long)size, replay_s, total_s,
+    fprintf(stderr, "timing: %llu entries; signatures and replay in parallel: replay done at %.2f s (re-apply %.2f s, "
+            "table comparison %.2f s), all done at %.2f s (%.0f entries/s) with %u signature threads\n",
+            (unsigned long long)size, replay_s, (double)rep.entries_ms / 1000, (double)rep.compare_ms / 1000, total_s,
             total_s > 0 ? (double)size / total_s : 0.0, threads);
   if (bad_sig && (rc == 0 || rep.bad_seq == 0 || bad_sig <= rep.bad_seq)) {
     printf("FAILED at seq %llu: %s\n", (unsigned long long)bad_sig, why);
