@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "frame.h"
 #include "log.h"
 #include "tr_err.h"
 #include "tr_limits.h"
@@ -338,23 +339,22 @@ static bool conn_may_take_line(tr_conn_t *c) {
 
 /* Takes complete lines from the buffer while the connection's bounds allow. */
 static void conn_process_buffer(tr_conn_t *c) {
-  size_t start = 0;
+  size_t pos = 0, len = 0;
+  tr_frame_t f = TR_FRAME_PARTIAL;
   while (conn_may_take_line(c)) {
-    char *nl = memchr(c->buf + start, '\n', c->len - start);
-    if (nl == NULL) break;
-    size_t len = (size_t)(nl - (c->buf + start));
-    if (len > TR_RPC_LINE_BYTES_MAX) {
-      conn_line_too_long(c);
-      return;
-    }
+    size_t start = pos;
+    f = tr_frame_next(c->buf, c->len, &pos, TR_RPC_LINE_BYTES_MAX, &len);
+    if (f != TR_FRAME_LINE) break;
     conn_submit_line(c, c->buf + start, len);
-    start += len + 1;
   }
-  if (start > 0) {
-    memmove(c->buf, c->buf + start, c->len - start);
-    c->len -= start;
+  if (f == TR_FRAME_TOO_LONG) {
+    conn_line_too_long(c);
+    return;
   }
-  if (c->len > TR_RPC_LINE_BYTES_MAX && memchr(c->buf, '\n', c->len) == NULL) conn_line_too_long(c);
+  if (pos > 0) {
+    memmove(c->buf, c->buf + pos, c->len - pos);
+    c->len -= pos;
+  }
 }
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

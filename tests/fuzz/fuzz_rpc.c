@@ -27,6 +27,7 @@
 
 #include "daemon.h"
 #include "fuzz.h"
+#include "rpc_harness.h"
 #include "job.h"
 #include "log.h"
 #include "tr_err.h"
@@ -37,87 +38,11 @@
 #include "tr_query.h"
 #include "tr_store.h"
 
-#define FUZZ_CHAIN "fuzz.example/chain"
-#define FUZZ_TIME_MS 1700000000000ULL
-
-/* The two daemon functions rpc.c calls that live in pool.c / sequencer.c. */
-size_t tr_pool_depth(tr_pool_t *pool) { (void)pool; return 0; }
-size_t tr_sequencer_depth(tr_sequencer_t *seq) { (void)seq; return 0; }
-
-static tr_daemon_t g_daemon;
-static tr_worker_t g_worker;
-static tr_store_t *g_store;
-
-static void setup(void) {
-  static int ready;
-  if (ready) return;
-  ready = 1;
-  FUZZ_CHECK(sodium_init() >= 0, "sodium_init");
-  tr_log_set_level(TR_LOG_ERROR);
-  uint8_t seed[32], node_pk[32], node_sk[64], admin_pk[32], admin_sk[64];
-  crypto_hash_sha256(seed, (const uint8_t *)"tranche-fuzz-node", 17);
-  crypto_sign_seed_keypair(node_pk, node_sk, seed);
-  crypto_hash_sha256(seed, (const uint8_t *)"tranche-fuzz-admin", 18);
-  crypto_sign_seed_keypair(admin_pk, admin_sk, seed);
-  char err[256];
-  FUZZ_CHECK(tr_store_open(NULL, TR_STORE_MEMORY, &g_store, err, sizeof err) == 0, "memory store");
-  tr_key_t admin;
-  memcpy(admin.b, admin_pk, 32);
-  FUZZ_CHECK(tr_ledger_genesis(g_store, FUZZ_CHAIN, node_sk, &admin, FUZZ_TIME_MS) == 0, "genesis");
-  uint8_t root[32];
-  char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
-  size_t note_len;
-  FUZZ_CHECK(tr_store_merkle_root(g_store, 1, root) == 0, "root");
-  FUZZ_CHECK(tr_checkpoint_sign(FUZZ_CHAIN, 1, root, node_sk, note, sizeof note, &note_len) == 0, "cp sign");
-  FUZZ_CHECK(tr_store_begin(g_store) == 0, "begin");
-  FUZZ_CHECK(tr_store_checkpoint_put(g_store, 1, root, FUZZ_TIME_MS, note) == 0, "cp put");
-  FUZZ_CHECK(tr_store_commit(g_store) == 0, "commit");
-
-  tr_daemon_t *d = &g_daemon;
-  snprintf(d->chain, sizeof d->chain, "%s", FUZZ_CHAIN);
-  tr_hex_encode(node_pk, 32, d->node_key_hex);
-  FUZZ_CHECK(tr_note_vkey_format(FUZZ_CHAIN, node_pk, d->vkey, sizeof d->vkey) == 0, "vkey");
-  d->workers = 1;
-  d->started_ms = FUZZ_TIME_MS;
-  d->pool.ctx = d;
-  d->pool.n = 1;
-  d->pool.workers = &g_worker;
-  g_worker.pool = &d->pool;
-  g_worker.reader = g_store;
-  FUZZ_CHECK(tr_ledger_load(&g_worker.ledger, g_store) == 0, "ledger load");
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc; (void)argv;
-  setup();
+  rpc_harness_setup();
   return 0;
-}
-
-/* What daemon/sequencer.c does with the txs of one batch, then rolls back. */
-static void sequence(tr_job_t *job) {
-  bool any = false;
-  for (size_t i = 0; i < job->n_elems; i++) any |= job->elems[i].state == TR_ELEM_AWAIT_SEQ;
-  if (!any) return;
-  FUZZ_CHECK(tr_store_begin(g_store) == 0, "begin");
-  for (size_t i = 0; i < job->n_elems; i++) {
-    tr_elem_t *e = &job->elems[i];
-    if (e->state != TR_ELEM_AWAIT_SEQ) continue;
-    FUZZ_CHECK(e->tx != NULL && e->tx_bytes != NULL && e->response == NULL, "AWAIT_SEQ element incomplete");
-    tr_receipt_t r;
-    tr_refusal_t refusal = {0};
-    int rc = tr_ledger_apply(&g_worker.ledger, e->tx, e->tx_bytes, e->tx_len, e->sig, FUZZ_TIME_MS + 1, &r,
-                             &refusal);
-    if (rc == 0) {
-      cJSON *res = tr_query_receipt_json(r.seq, r.time, r.txid, r.hash, r.duplicate, r.effects_json);
-      e->response = res ? tr_rpc_result_text(e->id, res) : NULL;
-      tr_receipt_clear(&r);
-    } else {
-      FUZZ_CHECK(tr_err_is_refusal(rc), "storage error applying a tx in memory");
-      e->response = tr_rpc_refusal_text(e->id, rc, refusal.detail);
-    }
-    e->state = TR_ELEM_ANSWERED;
-  }
-  FUZZ_CHECK(tr_store_rollback(g_store) == 0, "rollback");
 }
 
 static void check_response(const tr_job_t *job) {
@@ -154,19 +79,9 @@ static void check_response(const tr_job_t *job) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  setup();
   if (size > TR_RPC_LINE_BYTES_MAX) return 0; /* the loop refuses longer lines before any worker */
-  tr_job_t *job = tr_job_new(NULL, (const char *)data, size, 1);
+  tr_job_t *job = rpc_harness_run((const char *)data, size, (size % 13) == 7 /* sometimes "full" */);
   if (job == NULL) return 0;
-  job->shed = (size % 13) == 7; /* sometimes the intake queue is "full" */
-  tr_rpc_work(&g_worker, job);
-  sequence(job);
-  if (tr_job_has_deferred(job)) {
-    job->phase = 1;
-    tr_rpc_work(&g_worker, job);
-  }
-  FUZZ_CHECK(!tr_job_has_deferred(job), "deferred element left after phase 1");
-  FUZZ_CHECK(tr_job_render(job) == 0, "render");
   size_t answers = 0;
   for (size_t i = 0; i < job->n_elems; i++) answers += job->elems[i].response && !job->elems[i].notification;
   FUZZ_CHECK((answers == 0) == (job->response == NULL), "a notification was answered, or an answer was lost");

@@ -1,0 +1,197 @@
+/* test_dispatch.c — the JSON-RPC dispatcher (daemon/rpc.c, job.c) line by
+ * line: JSON-RPC 2.0 error codes, batches, notifications, params checking,
+ * the method table behind rpc.discover, tx.submit's steps 1–3, shedding and
+ * batch ordering.  Runs on the in-memory ledger of tests/support/rpc_harness. */
+#include <cJSON.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "rpc_harness.h"
+#include "tr_hex.h"
+#include "tr_test.h"
+#include "tr_tx.h"
+
+/* The rendered response of one line, parsed; NULL when nothing is answered. */
+static cJSON *run(const char *line, bool shed) {
+  tr_job_t *job = rpc_harness_run(line, strlen(line), shed);
+  cJSON *r = job && job->response ? cJSON_ParseWithLength(job->response, job->response_len) : NULL;
+  tr_job_free(job);
+  return r;
+}
+
+static int error_code(const cJSON *r) {
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+  return cJSON_IsNumber(c) ? c->valueint : 0;
+}
+
+static const char *refusal(const cJSON *r) {
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "error"), "data");
+  const cJSON *w = cJSON_GetObjectItemCaseSensitive(d, "reason");
+  return cJSON_IsString(w) ? w->valuestring : "";
+}
+
+static bool id_is_null(const cJSON *r) { return cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r, "id")); }
+
+static void expect_error(const char *line, int code, bool null_id, const char *what) {
+  cJSON *r = run(line, false);
+  TR_CHECK(r && !cJSON_IsArray(r) && error_code(r) == code && (!null_id || id_is_null(r)), "%s -> %d", what, code);
+  cJSON_Delete(r);
+}
+
+static void test_errors(void) {
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":1", -32700, true, "truncated JSON");
+  expect_error("", -32700, true, "empty line");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":1,\"id\":2}", -32700, true, "duplicate names");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":1,\"params\":\"bar\"}", -32600, true, "method not a string");
+  expect_error("{\"jsonrpc\":\"1.0\",\"method\":\"ledger.head\",\"id\":1}", -32600, false, "jsonrpc 1.0");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":{}}", -32600, true, "object id");
+  expect_error("42", -32600, true, "a bare number");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":1}", -32601, false, "unknown method");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"id\":1}", -32602, false, "missing param");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":1,\"x\":2},\"id\":1}", -32602,
+               false, "unknown param");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":\"1\"},\"id\":1}", -32602, false,
+               "string for an integer");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":1.0},\"id\":1}", -32602, false,
+               "1.0 for an integer");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":[1],\"id\":1}", -32602, false,
+               "params by position");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entries\",\"params\":{\"from\":1,\"limit\":1001},\"id\":1}",
+               -32602, false, "limit over 1000");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":99},\"id\":1}", -32004, false,
+               "unknown entry");
+}
+
+static void test_batches_and_notifications(void) {
+  TR_CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\"}", false) == NULL, "a notification gets no answer");
+  TR_CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}", false) == NULL,
+           "a notification of an unknown method gets no answer");
+  TR_CHECK(run("[{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\"},{\"jsonrpc\":\"2.0\",\"method\":\"node.status\"}]",
+               false) == NULL, "a batch of notifications gets no answer at all");
+  expect_error("[]", -32600, true, "empty batch is one error");
+  char big[16000] = "[";
+  for (int i = 0; i < 101; i++) strcat(big, i ? ",1" : "1");
+  strcat(big, "]");
+  expect_error(big, -32600, true, "a batch of 101 is one error");
+  cJSON *r = run("[1,2,3]", false);
+  TR_CHECK(cJSON_IsArray(r) && cJSON_GetArraySize(r) == 3 && error_code(r->child) == -32600, "[1,2,3]: three -32600");
+  cJSON_Delete(r);
+  r = run("[{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":\"a\"},{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\"},"
+          "{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":\"c\"}]", false);
+  const cJSON *second = r ? cJSON_GetArrayItem(r, 1) : NULL;
+  TR_CHECK(cJSON_IsArray(r) && cJSON_GetArraySize(r) == 2 &&
+               cJSON_GetObjectItemCaseSensitive(r->child, "result") && error_code(second) == -32601 &&
+               strcmp(cJSON_GetObjectItemCaseSensitive(second, "id")->valuestring, "c") == 0,
+           "mixed batch: answers in order, the notification skipped");
+  cJSON_Delete(r);
+}
+
+/* rpc.discover lists exactly the methods of PROTOCOL.md §5 (bar the reserved ledger.subscribe). */
+static void test_discover(void) {
+  static const char *const want[] = {"tx.submit", "tx.check", "tx.get", "tx.find", "ledger.head", "ledger.entry",
+                                     "ledger.entries", "ledger.checkpoint", "ledger.proof", "ledger.consistency",
+                                     "account.get", "account.history", "asset.get", "asset.list", "asset.holders",
+                                     "asset.payouts", "risk.exposure", "node.status", "rpc.discover"};
+  cJSON *r = run("{\"jsonrpc\":\"2.0\",\"method\":\"rpc.discover\",\"id\":1}", false);
+  const cJSON *methods = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "result"), "methods");
+  size_t found = 0;
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods) {
+      const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
+      if (cJSON_IsString(n) && strcmp(n->valuestring, want[i]) == 0) {
+        found++;
+        break;
+      }
+    }
+  }
+  TR_CHECK(found == sizeof want / sizeof want[0] && cJSON_GetArraySize(methods) == (int)found,
+           "rpc.discover lists the %zu methods of the table and no other (found %zu)", sizeof want / sizeof want[0],
+           found);
+  cJSON_Delete(r);
+}
+
+/* tx.submit lines signed by the harness admin key. */
+static char *submit_line(const char *tx, bool good_sig) {
+  uint8_t seed[32], pk[32], sk[64], sig[64];
+  crypto_hash_sha256(seed, (const uint8_t *)"tranche-fuzz-admin", 18);
+  crypto_sign_seed_keypair(pk, sk, seed);
+  tr_tx_sign(tx, strlen(tx), sk, sig);
+  if (!good_sig) sig[0] ^= 1;
+  char hex[129];
+  cJSON *req = cJSON_CreateObject(), *params = cJSON_CreateObject();
+  cJSON_AddStringToObject(req, "jsonrpc", "2.0");
+  cJSON_AddStringToObject(req, "method", "tx.submit");
+  cJSON_AddStringToObject(params, "tx", tx);
+  cJSON_AddStringToObject(params, "sig", tr_hex_encode(sig, 64, hex));
+  cJSON_AddItemToObject(req, "params", params);
+  cJSON_AddNumberToObject(req, "id", 7);
+  char *line = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  return line;
+}
+
+static char *open_tx(const char *chain, const char *id) {
+  uint8_t seed[32], pk[32], sk[64], acct[32];
+  char admin[65], account[65], *out = malloc(512);
+  crypto_hash_sha256(seed, (const uint8_t *)"tranche-fuzz-admin", 18);
+  crypto_sign_seed_keypair(pk, sk, seed);
+  crypto_hash_sha256(seed, (const uint8_t *)id, strlen(id));
+  crypto_sign_seed_keypair(acct, sk, seed);
+  snprintf(out, 512, "{\"type\":\"account.open\",\"chain\":\"%s\",\"signer\":\"%s\",\"id\":\"%s\",\"account\":\"%s\","
+           "\"roles\":[\"investor\"],\"jurisdiction\":\"GB\",\"kyc\":true}", chain, tr_hex_encode(pk, 32, admin), id,
+           tr_hex_encode(acct, 32, account));
+  return out;
+}
+
+static void expect_submit(const char *tx, bool good_sig, bool shed, int code, const char *reason, const char *what) {
+  char *line = submit_line(tx, good_sig);
+  cJSON *r = run(line, shed);
+  bool ok = code == 0 ? cJSON_GetObjectItemCaseSensitive(r, "result") != NULL
+                      : error_code(r) == code && (reason == NULL || strcmp(refusal(r), reason) == 0);
+  TR_CHECK(ok, "%s", what);
+  cJSON_Delete(r);
+  free(line);
+}
+
+static void test_submit(void) {
+  char *good = open_tx(RPC_HARNESS_CHAIN, "dispatch-1"), *other = open_tx("other.example/chain", "dispatch-2");
+  expect_submit(good, true, false, 0, NULL, "a valid account.open gets a receipt");
+  expect_submit("{\"type\":\"nope\"}", true, false, -32001, "invalid", "an undecodable tx is invalid");
+  expect_submit(other, false, false, -32001, "wrong_chain", "wrong chain is reported before a bad signature");
+  expect_submit(good, false, false, -32001, "bad_signature", "a bad signature");
+  expect_submit(good, true, true, -32002, NULL, "a full intake queue answers overloaded at once");
+  free(good);
+  free(other);
+}
+
+/* A query after a tx.submit in the same batch sees the tx (§5: batches in order). */
+static void test_batch_order(void) {
+  char *tx = open_tx(RPC_HARNESS_CHAIN, "dispatch-3"), *sub = submit_line(tx, true);
+  size_t n = strlen(sub) + 200;
+  char *line = malloc(n);
+  snprintf(line, n, "[%s,{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":8}]", sub);
+  rpc_harness_keep_txs = true; /* the deferred query must see the committed tx */
+  cJSON *r = run(line, false);
+  rpc_harness_keep_txs = false;
+  const cJSON *head = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r, 1), "result");
+  const cJSON *receipt = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(r, 0), "result");
+  const cJSON *size = cJSON_GetObjectItemCaseSensitive(head, "size"), *seq = cJSON_GetObjectItemCaseSensitive(receipt, "seq");
+  TR_CHECK(cJSON_IsNumber(size) && cJSON_IsNumber(seq) && size->valuedouble == seq->valuedouble,
+           "ledger.head after tx.submit in one batch reflects the new entry");
+  cJSON_Delete(r);
+  free(line);
+  free(sub);
+  free(tx);
+}
+
+int main(void) {
+  rpc_harness_setup();
+  test_errors();
+  test_batches_and_notifications();
+  test_discover();
+  test_submit();
+  test_batch_order();
+  return tr_test_done();
+}
