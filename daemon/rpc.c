@@ -212,8 +212,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(t, "verify_and_parse", atomic_load(&d->pool.busy_ns) / 1000000u);
   add_u64(t, "apply", atomic_load(&s->apply_ns) / 1000000u);
   add_u64(t, "commit", atomic_load(&s->commit_ns) / 1000000u);
-  uint64_t up_s = (tr_now_ms() - d->started_ms) / 1000u;
-  add_u64(o, "committed_tx_per_s", up_s ? atomic_load(&s->committed_txs) / up_s : atomic_load(&s->committed_txs));
+  add_u64(o, "recent_tx_per_s", atomic_load(&s->recent_tx_per_s));
   *out = o;
   return 0;
 }

@@ -158,6 +158,20 @@ static void idle_checkpoint(tr_sequencer_t *seq) {
   checkpoint_published(seq, note, size, now);
 }
 
+/* Committed txs per second over roughly the last few seconds (an
+ * exponentially weighted average of per-batch rates), for node.status. */
+static void rate_update(tr_sequencer_t *seq, size_t n) {
+  uint64_t now = tr_now_ms();
+  if (seq->rate_at_ms == 0) seq->rate_at_ms = now;
+  seq->rate_txs += n;
+  uint64_t dt = now - seq->rate_at_ms;
+  if (dt < 250) return;
+  uint64_t sample = seq->rate_txs * 1000u / dt, old = atomic_load(&seq->stats.recent_tx_per_s);
+  atomic_store(&seq->stats.recent_tx_per_s, old ? (old * 3 + sample) / 4 : sample);
+  seq->rate_txs = 0;
+  seq->rate_at_ms = now;
+}
+
 static void sequencer_main(void *arg) {
   tr_sequencer_t *seq = arg;
   for (;;) {
@@ -172,8 +186,13 @@ static void sequencer_main(void *arg) {
       atomic_fetch_add(&seq->stats.batches, 1);
       atomic_store(&seq->stats.last_batch, b->n);
       if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
-      if (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) log_error("seq", "out of memory posting receipts");
+      rate_update(seq, b->n);
+      while (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) { /* receipts are owed: never drop them */
+        log_error("seq", "out of memory posting receipts; retrying");
+        uv_sleep(10);
+      }
     } else {
+      rate_update(seq, 0); /* an idle node's rate decays to 0 */
       idle_checkpoint(seq);
     }
     if (stop) break;

@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
   atomic_ullong committed_txs, refused_txs, batches, batch_max, last_batch;
   atomic_ullong apply_ns, commit_ns, size, checkpoints, storage_errors;
+  atomic_ullong recent_tx_per_s;        /* txs through the sequencer, recent average */
 } tr_seq_stats_t;
 
 typedef struct tr_sequencer {
@@ -54,6 +55,7 @@ typedef struct tr_sequencer {
   char checkpoint_path[4096];
   tr_mailbox_t *done;
   uint64_t cp_size, cp_time_ms;
+  uint64_t rate_at_ms, rate_txs;          /* sequencer thread only */
   tr_seq_stats_t stats;
 } tr_sequencer_t;
 
