@@ -1060,8 +1060,14 @@ static int replay_apply(tr_ledger_t *mem, tr_store_t *ms, const tr_entry_t *e, c
   return 0;
 }
 
-static const char *const DERIVED_TABLES[] = {
-  "meta", "accounts", "assets", "holdings", "distributions", "payouts", "account_entries", "receipts", "merkle_nodes",
+/* Tables rebuilt by replay, each with its primary key: both copies are read
+ * in key order and compared row by row (a merge, no temporary index). */
+static const struct {
+  const char *table, *key;
+} DERIVED_TABLES[] = {
+  {"meta", "key"}, {"accounts", "id"}, {"assets", "id"}, {"holdings", "asset, account"},
+  {"distributions", "seq"}, {"payouts", "distribution, account"}, {"account_entries", "account, seq"},
+  {"receipts", "seq"}, {"merkle_nodes", "level, idx"},
 };
 
 /* A read-only SQLite URI for a file path.  '%', '?' and '#' are escaped: in a
@@ -1081,6 +1087,47 @@ static char *readonly_uri(const char *path) {
   return out;
 }
 
+/* Same type and bytes in column i of both rows. */
+static bool column_equal(sqlite3_stmt *a, sqlite3_stmt *b, int i) {
+  int t = sqlite3_column_type(a, i);
+  if (t != sqlite3_column_type(b, i)) return false;
+  if (t == SQLITE_NULL) return true;
+  if (t == SQLITE_INTEGER) return sqlite3_column_int64(a, i) == sqlite3_column_int64(b, i);
+  const void *x = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(a, i) : sqlite3_column_blob(a, i);
+  const void *y = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(b, i) : sqlite3_column_blob(b, i);
+  int n = sqlite3_column_bytes(a, i);
+  return n == sqlite3_column_bytes(b, i) && (n == 0 || memcmp(x, y, (size_t)n) == 0);
+}
+
+/* Row-by-row comparison of table t in main (replayed) and src (stored). */
+static int compare_table(sqlite3 *db, const char *t, const char *key, tr_replay_report_t *rep) {
+  char *qa = sqlite3_mprintf("SELECT * FROM main.%s ORDER BY %s", t, key);
+  char *qb = sqlite3_mprintf("SELECT * FROM src.%s ORDER BY %s", t, key);
+  sqlite3_stmt *a = NULL, *b = NULL;
+  int rc = 0;
+  if (qa == NULL || qb == NULL || sqlite3_prepare_v2(db, qa, -1, &a, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, qb, -1, &b, NULL) != SQLITE_OK || sqlite3_column_count(a) != sqlite3_column_count(b))
+    rc = replay_fail(rep, 0, "cannot compare %s: %s", t, sqlite3_errmsg(db));
+  for (uint64_t row = 1; rc == 0; row++) {
+    int sa = sqlite3_step(a), sb = sqlite3_step(b);
+    if (sa == SQLITE_DONE && sb == SQLITE_DONE) break;
+    if (sa != SQLITE_ROW && sa != SQLITE_DONE) rc = replay_fail(rep, 0, "cannot read replayed %s", t);
+    else if (sb != SQLITE_ROW && sb != SQLITE_DONE) rc = replay_fail(rep, 0, "cannot read stored %s: %s", t, sqlite3_errmsg(db));
+    else if (sa != sb)
+      rc = replay_fail(rep, 0, "stored %s differs from replay: %s rows from row %llu", t,
+                       sa == SQLITE_ROW ? "missing" : "extra", (unsigned long long)row);
+    for (int i = 0; rc == 0 && i < sqlite3_column_count(a); i++)
+      if (!column_equal(a, b, i))
+        rc = replay_fail(rep, 0, "stored %s differs from replay at row %llu (in %s order), column %s", t,
+                         (unsigned long long)row, key, sqlite3_column_name(a, i));
+  }
+  sqlite3_finalize(a);
+  sqlite3_finalize(b);
+  sqlite3_free(qa);
+  sqlite3_free(qb);
+  return rc;
+}
+
 /* Compares every derived table of the replayed store with the stored one. */
 static int replay_compare(tr_store_t *ms, const char *db_path, tr_replay_report_t *rep) {
   sqlite3 *db = tr_store_db(ms);
@@ -1090,20 +1137,8 @@ static int replay_compare(tr_store_t *ms, const char *db_path, tr_replay_report_
   sqlite3_free(attach);
   sqlite3_free(uri);
   if (rc != 0) return replay_fail(rep, 0, "cannot attach %s: %s", db_path, sqlite3_errmsg(db));
-  for (size_t i = 0; i < sizeof DERIVED_TABLES / sizeof DERIVED_TABLES[0] && rc == 0; i++) {
-    const char *t = DERIVED_TABLES[i];
-    char *sql = sqlite3_mprintf("SELECT (SELECT count(*) FROM (SELECT * FROM main.%s EXCEPT SELECT * FROM src.%s)),"
-                                " (SELECT count(*) FROM (SELECT * FROM src.%s EXCEPT SELECT * FROM main.%s))",
-                                t, t, t, t);
-    sqlite3_stmt *st = NULL;
-    if (sql == NULL || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
-      rc = replay_fail(rep, 0, "cannot compare %s: %s", t, sqlite3_errmsg(db));
-    else if (sqlite3_column_int64(st, 0) != 0 || sqlite3_column_int64(st, 1) != 0)
-      rc = replay_fail(rep, 0, "stored %s differs from replay: %lld rows missing, %lld rows extra", t,
-                       (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1));
-    sqlite3_finalize(st);
-    sqlite3_free(sql);
-  }
+  for (size_t i = 0; i < sizeof DERIVED_TABLES / sizeof DERIVED_TABLES[0] && rc == 0; i++)
+    rc = compare_table(db, DERIVED_TABLES[i].table, DERIVED_TABLES[i].key, rep);
   sqlite3_exec(db, "DETACH src", NULL, NULL, NULL);
   return rc;
 }
