@@ -1,5 +1,5 @@
 /* tr_ledger.c — steps 4–8 of PROTOCOL.md §4 and the state changes of every
- * tx type, plus genesis and replay.
+ * tx type, plus genesis.
  *
  * Shape: a tx is first *checked* (reads only, so tx.check can run it on a
  * read-only snapshot and collect every failing step-8 rule), then *applied*
@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tr_err.h"
 #include "tr_hex.h"
@@ -28,6 +27,8 @@ int tr_ledger_load(tr_ledger_t *l, tr_store_t *s) {
   char node_hex[65];
   memset(l, 0, sizeof *l);
   l->store = s;
+  l->ops = &tr_store_state_ops;
+  l->ctx = s;
   int rc = tr_store_meta_get(s, "chain", l->chain, sizeof l->chain);
   if (rc == 0) rc = tr_store_meta_get(s, "node_key", node_hex, sizeof node_hex);
   if (rc == 0 && tr_hex_decode(node_hex, strlen(node_hex), l->node_key.b, 32) != 0) rc = TR_ECORRUPT;
@@ -39,7 +40,8 @@ int tr_ledger_load(tr_ledger_t *l, tr_store_t *s) {
 
 typedef struct {
   tr_ledger_t *l;
-  tr_store_t *s;
+  const tr_state_ops_t *ops;
+  void *ctx;
   const tr_tx_t *tx;
   uint64_t time;
   bool all;                     /* collect every step-8 failure (tx.check) */
@@ -80,13 +82,13 @@ static char *short_key(const tr_key_t *k, char out[17]) {
 
 /* Loads an account; 0, TR_ENOT_FOUND, or records a storage error. */
 static int load_account(rules_t *r, const tr_key_t *id, tr_account_t *a) {
-  int rc = tr_store_account_get(r->s, id, a);
+  int rc = r->ops->account_get(r->ctx, id, a);
   if (rc != 0 && rc != TR_ENOT_FOUND && r->ioerr == 0) r->ioerr = rc;
   return rc;
 }
 
 static int load_holding(rules_t *r, const tr_key_t *id, tr_holding_t *h) {
-  int rc = tr_store_holding_get(r->s, r->asset.id, id, h);
+  int rc = r->ops->holding_get(r->ctx, r->asset.id, id, h);
   if (rc != 0 && r->ioerr == 0) r->ioerr = rc;
   return rc;
 }
@@ -148,7 +150,7 @@ static int check_role(rules_t *r, need_t need) {
 }
 
 static int check_asset_named(rules_t *r, need_t need) {
-  int rc = tr_store_asset_get(r->s, r->tx->asset, &r->asset);
+  int rc = r->ops->asset_get(r->ctx, r->tx->asset, &r->asset);
   if (rc == TR_ENOT_FOUND) return refuse(r, TR_ENOT_FOUND, "no asset %s", r->tx->asset);
   if (rc != 0) return r->ioerr = rc;
   r->have_asset = true;
@@ -257,13 +259,9 @@ static int check_account_update(rules_t *r) {
   unsigned roles = tx->has_roles ? tx->roles : a.roles;
   bool frozen = tx->has_frozen ? tx->frozen : a.frozen;
   if ((roles & TR_ROLE_ADMIN) && !frozen) return 0;
-  sqlite3_stmt *st = tr_store_stmt(r->s,
-      "SELECT count(*) FROM accounts WHERE (roles & 1) != 0 AND frozen = 0 AND id != ?1");
-  if (st == NULL) return r->ioerr = TR_EIO;
-  sqlite3_bind_blob(st, 1, tx->account.b, 32, SQLITE_STATIC);
-  if (sqlite3_step(st) != SQLITE_ROW) return r->ioerr = TR_EIO;
-  sqlite3_int64 others = sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
+  uint64_t others = 0;
+  int rc = r->ops->admins_unfrozen_except(r->ctx, &tx->account, &others);
+  if (rc != 0) return r->ioerr = rc;
   if (others == 0) FAIL8(r, TR_EINVALID, "the update would leave no unfrozen admin account");
   return 0;
 }
@@ -280,7 +278,7 @@ static int check_account_recover(rules_t *r) {
 
 static int check_asset_create(rules_t *r) {
   tr_asset_t a;
-  int rc = tr_store_asset_get(r->s, r->tx->asset, &a);
+  int rc = r->ops->asset_get(r->ctx, r->tx->asset, &a);
   if (rc == 0) {
     tr_asset_clear(&a);
     FAIL8(r, TR_EEXISTS, "asset %s already exists", r->tx->asset);
@@ -456,7 +454,7 @@ static void effects_free(effects_t *e) { free(e->v); }
 /* Writes a holding and remembers its new value for the receipt. */
 static int set_holding(rules_t *r, effects_t *e, const char *asset, const tr_key_t *account,
                        const tr_holding_t *h) {
-  int rc = tr_store_holding_put(r->s, asset, account, h);
+  int rc = r->ops->holding_put(r->ctx, asset, account, h);
   if (rc != 0) return rc;
   for (size_t i = 0; i < e->n; i++) {
     if (strcmp(e->v[i].asset, asset) == 0 && memcmp(e->v[i].account.b, account->b, 32) == 0) {
@@ -539,70 +537,45 @@ static char *effects_render(effects_t *e, uint64_t seq) {
 static int apply_account_open(rules_t *r) {
   tr_account_t a = {.id = r->tx->account, .roles = r->tx->roles, .kyc = r->tx->kyc};
   memcpy(a.jurisdiction, r->tx->jurisdiction, 3);
-  return tr_store_account_put(r->s, &a);
+  return r->ops->account_put(r->ctx, &a);
 }
 
 static int apply_account_update(rules_t *r) {
   const tr_tx_t *tx = r->tx;
   tr_account_t a;
-  int rc = tr_store_account_get(r->s, &tx->account, &a);
+  int rc = r->ops->account_get(r->ctx, &tx->account, &a);
   if (rc != 0) return rc;
   if (tx->has_roles) a.roles = tx->roles;
   if (tx->has_jurisdiction) memcpy(a.jurisdiction, tx->jurisdiction, 3);
   if (tx->has_kyc) a.kyc = tx->kyc;
   if (tx->has_frozen) a.frozen = tx->frozen;
-  return tr_store_account_put(r->s, &a);
+  return r->ops->account_put(r->ctx, &a);
 }
 
 /* Moves every holding of the lost key to the new one, and issuer roles of its assets. */
-static int apply_account_recover(rules_t *r, effects_t *e, uint64_t seq) {
+static int apply_account_recover(rules_t *r, effects_t *e) {
   const tr_tx_t *tx = r->tx;
   tr_account_t old;
-  int rc = tr_store_account_get(r->s, &tx->account, &old);
+  int rc = r->ops->account_get(r->ctx, &tx->account, &old);
   if (rc != 0) return rc;
   tr_account_t fresh = old;
   fresh.id = tx->to;
   fresh.frozen = false;
   old.frozen = true;
   old.roles = 0;
-  if ((rc = tr_store_account_put(r->s, &fresh)) != 0 || (rc = tr_store_account_put(r->s, &old)) != 0)
+  if ((rc = r->ops->account_put(r->ctx, &fresh)) != 0 || (rc = r->ops->account_put(r->ctx, &old)) != 0)
     return rc;
-  sqlite3_stmt *st = tr_store_stmt(r->s, "SELECT asset, units, frozen FROM holdings WHERE account = ?1");
-  if (st == NULL) return TR_EIO;
-  sqlite3_bind_blob(st, 1, tx->account.b, 32, SQLITE_STATIC);
-  /* Collect first: writing holdings while stepping the same index is undefined. */
-  effects_t moved = {0};
-  int step;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    tr_holding_t h = {(uint64_t)sqlite3_column_int64(st, 1), (uint64_t)sqlite3_column_int64(st, 2)};
-    char asset[TR_ASSET_ID_CHARS_MAX + 1];
-    snprintf(asset, sizeof asset, "%s", (const char *)sqlite3_column_text(st, 0));
-    if (moved.n == moved.cap) {
-      size_t cap = moved.cap ? moved.cap * 2 : 8;
-      holding_change_t *v = realloc(moved.v, cap * sizeof *v);
-      if (v == NULL) { effects_free(&moved); sqlite3_reset(st); return TR_ENOMEM; }
-      moved.v = v;
-      moved.cap = cap;
-    }
-    snprintf(moved.v[moved.n].asset, sizeof moved.v[0].asset, "%s", asset);
-    moved.v[moved.n++].h = h;
-  }
-  sqlite3_reset(st);
-  rc = step == SQLITE_DONE ? 0 : TR_EIO;
+  tr_account_holding_t *moved = NULL;
+  size_t n = 0;
+  if ((rc = r->ops->account_holdings(r->ctx, &tx->account, &moved, &n)) != 0) return rc;
+  /* Moved from a list read first: writing while reading the same rows is undefined in SQLite. */
   tr_holding_t zero = {0, 0};
-  for (size_t i = 0; i < moved.n && rc == 0; i++) {
-    rc = set_holding(r, e, moved.v[i].asset, &tx->account, &zero);
-    if (rc == 0) rc = set_holding(r, e, moved.v[i].asset, &tx->to, &moved.v[i].h);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    rc = set_holding(r, e, moved[i].asset, &tx->account, &zero);
+    if (rc == 0) rc = set_holding(r, e, moved[i].asset, &tx->to, &moved[i].h);
   }
-  effects_free(&moved);
-  if (rc != 0) return rc;
-  st = tr_store_stmt(r->s, "UPDATE assets SET issuer = ?2 WHERE issuer = ?1");
-  if (st == NULL) return TR_EIO;
-  sqlite3_bind_blob(st, 1, tx->account.b, 32, SQLITE_STATIC);
-  sqlite3_bind_blob(st, 2, tx->to.b, 32, SQLITE_STATIC);
-  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : TR_EIO;
-  sqlite3_reset(st);
-  (void)seq;
+  free(moved);
+  if (rc == 0) rc = r->ops->assets_reissue(r->ctx, &tx->account, &tx->to);
   return rc;
 }
 
@@ -640,7 +613,7 @@ static int apply_asset_create(rules_t *r, uint64_t seq) {
   if (a.documents_json == NULL) return TR_ENOMEM;
   a.status = a.paused_from = TR_STATUS_ACTIVE;
   a.created_seq = seq;
-  int rc = tr_store_asset_put(r->s, &a);
+  int rc = r->ops->asset_put(r->ctx, &a);
   tr_asset_clear(&a);
   return rc;
 }
@@ -658,7 +631,7 @@ static int apply_asset_update(rules_t *r) {
     free(a->documents_json);
     a->documents_json = docs;
   }
-  return tr_store_asset_put(r->s, a);
+  return r->ops->asset_put(r->ctx, a);
 }
 
 /* Moves units between holdings and keeps the asset's holder count. from may be
@@ -668,7 +641,7 @@ static int move_units(rules_t *r, effects_t *e, const tr_key_t *from, const tr_k
   int rc;
   if (from) {
     tr_holding_t h;
-    if ((rc = tr_store_holding_get(r->s, a->id, from, &h)) != 0) return rc;
+    if ((rc = r->ops->holding_get(r->ctx, a->id, from, &h)) != 0) return rc;
     if (h.units < units) return TR_ECORRUPT; /* checked before; never happens */
     h.units -= units;
     if (h.frozen > h.units) h.frozen = h.units; /* force and redeem ignore freezes */
@@ -677,7 +650,7 @@ static int move_units(rules_t *r, effects_t *e, const tr_key_t *from, const tr_k
   }
   if (to) {
     tr_holding_t h;
-    if ((rc = tr_store_holding_get(r->s, a->id, to, &h)) != 0) return rc;
+    if ((rc = r->ops->holding_get(r->ctx, a->id, to, &h)) != 0) return rc;
     if (h.units == 0) a->holders++;
     h.units += units;
     if ((rc = set_holding(r, e, a->id, to, &h)) != 0) return rc;
@@ -717,25 +690,25 @@ static int allocate(share_t *v, size_t n, uint64_t amount, uint64_t issued) {
   return 0;
 }
 
+/* The asset's holders, checked against its issued units and holder count. */
 static int load_shares(rules_t *r, share_t **out, size_t *n_out) {
-  size_t n = 0, cap = r->asset.holders ? (size_t)r->asset.holders : 1;
-  share_t *v = calloc(cap, sizeof *v);
-  if (v == NULL) return TR_ENOMEM;
-  sqlite3_stmt *st = tr_store_stmt(r->s, "SELECT account, units FROM holdings WHERE asset = ?1 ORDER BY account");
-  if (st == NULL) { free(v); return TR_EIO; }
-  sqlite3_bind_text(st, 1, r->asset.id, -1, SQLITE_STATIC);
-  int step, rc = 0;
+  tr_asset_holder_t *h = NULL;
+  size_t n = 0;
+  int rc = r->ops->asset_holders(r->ctx, r->asset.id, &h, &n);
+  if (rc != 0) return rc;
+  share_t *v = calloc(n ? n : 1, sizeof *v);
   uint64_t sum = 0;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap || sqlite3_column_bytes(st, 0) != 32) { rc = TR_ECORRUPT; break; }
-    memcpy(v[n].account.b, sqlite3_column_blob(st, 0), 32);
-    v[n].units = (uint64_t)sqlite3_column_int64(st, 1);
-    sum += v[n++].units;
+  for (size_t i = 0; v != NULL && i < n; i++) {
+    v[i].account = h[i].account;
+    v[i].units = h[i].units;
+    sum += h[i].units; /* each ≤ issued ≤ 2^53-1, at most TR_HOLDERS_MAX of them */
   }
-  if (rc == 0 && step != SQLITE_DONE) rc = TR_EIO;
-  sqlite3_reset(st);
-  if (rc == 0 && (sum != r->asset.issued || n != r->asset.holders)) rc = TR_ECORRUPT;
-  if (rc != 0) { free(v); return rc; }
+  free(h);
+  if (v == NULL) return TR_ENOMEM;
+  if (sum != r->asset.issued || n != r->asset.holders) {
+    free(v);
+    return TR_ECORRUPT;
+  }
   *out = v;
   *n_out = n;
   return 0;
@@ -746,29 +719,13 @@ static int apply_asset_distribute(rules_t *r, effects_t *e, uint64_t seq) {
   size_t n = 0;
   int rc = load_shares(r, &v, &n);
   if (rc == 0) rc = allocate(v, n, r->tx->amount, r->asset.issued);
-  sqlite3_stmt *st = tr_store_stmt(r->s,
-      "INSERT INTO payouts (distribution, account, asset, amount) VALUES (?1, ?2, ?3, ?4)");
   for (size_t i = 0; i < n && rc == 0; i++) {
-    if (st == NULL) { rc = TR_EIO; break; }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-    sqlite3_bind_blob(st, 2, v[i].account.b, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->asset.id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)v[i].amount);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : TR_EIO;
-    sqlite3_reset(st);
-    if (rc == 0) rc = tr_store_account_entry_add(r->s, &v[i].account, seq);
+    rc = r->ops->payout_put(r->ctx, seq, &v[i].account, r->asset.id, v[i].amount);
+    if (rc == 0) rc = r->ops->account_entry_add(r->ctx, &v[i].account, seq);
   }
   free(v);
+  if (rc == 0) rc = r->ops->distribution_put(r->ctx, seq, r->asset.id, r->tx->amount, r->tx->dist_kind, n);
   if (rc != 0) return rc;
-  st = tr_store_stmt(r->s, "INSERT INTO distributions (seq, asset, amount, kind, count) VALUES (?1, ?2, ?3, ?4, ?5)");
-  if (st == NULL) return TR_EIO;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-  sqlite3_bind_text(st, 2, r->asset.id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 3, (sqlite3_int64)r->tx->amount);
-  sqlite3_bind_int(st, 4, (int)r->tx->dist_kind);
-  sqlite3_bind_int64(st, 5, (sqlite3_int64)n);
-  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : TR_EIO;
-  sqlite3_reset(st);
   e->distributed = true;
   e->dist_count = n;
   e->dist_amount = r->tx->amount;
@@ -781,12 +738,12 @@ static int apply_asset_status(rules_t *r, effects_t *e) {
   a->status = r->tx->status;
   e->status_changed = true;
   e->status = a->status;
-  return tr_store_asset_put(r->s, a);
+  return r->ops->asset_put(r->ctx, a);
 }
 
 static int apply_holding_freeze(rules_t *r, effects_t *e) {
   tr_holding_t h;
-  int rc = tr_store_holding_get(r->s, r->asset.id, &r->tx->account, &h);
+  int rc = r->ops->holding_get(r->ctx, r->asset.id, &r->tx->account, &h);
   if (rc != 0) return rc;
   h.frozen = r->tx->units;
   return set_holding(r, e, r->asset.id, &r->tx->account, &h);
@@ -799,7 +756,7 @@ static int apply_type(rules_t *r, effects_t *e, uint64_t seq) {
   switch (tx->type) {
   case TR_TX_ACCOUNT_OPEN: return apply_account_open(r);
   case TR_TX_ACCOUNT_UPDATE: return apply_account_update(r);
-  case TR_TX_ACCOUNT_RECOVER: return apply_account_recover(r, e, seq);
+  case TR_TX_ACCOUNT_RECOVER: return apply_account_recover(r, e);
   case TR_TX_ASSET_CREATE: return apply_asset_create(r, seq);
   case TR_TX_ASSET_UPDATE: return apply_asset_update(r);
   case TR_TX_ASSET_ISSUE:
@@ -822,7 +779,7 @@ static int apply_type(rules_t *r, effects_t *e, uint64_t seq) {
     e->issued = r->asset.issued;
   }
   if (rc == 0 && (r->asset.issued != issued_before || r->asset.holders != holders_before))
-    rc = tr_store_asset_put(r->s, &r->asset);
+    rc = r->ops->asset_put(r->ctx, &r->asset);
   return rc;
 }
 
@@ -833,7 +790,7 @@ static int record_history(rules_t *r, uint64_t seq) {
   const tr_key_t *named[] = {&tx->signer, &tx->account, &tx->to, &tx->from};
   for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
     if (i > 0 && memcmp(named[i]->b, zero.b, 32) == 0) continue;
-    int rc = tr_store_account_entry_add(r->s, named[i], seq);
+    int rc = r->ops->account_entry_add(r->ctx, named[i], seq);
     if (rc != 0) return rc;
   }
   return 0;
@@ -842,15 +799,15 @@ static int record_history(rules_t *r, uint64_t seq) {
 /* ------------------------------------------------------------------------ */
 /* Public entry points                                                       */
 
-static uint64_t entry_time(tr_store_t *s, uint64_t clock_ms, int *rc) {
-  uint64_t size, head_time;
-  *rc = tr_store_head(s, &size, NULL, &head_time);
+static uint64_t entry_time(const rules_t *r, uint64_t clock_ms, int *rc) {
+  uint64_t size, head_time = 0;
+  *rc = r->ops->head(r->ctx, &size, NULL, &head_time);
   return clock_ms > head_time ? clock_ms : head_time;
 }
 
-static int stored_receipt(tr_store_t *s, uint64_t seq, tr_receipt_t *out) {
+static int stored_receipt(const rules_t *r, uint64_t seq, tr_receipt_t *out) {
   tr_entry_t e;
-  int rc = tr_store_entry_get(s, seq, &e);
+  int rc = r->ops->entry_get(r->ctx, seq, &e);
   if (rc != 0) return rc;
   memset(out, 0, sizeof *out);
   out->seq = e.seq;
@@ -859,10 +816,9 @@ static int stored_receipt(tr_store_t *s, uint64_t seq, tr_receipt_t *out) {
   memcpy(out->hash, e.hash, 32);
   out->duplicate = true;
   tr_entry_clear(&e);
-  return tr_store_receipt_get(s, seq, &out->effects_json);
+  return r->ops->receipt_get(r->ctx, seq, &out->effects_json);
 }
 
-/* Step 4: a duplicate returns its stored receipt; a reused (signer, id) is refused. */
 /* Step 4: a duplicate returns its stored receipt; a reused (signer, id) is
  * refused.  One lookup serves both: the tx bytes hold signer and id, so an
  * entry with the same txid is always the entry of the same (signer, id). */
@@ -870,7 +826,7 @@ static int check_duplicate(rules_t *r, uint64_t *dup_seq) {
   uint8_t txid[32];
   uint64_t seq = 0;
   *dup_seq = 0;
-  int rc = tr_store_entry_by_signer_id(r->s, &r->tx->signer, r->tx->id, &seq, txid);
+  int rc = r->ops->entry_by_signer_id(r->ctx, &r->tx->signer, r->tx->id, &seq, txid);
   if (rc == TR_ENOT_FOUND) return 0;
   if (rc != 0) return r->ioerr = rc;
   if (sodium_memcmp(txid, r->tx->txid, 32) == 0) {
@@ -885,12 +841,12 @@ static int append_and_apply(rules_t *r, const char *bytes, size_t len, const uin
                             tr_receipt_t *receipt) {
   effects_t e = {0};
   tr_entry_t entry;
-  int rc = tr_store_append(r->s, r->time, r->tx->txid, sig, &r->tx->signer, r->tx->id, bytes, len, &entry);
+  int rc = r->ops->append(r->ctx, r->time, r->tx->txid, sig, &r->tx->signer, r->tx->id, bytes, len, &entry);
   if (rc == 0) rc = apply_type(r, &e, entry.seq);
   if (rc == 0) rc = record_history(r, entry.seq);
   char *effects = rc == 0 ? effects_render(&e, entry.seq) : NULL;
   if (rc == 0 && effects == NULL) rc = TR_ENOMEM;
-  if (rc == 0) rc = tr_store_receipt_put(r->s, entry.seq, effects);
+  if (rc == 0) rc = r->ops->receipt_put(r->ctx, entry.seq, effects);
   effects_free(&e);
   if (rc != 0) {
     free(effects);
@@ -909,7 +865,7 @@ int tr_ledger_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t
                     const uint8_t sig[TR_SIG_BYTES], uint64_t clock_ms,
                     tr_receipt_t *receipt, tr_refusal_t *refusal) {
   tr_refusal_t reasons[TR_REFUSALS_MAX];
-  rules_t r = {.l = l, .s = l->store, .tx = tx, .reasons = reasons};
+  rules_t r = {.l = l, .ops = l->ops, .ctx = l->ctx, .tx = tx, .reasons = reasons};
   if (tx->type == TR_TX_GENESIS) {
     snprintf(refusal->detail, sizeof refusal->detail, "genesis is written only by tranchectl init");
     return refusal->code = TR_EINVALID;
@@ -917,10 +873,10 @@ int tr_ledger_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t
   /* No savepoint: checks only read, so a refusal has written nothing; an
    * internal error mid-apply makes the caller roll back the whole batch. */
   int rc = 0;
-  r.time = entry_time(r.s, clock_ms, &rc);
+  r.time = entry_time(&r, clock_ms, &rc);
   uint64_t dup = 0;
   if (rc == 0) rc = check_duplicate(&r, &dup);
-  if (rc == 0 && r.ioerr == 0 && dup != 0) rc = stored_receipt(r.s, dup, receipt);
+  if (rc == 0 && r.ioerr == 0 && dup != 0) rc = stored_receipt(&r, dup, receipt);
   else if (rc == 0 && r.ioerr == 0) rc = check_rules(&r);
   if (rc == 0 && r.ioerr == 0 && dup == 0) rc = append_and_apply(&r, bytes, len, sig, receipt);
   if (r.ioerr) rc = r.ioerr;
@@ -934,7 +890,7 @@ int tr_ledger_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t
 
 int tr_ledger_check(tr_ledger_t *l, const tr_tx_t *tx, uint64_t clock_ms,
                     tr_refusal_t reasons[TR_REFUSALS_MAX], size_t *n_reasons, uint64_t *duplicate_seq) {
-  rules_t r = {.l = l, .s = l->store, .tx = tx, .all = true, .reasons = reasons};
+  rules_t r = {.l = l, .ops = l->ops, .ctx = l->ctx, .tx = tx, .all = true, .reasons = reasons};
   *n_reasons = 0;
   *duplicate_seq = 0;
   if (tx->type == TR_TX_GENESIS) {
@@ -943,7 +899,7 @@ int tr_ledger_check(tr_ledger_t *l, const tr_tx_t *tx, uint64_t clock_ms,
     return 0;
   }
   int rc = 0;
-  r.time = entry_time(r.s, clock_ms, &rc);
+  r.time = entry_time(&r, clock_ms, &rc);
   if (rc == 0) rc = check_duplicate(&r, duplicate_seq);
   if (rc == 0 && r.ioerr == 0 && *duplicate_seq == 0) rc = check_rules(&r);
   tr_asset_clear(&r.asset);
@@ -963,23 +919,28 @@ int tr_genesis_bytes(const char *chain, const tr_key_t *node, const tr_key_t *ad
   return (len < 0 || (size_t)len >= outlen) ? TR_ELIMIT : len;
 }
 
-/* Writes entry 1 and its state; the caller holds a write transaction. */
-static int genesis_write(tr_store_t *s, const tr_tx_t *tx, const char *bytes, size_t len,
-                         const uint8_t sig[64], uint64_t time) {
+int tr_ledger_genesis_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes, size_t len,
+                            const uint8_t sig[TR_SIG_BYTES], uint64_t time_ms) {
+  const tr_state_ops_t *ops = l->ops;
+  void *ctx = l->ctx;
   char node_hex[65];
   uint64_t size = 0;
-  int rc = tr_store_head(s, &size, NULL, NULL);
+  int rc = ops->head(ctx, &size, NULL, NULL);
   if (rc == 0 && size != 0) rc = TR_EEXISTS;
-  if (rc == 0 && sodium_memcmp(tx->admin.b, tx->signer.b, 32) == 0) rc = TR_EINVALID;
-  if (rc == 0) rc = tr_store_meta_put(s, "chain", tx->chain);
-  if (rc == 0) rc = tr_store_meta_put(s, "node_key", tr_hex_encode(tx->signer.b, 32, node_hex));
+  if (rc == 0 && (tx->type != TR_TX_GENESIS || sodium_memcmp(tx->admin.b, tx->signer.b, 32) == 0)) rc = TR_EINVALID;
+  if (rc == 0) rc = ops->meta_put(ctx, "chain", tx->chain);
+  if (rc == 0) rc = ops->meta_put(ctx, "node_key", tr_hex_encode(tx->signer.b, 32, node_hex));
   tr_entry_t e;
-  if (rc == 0) rc = tr_store_append(s, time, tx->txid, sig, &tx->signer, tx->id, bytes, len, &e);
+  if (rc == 0) rc = ops->append(ctx, time_ms, tx->txid, sig, &tx->signer, tx->id, bytes, len, &e);
   tr_account_t admin = {.id = tx->admin, .roles = TR_ROLE_ADMIN, .jurisdiction = "ZZ", .kyc = true};
-  if (rc == 0) rc = tr_store_account_put(s, &admin);
-  if (rc == 0) rc = tr_store_account_entry_add(s, &tx->signer, 1);
-  if (rc == 0) rc = tr_store_account_entry_add(s, &tx->admin, 1);
-  if (rc == 0) rc = tr_store_receipt_put(s, 1, "{\"holdings\":[]}");
+  if (rc == 0) rc = ops->account_put(ctx, &admin);
+  if (rc == 0) rc = ops->account_entry_add(ctx, &tx->signer, 1);
+  if (rc == 0) rc = ops->account_entry_add(ctx, &tx->admin, 1);
+  if (rc == 0) rc = ops->receipt_put(ctx, 1, "{\"holdings\":[]}");
+  if (rc == 0) {
+    snprintf(l->chain, sizeof l->chain, "%s", tx->chain);
+    l->node_key = tx->signer;
+  }
   return rc;
 }
 
@@ -996,201 +957,13 @@ int tr_ledger_genesis(tr_store_t *s, const char *chain, const uint8_t node_sk[64
   uint8_t sig[64];
   int rc = tr_tx_decode(bytes, (size_t)len, tx, &err);
   if (rc == 0) rc = tr_tx_sign(bytes, (size_t)len, node_sk, sig);
+  tr_ledger_t l = {.store = s, .ops = &tr_store_state_ops, .ctx = s};
   if (rc == 0) rc = tr_store_begin(s);
   if (rc == 0) {
-    rc = genesis_write(s, tx, bytes, (size_t)len, sig, time_ms);
+    rc = tr_ledger_genesis_apply(&l, tx, bytes, (size_t)len, sig, time_ms);
     if (rc == 0) rc = tr_store_commit(s);
     else tr_store_rollback(s);
   }
   free(tx);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Replay                                                                    */
-
-#define REPLAY_BATCH_ENTRIES 1000 /* entries per in-memory transaction */
-
-static int replay_fail(tr_replay_report_t *rep, uint64_t seq, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int replay_fail(tr_replay_report_t *rep, uint64_t seq, const char *fmt, ...) {
-  va_list ap;
-  rep->bad_seq = seq;
-  va_start(ap, fmt);
-  vsnprintf(rep->message, sizeof rep->message, fmt, ap);
-  va_end(ap);
-  return TR_ECORRUPT;
-}
-
-/* Checks entry e's own bytes: link, hash and txid. */
-static int replay_check_entry(const tr_entry_t *e, const uint8_t prev[32], tr_tx_t *tx,
-                              tr_replay_report_t *rep) {
-  uint8_t hash[32], txid[32];
-  tr_tx_error_t err;
-  if (memcmp(e->prev, prev, 32) != 0) return replay_fail(rep, e->seq, "prev does not link to entry %llu", (unsigned long long)e->seq - 1);
-  tr_entry_hash(e->seq, e->time, e->prev, e->txid, e->sig, hash);
-  if (memcmp(hash, e->hash, 32) != 0) return replay_fail(rep, e->seq, "stored hash does not match entry bytes");
-  crypto_hash_sha256(txid, (const uint8_t *)e->tx, e->tx_len);
-  if (memcmp(txid, e->txid, 32) != 0) return replay_fail(rep, e->seq, "txid does not match tx bytes");
-  if (tr_tx_decode(e->tx, e->tx_len, tx, &err) != 0) return replay_fail(rep, e->seq, "tx does not decode: %s", err.detail);
-  if ((e->seq == 1) != (tx->type == TR_TX_GENESIS)) return replay_fail(rep, e->seq, "genesis must be entry 1 and only entry 1");
-  if (memcmp(tx->signer.b, e->signer.b, 32) != 0 || strcmp(tx->id, e->tx_id) != 0)
-    return replay_fail(rep, e->seq, "stored signer or id does not match the tx");
-  return 0;
-}
-
-/* Re-applies entry e to the in-memory ledger; it must be accepted identically. */
-static int replay_apply(tr_ledger_t *mem, tr_store_t *ms, const tr_entry_t *e, const tr_tx_t *tx,
-                        tr_replay_report_t *rep) {
-  if (e->seq == 1) {
-    int rc = genesis_write(ms, tx, e->tx, e->tx_len, e->sig, e->time);
-    if (rc != 0) return replay_fail(rep, 1, "genesis does not apply: %s", tr_strerror(rc));
-    return tr_ledger_load(mem, ms);
-  }
-  if (strcmp(tx->chain, mem->chain) != 0) return replay_fail(rep, e->seq, "tx names another chain");
-  tr_receipt_t rcpt;
-  tr_refusal_t ref = {0};
-  int rc = tr_ledger_apply(mem, tx, e->tx, e->tx_len, e->sig, e->time, &rcpt, &ref);
-  if (tr_err_is_refusal(rc)) return replay_fail(rep, e->seq, "replay refuses it: %s: %s", tr_err_reason(rc), ref.detail);
-  if (rc != 0) return replay_fail(rep, e->seq, "replay failed: %s", tr_strerror(rc));
-  bool same = !rcpt.duplicate && rcpt.seq == e->seq && rcpt.time == e->time && memcmp(rcpt.hash, e->hash, 32) == 0;
-  tr_receipt_clear(&rcpt);
-  if (!same) return replay_fail(rep, e->seq, "replay gives a different entry");
-  return 0;
-}
-
-/* Tables rebuilt by replay, each with its primary key: both copies are read
- * in key order and compared row by row (a merge, no temporary index). */
-static const struct {
-  const char *table, *key;
-} DERIVED_TABLES[] = {
-  {"meta", "key"}, {"accounts", "id"}, {"assets", "id"}, {"holdings", "asset, account"},
-  {"distributions", "seq"}, {"payouts", "distribution, account"}, {"account_entries", "account, seq"},
-  {"receipts", "seq"}, {"merkle_nodes", "level, idx"},
-};
-
-/* A read-only SQLite URI for a file path.  '%', '?' and '#' are escaped: in a
- * URI they start an escape, the query and the fragment, so a datadir holding
- * them would otherwise name another (possibly new, empty) file.  An absolute
- * path gets an empty authority so a leading "//" is not read as a host. */
-static char *readonly_uri(const char *path) {
-  size_t n = strlen(path);
-  char *out = sqlite3_malloc64(n * 3 + sizeof "file://?mode=ro");
-  if (out == NULL) return NULL;
-  char *o = out + sprintf(out, "%s", path[0] == '/' ? "file://" : "file:");
-  for (const char *p = path; *p; p++) {
-    if (*p == '%' || *p == '?' || *p == '#') o += sprintf(o, "%%%02X", (unsigned)(unsigned char)*p);
-    else *o++ = *p;
-  }
-  memcpy(o, "?mode=ro", sizeof "?mode=ro");
-  return out;
-}
-
-/* Same type and bytes in column i of both rows. */
-static bool column_equal(sqlite3_stmt *a, sqlite3_stmt *b, int i) {
-  int t = sqlite3_column_type(a, i);
-  if (t != sqlite3_column_type(b, i)) return false;
-  if (t == SQLITE_NULL) return true;
-  if (t == SQLITE_INTEGER) return sqlite3_column_int64(a, i) == sqlite3_column_int64(b, i);
-  const void *x = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(a, i) : sqlite3_column_blob(a, i);
-  const void *y = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(b, i) : sqlite3_column_blob(b, i);
-  int n = sqlite3_column_bytes(a, i);
-  return n == sqlite3_column_bytes(b, i) && (n == 0 || memcmp(x, y, (size_t)n) == 0);
-}
-
-/* Row-by-row comparison of table t in main (replayed) and src (stored). */
-static int compare_table(sqlite3 *db, const char *t, const char *key, tr_replay_report_t *rep) {
-  char *qa = sqlite3_mprintf("SELECT * FROM main.%s ORDER BY %s", t, key);
-  char *qb = sqlite3_mprintf("SELECT * FROM src.%s ORDER BY %s", t, key);
-  sqlite3_stmt *a = NULL, *b = NULL;
-  int rc = 0;
-  if (qa == NULL || qb == NULL || sqlite3_prepare_v2(db, qa, -1, &a, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(db, qb, -1, &b, NULL) != SQLITE_OK || sqlite3_column_count(a) != sqlite3_column_count(b))
-    rc = replay_fail(rep, 0, "cannot compare %s: %s", t, sqlite3_errmsg(db));
-  for (uint64_t row = 1; rc == 0; row++) {
-    int sa = sqlite3_step(a), sb = sqlite3_step(b);
-    if (sa == SQLITE_DONE && sb == SQLITE_DONE) break;
-    if (sa != SQLITE_ROW && sa != SQLITE_DONE) rc = replay_fail(rep, 0, "cannot read replayed %s", t);
-    else if (sb != SQLITE_ROW && sb != SQLITE_DONE) rc = replay_fail(rep, 0, "cannot read stored %s: %s", t, sqlite3_errmsg(db));
-    else if (sa != sb)
-      rc = replay_fail(rep, 0, "stored %s differs from replay: %s rows from row %llu", t,
-                       sa == SQLITE_ROW ? "missing" : "extra", (unsigned long long)row);
-    for (int i = 0; rc == 0 && i < sqlite3_column_count(a); i++)
-      if (!column_equal(a, b, i))
-        rc = replay_fail(rep, 0, "stored %s differs from replay at row %llu (in %s order), column %s", t,
-                         (unsigned long long)row, key, sqlite3_column_name(a, i));
-  }
-  sqlite3_finalize(a);
-  sqlite3_finalize(b);
-  sqlite3_free(qa);
-  sqlite3_free(qb);
-  return rc;
-}
-
-/* Compares every derived table of the replayed store with the stored one. */
-static int replay_compare(tr_store_t *ms, const char *db_path, tr_replay_report_t *rep) {
-  sqlite3 *db = tr_store_db(ms);
-  char *uri = readonly_uri(db_path);
-  char *attach = uri ? sqlite3_mprintf("ATTACH %Q AS src", uri) : NULL;
-  int rc = attach && sqlite3_exec(db, attach, NULL, NULL, NULL) == SQLITE_OK ? 0 : TR_EIO;
-  sqlite3_free(attach);
-  sqlite3_free(uri);
-  if (rc != 0) return replay_fail(rep, 0, "cannot attach %s: %s", db_path, sqlite3_errmsg(db));
-  for (size_t i = 0; i < sizeof DERIVED_TABLES / sizeof DERIVED_TABLES[0] && rc == 0; i++)
-    rc = compare_table(db, DERIVED_TABLES[i].table, DERIVED_TABLES[i].key, rep);
-  sqlite3_exec(db, "DETACH src", NULL, NULL, NULL);
-  return rc;
-}
-
-static int replay_entries(tr_store_t *src, tr_store_t *ms, uint64_t size, tr_replay_progress_fn progress,
-                          void *ctx, tr_replay_report_t *rep) {
-  tr_ledger_t mem = {.store = ms};
-  tr_tx_t *tx = malloc(sizeof *tx);
-  if (tx == NULL) return TR_ENOMEM;
-  uint8_t prev[32] = {0};
-  int rc = 0;
-  for (uint64_t seq = 1; seq <= size && rc == 0; seq++) {
-    tr_entry_t e;
-    if ((seq - 1) % REPLAY_BATCH_ENTRIES == 0 && (rc = tr_store_begin(ms)) != 0) break;
-    rc = tr_store_entry_get(src, seq, &e);
-    if (rc != 0) { rc = replay_fail(rep, seq, "cannot read entry: %s", tr_strerror(rc)); break; }
-    rc = replay_check_entry(&e, prev, tx, rep);
-    if (rc == 0) rc = replay_apply(&mem, ms, &e, tx, rep);
-    memcpy(prev, e.hash, 32);
-    tr_entry_clear(&e);
-    if (rc == 0 && (seq % REPLAY_BATCH_ENTRIES == 0 || seq == size)) {
-      rc = tr_store_commit(ms);
-      if (progress) progress(ctx, seq, size);
-    }
-  }
-  free(tx);
-  return rc;
-}
-
-static uint64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int tr_ledger_replay(const char *db_path, tr_replay_progress_fn progress, void *ctx, tr_replay_report_t *rep) {
-  tr_store_t *src = NULL, *ms = NULL;
-  memset(rep, 0, sizeof *rep);
-  int rc = tr_store_open(db_path, TR_STORE_READONLY, &src, rep->message, sizeof rep->message);
-  if (rc == 0) rc = tr_store_open(NULL, TR_STORE_MEMORY, &ms, rep->message, sizeof rep->message);
-  uint64_t size = 0;
-  if (rc == 0) rc = tr_store_read_begin(src);
-  if (rc == 0) rc = tr_store_head(src, &size, NULL, NULL);
-  if (rc == 0 && size == 0) rc = replay_fail(rep, 1, "the journal is empty: no genesis");
-  uint64_t t0 = monotonic_ms();
-  if (rc == 0) rc = replay_entries(src, ms, size, progress, ctx, rep);
-  if (src) tr_store_read_end(src);
-  uint64_t t1 = monotonic_ms();
-  if (rc == 0) rc = replay_compare(ms, db_path, rep);
-  rep->entries_ms = t1 - t0;
-  rep->compare_ms = monotonic_ms() - t1;
-  tr_store_close(ms);
-  tr_store_close(src);
   return rc;
 }

@@ -7,8 +7,8 @@
  * is fsynced, so an acknowledged entry survives power loss, and readers see
  * a consistent snapshot without ever waiting for the writer.
  *
- * All SQL of the project lives in this file and tr_query.c / tr_ledger.c;
- * daemon/ and tools/ never run SQL directly.
+ * All SQL of the project lives in this file, tr_store_state.c, tr_query.c
+ * and tr_audit.c; daemon/ and tools/ never run SQL directly.
  */
 #ifndef TR_STORE_H
 #define TR_STORE_H
@@ -26,7 +26,10 @@ typedef struct tr_store tr_store_t;
 enum {
   TR_STORE_READONLY = 1,   /* a reader: no schema changes, no writes */
   TR_STORE_CREATE = 2,     /* create the file and schema (init only) */
-  TR_STORE_MEMORY = 4,     /* a private in-memory database (replay, tests) */
+  TR_STORE_MEMORY = 4,     /* a private in-memory database (tests) */
+  TR_STORE_SCAN = 8,       /* with READONLY: a reader of a private copy that it
+                              scans whole (the audit): the file is memory-mapped,
+                              so pages are not copied into SQLite's cache */
 };
 
 /* Opens `path` (ignored with TR_STORE_MEMORY).  Applies pending schema
@@ -93,6 +96,12 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
 
 /* Lookups; return TR_ENOT_FOUND when absent.  The *_seq variants fill only seq. */
 int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e);
+/* Calls fn for each stored entry with first <= seq <= last, in seq order;
+ * e->tx points into the row (not NUL-terminated) and, like *e, is valid only
+ * during the call.  A gap in seqs is the caller's to notice.  Stops at fn's
+ * first nonzero return and returns it; TR_ECORRUPT for a malformed row. */
+typedef int (*tr_entry_fn)(void *ctx, const tr_entry_t *e);
+int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry_fn fn, void *ctx);
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq);
 /* The entry of an accepted (signer, id), with its txid when txid != NULL. */
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,

@@ -403,6 +403,19 @@ static int sql_exec(const char *path, const char *sql) {
   return rc;
 }
 
+/* The first column of the first row of a query, as an integer (-1 on error). */
+static long long sql_int(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  long long v = -1;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
 /* Flips one byte of entry seq's tx bytes (the append-only trigger dropped). */
 static int tamper_tx_byte(const char *path, uint64_t seq) {
   sqlite3 *db = NULL;
@@ -599,10 +612,48 @@ int main(void) {
                  " (SELECT asset, account FROM holdings ORDER BY asset, account LIMIT 1)");
   expect_corrupt(copy, 0, "holdings", "a holding's units changed");
 
+  /* Rows made by one entry name that entry; state rows name the table. */
   copy_db(path, dir, "payout.db", copy, sizeof copy);
   sql_exec(copy, "UPDATE payouts SET amount = amount + 1 WHERE (distribution, account) IN"
                  " (SELECT distribution, account FROM payouts ORDER BY 1, 2 LIMIT 1)");
-  expect_corrupt(copy, 0, "payouts", "a payout changed");
+  expect_corrupt(copy, (uint64_t)sql_int(copy, "SELECT min(distribution) FROM payouts"), "payouts", "a payout changed");
+
+  copy_db(path, dir, "dist.db", copy, sizeof copy);
+  long long dist = sql_int(copy, "SELECT max(seq) FROM distributions");
+  sql_exec(copy, "UPDATE distributions SET count = count + 1 WHERE seq = (SELECT max(seq) FROM distributions)");
+  expect_corrupt(copy, (uint64_t)dist, "distributions", "a distribution's holder count changed");
+
+  copy_db(path, dir, "receipt.db", copy, sizeof copy);
+  sql_exec(copy, "UPDATE receipts SET effects = replace(effects, '\"units\":', '\"units\":1') WHERE seq = "
+                 "(SELECT min(seq) FROM receipts WHERE effects LIKE '%\"units\":%')");
+  expect_corrupt(copy, (uint64_t)sql_int(path, "SELECT min(seq) FROM receipts WHERE effects LIKE '%\"units\":%'"),
+                 "receipt", "a receipt's units changed");
+
+  copy_db(path, dir, "history.db", copy, sizeof copy);
+  sql_exec(copy, "DELETE FROM account_entries WHERE seq = 9");
+  expect_corrupt(copy, 9, "account_entries", "an account.history row deleted");
+  sql_exec(copy, "INSERT INTO account_entries (account, seq) VALUES (randomblob(32), 9)");
+  expect_corrupt(copy, 9, "account_entries", "an account.history row deleted, another added");
+
+  copy_db(path, dir, "history.db", copy, sizeof copy);
+  sql_exec(copy, "INSERT INTO account_entries (account, seq) VALUES (zeroblob(32), 3)");
+  expect_corrupt(copy, 3, "account_entries", "an account.history row added");
+
+  copy_db(path, dir, "merkle.db", copy, sizeof copy);
+  sql_exec(copy, "DROP TRIGGER merkle_append_only_u; UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 2");
+  expect_corrupt(copy, 0, "merkle_nodes", "a stored Merkle node changed");
+
+  copy_db(path, dir, "merkle.db", copy, sizeof copy);
+  sql_exec(copy, "INSERT INTO merkle_nodes (level, idx, hash) VALUES (40, 0, zeroblob(32))");
+  expect_corrupt(copy, 0, "merkle_nodes", "a Merkle node added");
+
+  copy_db(path, dir, "asset.db", copy, sizeof copy);
+  sql_exec(copy, "UPDATE assets SET rating = 'D' WHERE id = (SELECT min(id) FROM assets)");
+  expect_corrupt(copy, 0, "column rating", "an asset's rating changed");
+
+  copy_db(path, dir, "meta.db", copy, sizeof copy);
+  sql_exec(copy, "INSERT INTO meta (key, value) VALUES ('zz', 'extra')");
+  expect_corrupt(copy, 0, "meta", "a meta row added");
 
   copy_db(path, dir, "account.db", copy, sizeof copy);
   sql_exec(copy, "UPDATE accounts SET frozen = 1 - frozen WHERE id IN (SELECT id FROM accounts ORDER BY id LIMIT 1)");
@@ -610,11 +661,16 @@ int main(void) {
 
   copy_db(path, dir, "cut.db", copy, sizeof copy);
   sql_exec(copy, "DROP TRIGGER entries_append_only_d; DELETE FROM entries WHERE seq = (SELECT max(seq) FROM entries)");
-  expect_corrupt(copy, 0, NULL, "the last entry deleted, state kept");
+  expect_corrupt(copy, size, "receipts", "the last entry deleted, state kept");
+
+  copy_db(path, dir, "gap.db", copy, sizeof copy);
+  sql_exec(copy, "DROP TRIGGER entries_append_only_d; DELETE FROM entries WHERE seq = 11");
+  expect_corrupt(copy, 11, "missing", "an entry in the middle deleted");
 
   /* clean up the temp dir */
   static const char *const names[] = {"tranche.db", "copy.db", "tx.db", "genesis.db", "time.db", "link.db",
-                                      "units.db", "payout.db", "account.db", "cut.db"};
+                                      "units.db", "payout.db", "dist.db", "receipt.db", "history.db",
+                                      "merkle.db", "asset.db", "meta.db", "account.db", "cut.db", "gap.db"};
   for (size_t i = 0; i < ARRAY_LEN(names); i++) {
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
     for (size_t j = 0; j < ARRAY_LEN(sfx); j++) {
