@@ -482,52 +482,61 @@ static int cmp_change(const void *a, const void *b) {
   return c ? c : memcmp(x->account.b, y->account.b, 32);
 }
 
-/* Appends printf output to a heap string; false when out of memory. */
-static bool sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static bool sb_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return false;
-    if (*buf && *len + (size_t)n < *cap) {
-      *len += (size_t)n;
-      return true;
-    }
-    size_t want = (*cap ? *cap * 2 : 256) + (size_t)n;
-    char *b = realloc(*buf, want);
-    if (b == NULL) return false;
-    *buf = b;
-    *cap = want;
-  }
+/* Text written at p; returns the end.  The caller sized the buffer. */
+static char *put_str(char *p, const char *s) {
+  size_t n = strlen(s);
+  memcpy(p, s, n);
+  return p + n;
 }
 
-/* The receipt's `effects` as JSON text, written directly (it is on the one
- * thread every tx passes through).  Asset ids, hex and status words need no
- * escaping; integers are plain digits. */
+static char *put_u64(char *p, uint64_t v) {
+  char digits[20];
+  size_t n = 0;
+  do digits[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (n) *p++ = digits[--n];
+  return p;
+}
+
+/* Bytes of one holding in a receipt, and of the rest, at most (digits of
+ * 2^64 and the longest asset id and status word included). */
+#define EFFECTS_HOLDING_BYTES_MAX (sizeof "{\"asset\":\"\",\"account\":\"\",\"units\":,\"frozen\":}," + \
+                                   TR_ASSET_ID_CHARS_MAX + 64 + 2 * 20)
+#define EFFECTS_REST_BYTES_MAX 256
+
+/* The receipt's `effects` as JSON text, written directly without printf (it
+ * is on the one thread every tx passes through, and in the audit's replay).
+ * Asset ids, hex and status words need no escaping; integers are plain
+ * digits. */
 static char *effects_render(effects_t *e, uint64_t seq) {
   if (e->n > 1) qsort(e->v, e->n, sizeof *e->v, cmp_change); /* e->v is NULL when n = 0 */
-  char *b = NULL, hex[65];
-  size_t len = 0, cap = 0;
-  bool ok = sb_printf(&b, &len, &cap, "{\"holdings\":[");
-  for (size_t i = 0; i < e->n && ok; i++)
-    ok = sb_printf(&b, &len, &cap, "%s{\"asset\":\"%s\",\"account\":\"%s\",\"units\":%llu,\"frozen\":%llu}",
-                   i ? "," : "", e->v[i].asset, tr_hex_encode(e->v[i].account.b, 32, hex),
-                   (unsigned long long)e->v[i].h.units, (unsigned long long)e->v[i].h.frozen);
-  if (ok) ok = sb_printf(&b, &len, &cap, "]");
-  if (ok && e->issued_changed) ok = sb_printf(&b, &len, &cap, ",\"issued\":%llu", (unsigned long long)e->issued);
-  if (ok && e->status_changed) ok = sb_printf(&b, &len, &cap, ",\"status\":\"%s\"", tr_status_name(e->status));
-  if (ok && e->distributed)
-    ok = sb_printf(&b, &len, &cap, ",\"distribution\":{\"seq\":%llu,\"count\":%llu,\"amount\":%llu}",
-                   (unsigned long long)seq, (unsigned long long)e->dist_count, (unsigned long long)e->dist_amount);
-  if (ok) ok = sb_printf(&b, &len, &cap, "}");
-  if (!ok) {
-    free(b);
-    return NULL;
+  char *b = malloc(EFFECTS_REST_BYTES_MAX + e->n * EFFECTS_HOLDING_BYTES_MAX), *p = b, hex[65];
+  if (b == NULL) return NULL;
+  p = put_str(p, "{\"holdings\":[");
+  for (size_t i = 0; i < e->n; i++) {
+    p = put_str(p, i ? ",{\"asset\":\"" : "{\"asset\":\"");
+    p = put_str(p, e->v[i].asset);
+    p = put_str(p, "\",\"account\":\"");
+    p = put_str(p, tr_hex_encode(e->v[i].account.b, 32, hex));
+    p = put_str(p, "\",\"units\":");
+    p = put_u64(p, e->v[i].h.units);
+    p = put_str(p, ",\"frozen\":");
+    p = put_u64(p, e->v[i].h.frozen);
+    p = put_str(p, "}");
   }
+  p = put_str(p, "]");
+  if (e->issued_changed) p = put_u64(put_str(p, ",\"issued\":"), e->issued);
+  if (e->status_changed) {
+    const char *status = tr_status_name(e->status);
+    p = put_str(put_str(put_str(p, ",\"status\":\""), status ? status : "?"), "\"");
+  }
+  if (e->distributed) {
+    p = put_u64(put_str(p, ",\"distribution\":{\"seq\":"), seq);
+    p = put_u64(put_str(p, ",\"count\":"), e->dist_count);
+    p = put_u64(put_str(p, ",\"amount\":"), e->dist_amount);
+    p = put_str(p, "}");
+  }
+  p = put_str(p, "}");
+  *p = '\0';
   return b;
 }
 

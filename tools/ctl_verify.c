@@ -256,31 +256,46 @@ static void remove_copy(const char *tmpdir, const char *copy) {
 typedef struct {
   uint8_t pk[32], sig[64], msg[320]; /* a message the size of a typical transfer's */
   atomic_bool stop;
-  atomic_ullong count;
+  atomic_ullong count, cpu_ns;
 } rawverify_t;
+
+typedef struct {
+  double per_s;                      /* verifies a wall-clock second, all threads */
+  double cpu_us;                     /* CPU time of one verify */
+} rawrate_t;
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void *raw_verify_thread(void *arg) {
   rawverify_t *rv = arg;
   unsigned long long n = 0;
+  uint64_t cpu0 = thread_cpu_ns();
   while (!atomic_load(&rv->stop)) {
     if (crypto_sign_verify_detached(rv->sig, rv->msg, sizeof rv->msg, rv->pk) != 0) break;
     n++;
   }
+  atomic_fetch_add(&rv->cpu_ns, thread_cpu_ns() - cpu0);
   atomic_fetch_add(&rv->count, n);
   return NULL;
 }
 
-/* crypto_sign_verify_detached calls per second on `threads` threads: what
- * an audit of signed entries cannot beat on this machine. */
-static double raw_verify_rate(unsigned threads) {
+/* crypto_sign_verify_detached on `threads` threads for RAW_VERIFY_SECONDS:
+ * what an audit of signed entries cannot beat on this machine. */
+static rawrate_t raw_verify_rate(unsigned threads) {
   static rawverify_t rv;
   uint8_t sk[64];
   pthread_t tids[VERIFY_THREADS_MAX];
+  rawrate_t r = {0, 0};
   crypto_sign_keypair(rv.pk, sk);
   randombytes_buf(rv.msg, sizeof rv.msg);
   crypto_sign_detached(rv.sig, NULL, rv.msg, sizeof rv.msg, sk);
   atomic_store(&rv.stop, false);
   atomic_store(&rv.count, 0);
+  atomic_store(&rv.cpu_ns, 0);
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   unsigned started = 0;
@@ -289,7 +304,36 @@ static double raw_verify_rate(unsigned threads) {
   atomic_store(&rv.stop, true);
   for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
   double s = seconds_since(&t0);
-  return started == threads && s > 0 ? (double)atomic_load(&rv.count) / s : 0.0;
+  unsigned long long n = atomic_load(&rv.count);
+  if (started == threads && s > 0 && n > 0) {
+    r.per_s = (double)n / s;
+    r.cpu_us = (double)atomic_load(&rv.cpu_ns) / 1000.0 / (double)n;
+  }
+  return r;
+}
+
+static double process_cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --timing's figures.  The machine may be time-shared, so the raw rate is
+ * measured right before and right after the audit, and CPU time per entry is
+ * given in verifies: the ratio an idle machine would show. */
+static void timing_print(uint64_t size, unsigned threads, double replay_s, double total_s, double cpu_s,
+                         const tr_replay_report_t *rep, rawrate_t before, rawrate_t after) {
+  double rate = total_s > 0 ? (double)size / total_s : 0.0, raw = (before.per_s + after.per_s) / 2;
+  double verify_us = (before.cpu_us + after.cpu_us) / 2, entry_us = size ? cpu_s * 1e6 / (double)size : 0.0;
+  fprintf(stderr, "timing: %llu entries; signatures and replay in parallel: replay done at %.2f s (re-apply %.2f s, "
+          "table comparison %.2f s), all done at %.2f s (%.0f entries/s) with %u signature threads\n",
+          (unsigned long long)size, replay_s, (double)rep->entries_ms / 1000, (double)rep->compare_ms / 1000, total_s,
+          rate, threads);
+  if (raw <= 0 || entry_us <= 0) return;
+  fprintf(stderr, "timing: raw libsodium verify on %u threads %.0f/s before, %.0f/s after (%.1f us CPU each); "
+          "audit / raw = %.2f\n", threads, before.per_s, after.per_s, verify_us, rate / raw);
+  fprintf(stderr, "timing: audit CPU %.1f us an entry = %.2f verifies: on %u idle cores audit / raw = %.2f\n", entry_us,
+          entry_us / verify_us, threads, verify_us / entry_us);
 }
 
 /* Steps 1-3 on the copy; prints the verdict. */
@@ -303,7 +347,8 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
     tr_store_close(st);
     return CTL_FAILED;
   }
-  double raw = timing ? raw_verify_rate(threads) : 0.0;
+  rawrate_t raw_before = timing ? raw_verify_rate(threads) : (rawrate_t){0, 0}, raw_after = {0, 0};
+  double cpu0 = process_cpu_s();
   static sigcheck_t sc;
   pthread_t tids[VERIFY_THREADS_MAX];
   struct timespec t0;
@@ -315,15 +360,11 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
   int rc = tr_ledger_replay(copy, ctl_progress_wanted() ? replay_progress : NULL, NULL, &rep);
   double replay_s = seconds_since(&t0);
   uint64_t bad_sig = size ? sigs_finish(&sc, tids, started, why, sizeof why) : 0;
-  double total_s = seconds_since(&t0);
-  if (timing)
-    fprintf(stderr, "timing: %llu entries; signatures and replay in parallel: replay done at %.2f s (re-apply %.2f s, "
-            "table comparison %.2f s), all done at %.2f s (%.0f entries/s) with %u signature threads\n",
-            (unsigned long long)size, replay_s, (double)rep.entries_ms / 1000, (double)rep.compare_ms / 1000, total_s,
-            total_s > 0 ? (double)size / total_s : 0.0, threads);
-  if (timing && raw > 0 && total_s > 0)
-    fprintf(stderr, "timing: raw libsodium verify %.0f/s on %u threads measured just before; audit / raw = %.2f\n", raw,
-            threads, (double)size / total_s / raw);
+  double total_s = seconds_since(&t0), cpu_s = process_cpu_s() - cpu0;
+  if (timing) {
+    raw_after = raw_verify_rate(threads);
+    timing_print(size, threads, replay_s, total_s, cpu_s, &rep, raw_before, raw_after);
+  }
   if (bad_sig && (rc == 0 || rep.bad_seq == 0 || bad_sig <= rep.bad_seq)) {
     printf("FAILED at seq %llu: %s\n", (unsigned long long)bad_sig, why);
     rc = CTL_FAILED;
