@@ -31,16 +31,16 @@
 /* ------------------------------------------------------------------------ */
 /* Growable arrays and an open-addressing index of record numbers            */
 
-/* Makes room for one more element in *v (n used, *cap allocated). */
-static int reserve(void **v, size_t n, size_t *cap, size_t elem) {
-  if (n < *cap) return 0;
+/* Array v (n used, *cap allocated) with room for one more element: v or its
+ * new place, or NULL when memory runs out (then v is untouched).  Record
+ * numbers are uint32_t: no array grows past NONE elements. */
+static void *grown(void *v, size_t n, size_t *cap, size_t elem) {
+  if (n < *cap) return v;
   size_t want = *cap ? *cap * 2 : 64;
-  if (want > SIZE_MAX / elem || want > NONE) return TR_ENOMEM;
-  void *p = realloc(*v, want * elem);
-  if (p == NULL) return TR_ENOMEM;
-  *v = p;
-  *cap = want;
-  return 0;
+  if (want > SIZE_MAX / elem || want > NONE) return NULL;
+  void *p = realloc(v, want * elem);
+  if (p != NULL) *cap = want;
+  return p;
 }
 
 typedef struct {
@@ -209,7 +209,9 @@ static uint32_t key_find(const audit_t *au, const tr_key_t *k) {
 /* The record of key k, made (not an account yet) when new. */
 static int key_intern(audit_t *au, const tr_key_t *k, uint32_t *out) {
   if ((*out = key_find(au, k)) != NONE) return 0;
-  if (reserve((void **)&au->keys, au->keys_n, &au->keys_cap, sizeof *au->keys) != 0) return TR_ENOMEM;
+  key_rec_t *keys = grown(au->keys, au->keys_n, &au->keys_cap, sizeof *keys);
+  if (keys == NULL) return TR_ENOMEM;
+  au->keys = keys;
   uint32_t r = (uint32_t)au->keys_n;
   if (index_add(&au->key_ix, hash_bytes(au, k->b, 32), r) != 0) return TR_ENOMEM;
   memset(&au->keys[r], 0, sizeof au->keys[r]);
@@ -307,11 +309,19 @@ static int cursor_finish(audit_t *au, cursor_t *c) {
   return differ(au, 0, "cannot read stored %s: %s", c->table, tr_store_errmsg(au->src));
 }
 
-static bool column_is(sqlite3_stmt *st, int col, const void *bytes, size_t n) {
-  int t = sqlite3_column_type(st, col);
-  if (t != SQLITE_BLOB && t != SQLITE_TEXT) return false;
-  const void *p = t == SQLITE_BLOB ? sqlite3_column_blob(st, col) : (const void *)sqlite3_column_text(st, col);
+/* Column col holds exactly these bytes, stored as a blob (keys, hashes). */
+static bool column_blob_is(sqlite3_stmt *st, int col, const void *bytes, size_t n) {
+  if (sqlite3_column_type(st, col) != SQLITE_BLOB) return false;
+  const void *p = sqlite3_column_blob(st, col);
   return (size_t)sqlite3_column_bytes(st, col) == n && (n == 0 || memcmp(p, bytes, n) == 0);
+}
+
+/* Column col holds exactly the text s. */
+static bool column_text_is(sqlite3_stmt *st, int col, const char *s) {
+  if (sqlite3_column_type(st, col) != SQLITE_TEXT) return false;
+  const unsigned char *p = sqlite3_column_text(st, col);
+  size_t n = strlen(s);
+  return p != NULL && (size_t)sqlite3_column_bytes(st, col) == n && memcmp(p, s, n) == 0;
 }
 
 static bool column_int_is(sqlite3_stmt *st, int col, uint64_t v) {
@@ -333,7 +343,9 @@ static int mem_head(void *ctx, uint64_t *size, uint8_t hash[32], uint64_t *time)
 static int merkle_keep(audit_t *au, const tr_merkle_node_t *n) {
   unsigned l = n->level;
   if (l == 0 || l > TR_MERKLE_PATH_MAX || n->index != au->level_n[l]) return TR_ECORRUPT;
-  if (reserve((void **)&au->levels[l], au->level_n[l], &au->level_cap[l], 32) != 0) return TR_ENOMEM;
+  uint8_t(*nodes)[32] = grown(au->levels[l], au->level_n[l], &au->level_cap[l], 32);
+  if (nodes == NULL) return TR_ENOMEM;
+  au->levels[l] = nodes;
   memcpy(au->levels[l][au->level_n[l]++], n->hash, 32);
   return 0;
 }
@@ -406,7 +418,7 @@ static int mem_receipt_put(void *ctx, uint64_t seq, const char *json) {
   audit_t *au = ctx;
   sqlite3_stmt *st = au->receipts.st;
   int rc = cursor_step(au, &au->receipts, seq);
-  if (rc == 0 && !(column_int_is(st, 0, seq) && column_is(st, 1, json, strlen(json))))
+  if (rc == 0 && !(column_int_is(st, 0, seq) && column_text_is(st, 1, json)))
     rc = differ(au, seq, "stored receipt of entry %llu differs from replay", (unsigned long long)seq);
   return rc;
 }
@@ -452,9 +464,10 @@ static int mem_admins_unfrozen_except(void *ctx, const tr_key_t *except, uint64_
 static int mem_account_entry_add(void *ctx, const tr_key_t *account, uint64_t seq) {
   audit_t *au = ctx;
   uint32_t r;
-  if (key_intern(au, account, &r) != 0 ||
-      reserve((void **)&au->history, au->history_n, &au->history_cap, sizeof *au->history) != 0)
-    return TR_ENOMEM;
+  history_t *history = grown(au->history, au->history_n, &au->history_cap, sizeof *history);
+  if (history == NULL) return TR_ENOMEM;
+  au->history = history;
+  if (key_intern(au, account, &r) != 0) return TR_ENOMEM;
   au->history[au->history_n++] = (history_t){r, seq}; /* repeats are dropped when sorted */
   return 0;
 }
@@ -480,8 +493,9 @@ static int mem_asset_put(void *ctx, const tr_asset_t *a) {
   tr_asset_t copy;
   if (asset_copy(&copy, a) != 0) return TR_ENOMEM;
   if (r == NONE) {
-    if (reserve((void **)&au->assets, au->assets_n, &au->assets_cap, sizeof *au->assets) != 0 ||
-        index_add(&au->asset_ix, hash_bytes(au, a->id, strlen(a->id)), (uint32_t)au->assets_n) != 0) {
+    asset_rec_t *assets = grown(au->assets, au->assets_n, &au->assets_cap, sizeof *assets);
+    if (assets != NULL) au->assets = assets;
+    if (assets == NULL || index_add(&au->asset_ix, hash_bytes(au, a->id, strlen(a->id)), (uint32_t)au->assets_n) != 0) {
       tr_asset_clear(&copy);
       return TR_ENOMEM;
     }
@@ -518,9 +532,10 @@ static int mem_holding_put(void *ctx, const char *asset, const tr_key_t *account
   uint32_t r = holding_find(au, a, k);
   if (r == NONE) {
     if (h->units == 0) return 0;
-    if (reserve((void **)&au->holdings, au->holdings_n, &au->holdings_cap, sizeof *au->holdings) != 0 ||
-        index_add(&au->holding_ix, hash_pair(a, k), (uint32_t)au->holdings_n) != 0)
-      return TR_ENOMEM;
+    holding_rec_t *holdings = grown(au->holdings, au->holdings_n, &au->holdings_cap, sizeof *holdings);
+    if (holdings == NULL) return TR_ENOMEM;
+    au->holdings = holdings;
+    if (index_add(&au->holding_ix, hash_pair(a, k), (uint32_t)au->holdings_n) != 0) return TR_ENOMEM;
     r = (uint32_t)au->holdings_n++;
     au->holdings[r] = (holding_rec_t){.asset = a, .key = k, .next_of_asset = au->assets[a].holdings,
                                       .next_of_key = au->keys[k].holdings};
@@ -539,7 +554,9 @@ static int mem_account_holdings(void *ctx, const tr_key_t *account, tr_account_h
   size_t n = 0, cap = 0;
   for (uint32_t r = k == NONE ? NONE : au->keys[k].holdings; r != NONE; r = au->holdings[r].next_of_key) {
     if (au->holdings[r].h.units == 0) continue;
-    if (reserve((void **)&v, n, &cap, sizeof *v) != 0) { free(v); return TR_ENOMEM; }
+    tr_account_holding_t *more = grown(v, n, &cap, sizeof *v);
+    if (more == NULL) { free(v); return TR_ENOMEM; }
+    v = more;
     snprintf(v[n].asset, sizeof v[n].asset, "%s", au->assets[au->holdings[r].asset].a.id);
     v[n++].h = au->holdings[r].h;
   }
@@ -559,7 +576,9 @@ static int mem_asset_holders(void *ctx, const char *asset, tr_asset_holder_t **o
   size_t n = 0, cap = 0;
   for (uint32_t r = a == NONE ? NONE : au->assets[a].holdings; r != NONE; r = au->holdings[r].next_of_asset) {
     if (au->holdings[r].h.units == 0) continue;
-    if (reserve((void **)&v, n, &cap, sizeof *v) != 0) { free(v); return TR_ENOMEM; }
+    tr_asset_holder_t *more = grown(v, n, &cap, sizeof *v);
+    if (more == NULL) { free(v); return TR_ENOMEM; }
+    v = more;
     v[n].account = au->keys[au->holdings[r].key].a.id;
     v[n++].units = au->holdings[r].h.units;
   }
@@ -574,7 +593,7 @@ static int mem_distribution_put(void *ctx, uint64_t seq, const char *asset, uint
   audit_t *au = ctx;
   sqlite3_stmt *st = au->distributions.st;
   int rc = cursor_step(au, &au->distributions, seq);
-  if (rc == 0 && !(column_int_is(st, 0, seq) && column_is(st, 1, asset, strlen(asset)) &&
+  if (rc == 0 && !(column_int_is(st, 0, seq) && column_text_is(st, 1, asset) &&
                    column_int_is(st, 2, amount) && column_int_is(st, 3, (uint64_t)kind) && column_int_is(st, 4, count)))
     rc = differ(au, seq, "stored distributions row of entry %llu differs from replay", (unsigned long long)seq);
   return rc;
@@ -585,8 +604,8 @@ static int mem_payout_put(void *ctx, uint64_t seq, const tr_key_t *account, cons
   sqlite3_stmt *st = au->payouts.st;
   char k[17];
   int rc = cursor_step(au, &au->payouts, seq);
-  if (rc == 0 && !(column_int_is(st, 0, seq) && column_is(st, 1, account->b, 32) &&
-                   column_is(st, 2, asset, strlen(asset)) && column_int_is(st, 3, amount)))
+  if (rc == 0 && !(column_int_is(st, 0, seq) && column_blob_is(st, 1, account->b, 32) &&
+                   column_text_is(st, 2, asset) && column_int_is(st, 3, amount)))
     rc = differ(au, seq, "stored payouts of distribution %llu differ from replay (account %s…)", (unsigned long long)seq,
                 tr_hex_encode(account->b, 8, k));
   return rc;
@@ -646,8 +665,8 @@ static int compare_meta(audit_t *au) {
   int rc;
   while ((rc = scan_step(au, st, "meta")) == 1) {
     const char *k = (const char *)sqlite3_column_text(st, 0);
-    if (i == au->meta_n || !column_is(st, 0, au->meta[i].key, strlen(au->meta[i].key)) ||
-        !column_is(st, 1, au->meta[i].value, strlen(au->meta[i].value))) {
+    if (i == au->meta_n || !column_text_is(st, 0, au->meta[i].key) ||
+        !column_text_is(st, 1, au->meta[i].value)) {
       rc = differ(au, 0, "stored meta differs from replay at key %s", k ? k : "(null)");
       break;
     }
@@ -671,7 +690,7 @@ static int compare_accounts(audit_t *au) {
     uint32_t r = sqlite3_column_bytes(st, 0) == 32 ? key_find(au, &id) : NONE;
     const tr_account_t *a = r != NONE && au->keys[r].is_account ? &au->keys[r].a : NULL;
     const char *col = a == NULL ? "id" : !column_int_is(st, 1, a->roles) ? "roles"
-                    : !column_is(st, 2, a->jurisdiction, strlen(a->jurisdiction)) ? "jurisdiction"
+                    : !column_text_is(st, 2, a->jurisdiction) ? "jurisdiction"
                     : !column_int_is(st, 3, a->kyc) ? "kyc" : !column_int_is(st, 4, a->frozen) ? "frozen" : NULL;
     if (col) {
       rc = differ(au, 0, "stored accounts differs from replay at account %s…, column %s", tr_hex_encode(id.b, 8, k), col);
@@ -725,7 +744,7 @@ static int compare_assets(audit_t *au) {
     uint32_t r = asset_find(au, id);
     tr_asset_t stored;
     const char *col = "id";
-    if (r != NONE && column_is(st, 0, id, strlen(id))) {
+    if (r != NONE && column_text_is(st, 0, id)) {
       int grc = tr_store_asset_get(au->src, id, &stored);
       col = grc != 0 ? "(unreadable)" : asset_difference(&au->assets[r].a, &stored);
       if (grc == 0) tr_asset_clear(&stored);
@@ -804,7 +823,7 @@ static int compare_history(audit_t *au) {
   while (st != NULL && (rc = scan_step(au, st, "account_entries")) == 1) {
     const history_t *want = i < n ? &au->history[i] : NULL;
     const tr_key_t *key = want ? &au->keys[order[want->key]].a.id : NULL;
-    if (want == NULL || !column_is(st, 0, key->b, 32) || !column_int_is(st, 1, want->seq)) {
+    if (want == NULL || !column_blob_is(st, 0, key->b, 32) || !column_int_is(st, 1, want->seq)) {
       uint64_t seq = (uint64_t)sqlite3_column_int64(st, 1);
       if (want && want->seq < seq) seq = want->seq;
       if (key) tr_hex_encode(key->b, 8, k);
@@ -831,7 +850,7 @@ static int compare_merkle(audit_t *au) {
   while ((rc = scan_step(au, st, "merkle_nodes")) == 1) {
     while (level <= TR_MERKLE_PATH_MAX && idx == au->level_n[level]) level++, idx = 0;
     if (level > TR_MERKLE_PATH_MAX || !column_int_is(st, 0, level) || !column_int_is(st, 1, idx) ||
-        !column_is(st, 2, au->levels[level][idx], 32)) {
+        !column_blob_is(st, 2, au->levels[level][idx], 32)) {
       rc = differ(au, 0, "stored merkle_nodes differs from replay at level %lld, index %lld",
                   (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1));
       break;

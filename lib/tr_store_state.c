@@ -70,15 +70,15 @@ static int assets_reissue(void *ctx, const tr_key_t *from, const tr_key_t *to) {
   return step_done(st);
 }
 
-/* Grows *v to hold one more element of size `size`. */
-static int grow(void **v, size_t n, size_t *cap, size_t size) {
-  if (n < *cap) return 0;
+/* Array v (n used, *cap allocated) with room for one more element: v or its
+ * new place, or NULL when memory runs out (then v is untouched).  The lists
+ * are bounded by the rules: one account's holdings, one asset's holders. */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t size) {
+  if (n < *cap) return v;
   size_t c = *cap ? *cap * 2 : 8;
-  void *p = realloc(*v, c * size);
-  if (p == NULL) return TR_ENOMEM;
-  *v = p;
-  *cap = c;
-  return 0;
+  void *p = realloc(v, c * size);
+  if (p != NULL) *cap = c;
+  return p;
 }
 
 static int account_holdings(void *ctx, const tr_key_t *account, tr_account_holding_t **out, size_t *out_n) {
@@ -89,7 +89,9 @@ static int account_holdings(void *ctx, const tr_key_t *account, tr_account_holdi
   size_t n = 0, cap = 0;
   int step, rc = 0;
   while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-    if ((rc = grow((void **)&v, n, &cap, sizeof *v)) != 0) break;
+    tr_account_holding_t *more = room_for_one(v, n, &cap, sizeof *v);
+    if (more == NULL) { rc = TR_ENOMEM; break; }
+    v = more;
     const unsigned char *asset = sqlite3_column_text(st, 0);
     if (asset == NULL || strlen((const char *)asset) > TR_ASSET_ID_CHARS_MAX) { rc = TR_ECORRUPT; break; }
     strcpy(v[n].asset, (const char *)asset);
@@ -113,7 +115,9 @@ static int asset_holders(void *ctx, const char *asset, tr_asset_holder_t **out, 
   size_t n = 0, cap = 0;
   int step, rc = 0;
   while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-    if ((rc = grow((void **)&v, n, &cap, sizeof *v)) != 0) break;
+    tr_asset_holder_t *more = room_for_one(v, n, &cap, sizeof *v);
+    if (more == NULL) { rc = TR_ENOMEM; break; }
+    v = more;
     if (sqlite3_column_bytes(st, 0) != 32) { rc = TR_ECORRUPT; break; }
     memcpy(v[n].account.b, sqlite3_column_blob(st, 0), 32);
     v[n].units = (uint64_t)sqlite3_column_int64(st, 1);

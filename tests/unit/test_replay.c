@@ -632,7 +632,8 @@ int main(void) {
   copy_db(path, dir, "history.db", copy, sizeof copy);
   sql_exec(copy, "DELETE FROM account_entries WHERE seq = 9");
   expect_corrupt(copy, 9, "account_entries", "an account.history row deleted");
-  sql_exec(copy, "INSERT INTO account_entries (account, seq) VALUES (randomblob(32), 9)");
+  sql_exec(copy, "INSERT INTO account_entries (account, seq) VALUES (x'" "ffffffffffffffffffffffffffffffff"
+                 "ffffffffffffffffffffffffffffffff" "', 9)");
   expect_corrupt(copy, 9, "account_entries", "an account.history row deleted, another added");
 
   copy_db(path, dir, "history.db", copy, sizeof copy);
