@@ -864,6 +864,43 @@ static int compare_merkle(audit_t *au) {
   return rc < 0 ? rc : 0;
 }
 
+/* The stored schema must be exactly the one tranche creates: a missing
+ * append-only trigger or unique index is someone's edit of the file, even
+ * when every row still checks out. */
+static int compare_schema(audit_t *au) {
+  static const char sql[] = "SELECT type, name, tbl_name, ifnull(sql, '') FROM sqlite_master ORDER BY type, name";
+  tr_store_t *fresh = NULL;
+  char err[256];
+  if (tr_store_open(NULL, TR_STORE_MEMORY, &fresh, err, sizeof err) != 0)
+    return differ(au, 0, "cannot build the expected schema: %s", err);
+  sqlite3_stmt *want = NULL, *have = scan_open(au, sql, "schema");
+  int rc = have && sqlite3_prepare_v2(tr_store_db(fresh), sql, -1, &want, NULL) == SQLITE_OK ? 0 : TR_ECORRUPT;
+  if (rc != 0 && have) rc = differ(au, 0, "cannot build the expected schema: %s", tr_store_errmsg(fresh));
+  while (rc == 0) {
+    int w = sqlite3_step(want), h = scan_step(au, have, "schema");
+    if (h < 0) { rc = h; break; }
+    if (w != SQLITE_ROW && w != SQLITE_DONE) { rc = differ(au, 0, "cannot read the expected schema"); break; }
+    if (w == SQLITE_DONE && h == 0) break;
+    bool same = w == SQLITE_ROW && h == 1;
+    for (int c = 0; same && c < 4; c++) same = column_text_is(have, c, (const char *)sqlite3_column_text(want, c));
+    if (same) continue;
+    /* Which object: the one of the two that sorts first by (type, name). */
+    int order = w != SQLITE_ROW ? 1 : h != 1 ? -1 : 0;
+    for (int c = 0; order == 0 && c < 2; c++) {
+      const char *x = (const char *)sqlite3_column_text(want, c), *y = (const char *)sqlite3_column_text(have, c);
+      order = strcmp(x ? x : "", y ? y : "");
+    }
+    sqlite3_stmt *at = order <= 0 ? want : have;
+    const char *type = (const char *)sqlite3_column_text(at, 0), *name = (const char *)sqlite3_column_text(at, 1);
+    rc = differ(au, 0, "the stored schema differs from tranche's at %s %s (%s)", type ? type : "?", name ? name : "?",
+                order < 0 ? "missing" : order > 0 ? "not tranche's" : "changed");
+  }
+  sqlite3_finalize(want);
+  sqlite3_finalize(have);
+  tr_store_close(fresh);
+  return rc < 0 ? rc : 0;
+}
+
 static int compare_all(audit_t *au) {
   int rc = cursor_finish(au, &au->receipts);
   if (rc == 0) rc = cursor_finish(au, &au->distributions);
@@ -874,6 +911,7 @@ static int compare_all(audit_t *au) {
   if (rc == 0) rc = compare_holdings(au);
   if (rc == 0) rc = compare_history(au);
   if (rc == 0) rc = compare_merkle(au);
+  if (rc == 0) rc = compare_schema(au);
   return rc;
 }
 

@@ -689,6 +689,13 @@ int main(void) {
   sql_exec(copy, "UPDATE assets SET rating = 'D' WHERE id = (SELECT min(id) FROM assets)");
   expect_corrupt(copy, 0, "column rating", "an asset's rating changed");
 
+  copy_db(path, dir, "schema.db", copy, sizeof copy);
+  sql_exec(copy, "DROP TRIGGER entries_append_only_d");
+  expect_corrupt(copy, 0, "trigger entries_append_only_d (missing)", "an append-only trigger dropped, every row intact");
+  copy_db(path, dir, "schema.db", copy, sizeof copy);
+  sql_exec(copy, "CREATE INDEX extra ON entries (time)");
+  expect_corrupt(copy, 0, "index extra (not tranche's)", "an index added");
+
   copy_db(path, dir, "meta.db", copy, sizeof copy);
   sql_exec(copy, "INSERT INTO meta (key, value) VALUES ('zz', 'extra')");
   expect_corrupt(copy, 0, "meta", "a meta row added");
@@ -708,7 +715,7 @@ int main(void) {
   /* clean up the temp dir */
   static const char *const names[] = {"tranche.db", "copy.db", "tx.db", "genesis.db", "time.db", "link.db",
                                       "units.db", "payout.db", "dist.db", "receipt.db", "history.db",
-                                      "merkle.db", "asset.db", "meta.db", "account.db", "cut.db", "gap.db"};
+                                      "merkle.db", "asset.db", "schema.db", "meta.db", "account.db", "cut.db", "gap.db"};
   for (size_t i = 0; i < ARRAY_LEN(names); i++) {
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
     for (size_t j = 0; j < ARRAY_LEN(sfx); j++) {
