@@ -162,7 +162,7 @@ typedef struct {
   uint8_t frontier[TR_MERKLE_PATH_MAX + 1][32]; /* last complete node of each level, level 0 too */
 
   struct { char key[32], value[128]; } meta[META_MAX];
-  size_t meta_n;
+  size_t meta_n, meta_checked;
 
   cursor_t receipts, distributions, payouts;
 
@@ -655,52 +655,50 @@ static sqlite3_stmt *scan_open(audit_t *au, const char *sql, const char *table) 
   return st;
 }
 
-static int cmp_meta(const void *a, const void *b) { return strcmp(a, b); } /* key is the first member */
+/* Checks the scan's current row against the replay: true when it matches,
+ * else false with what differs (the key and column) in why. */
+typedef bool (*row_check_fn)(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen);
 
-static int compare_meta(audit_t *au) {
-  sqlite3_stmt *st = scan_open(au, "SELECT key, value FROM meta ORDER BY key", "meta");
+/* A stored table, scanned in key order, must hold exactly the replay's rows. */
+static int compare_table(audit_t *au, const char *table, const char *sql, row_check_fn check, size_t replay_rows) {
+  sqlite3_stmt *st = scan_open(au, sql, table);
   if (st == NULL) return TR_ECORRUPT;
-  qsort(au->meta, au->meta_n, sizeof au->meta[0], cmp_meta);
-  size_t i = 0;
+  size_t rows = 0;
   int rc;
-  while ((rc = scan_step(au, st, "meta")) == 1) {
-    const char *k = (const char *)sqlite3_column_text(st, 0);
-    if (i == au->meta_n || !column_text_is(st, 0, au->meta[i].key) ||
-        !column_text_is(st, 1, au->meta[i].value)) {
-      rc = differ(au, 0, "stored meta differs from replay at key %s", k ? k : "(null)");
+  char why[160];
+  while ((rc = scan_step(au, st, table)) == 1) {
+    rows++;
+    if (!check(au, st, why, sizeof why)) {
+      rc = differ(au, 0, "stored %s differs from replay at %s", table, why);
       break;
     }
-    i++;
   }
-  if (rc == 0 && i != au->meta_n) rc = differ(au, 0, "stored meta lacks key %s", au->meta[i].key);
+  if (rc == 0 && rows != replay_rows) rc = differ(au, 0, "stored %s has %zu rows, replay %zu", table, rows, replay_rows);
   sqlite3_finalize(st);
   return rc < 0 ? rc : 0;
 }
 
-static int compare_accounts(audit_t *au) {
-  sqlite3_stmt *st = scan_open(au, "SELECT id, roles, jurisdiction, kyc, frozen FROM accounts ORDER BY id", "accounts");
-  if (st == NULL) return TR_ECORRUPT;
-  size_t rows = 0;
-  int rc;
+static bool meta_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen) {
+  size_t i = au->meta_checked++;
+  const char *k = (const char *)sqlite3_column_text(st, 0);
+  snprintf(why, whylen, "key %s", k ? k : "(null)");
+  return i < au->meta_n && column_text_is(st, 0, au->meta[i].key) && column_text_is(st, 1, au->meta[i].value);
+}
+
+static int cmp_meta(const void *a, const void *b) { return strcmp(a, b); } /* key is the first member */
+
+static bool account_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen) {
+  tr_key_t id = {{0}};
+  bool key_ok = sqlite3_column_type(st, 0) == SQLITE_BLOB && sqlite3_column_bytes(st, 0) == 32;
+  if (key_ok) memcpy(id.b, sqlite3_column_blob(st, 0), 32);
+  uint32_t r = key_ok ? key_find(au, &id) : NONE;
+  const tr_account_t *a = r != NONE && au->keys[r].is_account ? &au->keys[r].a : NULL;
+  const char *col = a == NULL ? "id" : !column_int_is(st, 1, a->roles) ? "roles"
+                  : !column_text_is(st, 2, a->jurisdiction) ? "jurisdiction"
+                  : !column_int_is(st, 3, a->kyc) ? "kyc" : !column_int_is(st, 4, a->frozen) ? "frozen" : NULL;
   char k[17];
-  while ((rc = scan_step(au, st, "accounts")) == 1) {
-    rows++;
-    tr_key_t id = {{0}};
-    if (sqlite3_column_bytes(st, 0) == 32) memcpy(id.b, sqlite3_column_blob(st, 0), 32);
-    uint32_t r = sqlite3_column_bytes(st, 0) == 32 ? key_find(au, &id) : NONE;
-    const tr_account_t *a = r != NONE && au->keys[r].is_account ? &au->keys[r].a : NULL;
-    const char *col = a == NULL ? "id" : !column_int_is(st, 1, a->roles) ? "roles"
-                    : !column_text_is(st, 2, a->jurisdiction) ? "jurisdiction"
-                    : !column_int_is(st, 3, a->kyc) ? "kyc" : !column_int_is(st, 4, a->frozen) ? "frozen" : NULL;
-    if (col) {
-      rc = differ(au, 0, "stored accounts differs from replay at account %s…, column %s", tr_hex_encode(id.b, 8, k), col);
-      break;
-    }
-  }
-  if (rc == 0 && rows != au->accounts_n)
-    rc = differ(au, 0, "stored accounts has %zu rows, replay %zu", rows, au->accounts_n);
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : 0;
+  snprintf(why, whylen, "account %s…, column %s", tr_hex_encode(id.b, 8, k), col ? col : "");
+  return col == NULL;
 }
 
 /* The first member in which two assets differ, or NULL. */
@@ -731,67 +729,45 @@ static const char *asset_difference(const tr_asset_t *x, const tr_asset_t *y) {
   return NULL;
 }
 
-static int compare_assets(audit_t *au) {
-  sqlite3_stmt *st = scan_open(au, "SELECT id FROM assets ORDER BY id", "assets");
-  if (st == NULL) return TR_ECORRUPT;
-  size_t rows = 0;
-  int rc;
-  while ((rc = scan_step(au, st, "assets")) == 1) {
-    rows++;
-    char id[TR_ASSET_ID_CHARS_MAX + 1];
-    const unsigned char *t = sqlite3_column_text(st, 0);
-    snprintf(id, sizeof id, "%s", t ? (const char *)t : "");
-    uint32_t r = asset_find(au, id);
+static bool asset_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen) {
+  char id[TR_ASSET_ID_CHARS_MAX + 1];
+  const unsigned char *t = sqlite3_column_text(st, 0);
+  snprintf(id, sizeof id, "%s", t ? (const char *)t : "");
+  uint32_t r = asset_find(au, id);
+  const char *col = "id";
+  if (r != NONE && column_text_is(st, 0, id)) {
     tr_asset_t stored;
-    const char *col = "id";
-    if (r != NONE && column_text_is(st, 0, id)) {
-      int grc = tr_store_asset_get(au->src, id, &stored);
-      col = grc != 0 ? "(unreadable)" : asset_difference(&au->assets[r].a, &stored);
-      if (grc == 0) tr_asset_clear(&stored);
-    }
-    if (col) {
-      rc = differ(au, 0, "stored assets differs from replay at asset %s, column %s", id, col);
-      break;
-    }
+    int rc = tr_store_asset_get(au->src, id, &stored);
+    col = rc != 0 ? "(unreadable)" : asset_difference(&au->assets[r].a, &stored);
+    if (rc == 0) tr_asset_clear(&stored);
   }
-  if (rc == 0 && rows != au->assets_n) rc = differ(au, 0, "stored assets has %zu rows, replay %zu", rows, au->assets_n);
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : 0;
+  snprintf(why, whylen, "asset %s, column %s", id, col ? col : "");
+  return col == NULL;
 }
 
-static int compare_holdings(audit_t *au) {
-  sqlite3_stmt *st = scan_open(au, "SELECT asset, account, units, frozen FROM holdings ORDER BY asset, account", "holdings");
-  if (st == NULL) return TR_ECORRUPT;
-  size_t rows = 0;
-  int rc;
+static bool holding_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen) {
+  const unsigned char *asset = sqlite3_column_text(st, 0);
+  tr_key_t id = {{0}};
+  bool key_ok = sqlite3_column_type(st, 1) == SQLITE_BLOB && sqlite3_column_bytes(st, 1) == 32;
+  if (key_ok) memcpy(id.b, sqlite3_column_blob(st, 1), 32);
+  uint32_t a = asset ? asset_find(au, (const char *)asset) : NONE, kr = key_ok ? key_find(au, &id) : NONE;
+  uint32_t r = a != NONE && kr != NONE ? holding_find(au, a, kr) : NONE;
+  const tr_holding_t *h = r != NONE && au->holdings[r].h.units != 0 ? &au->holdings[r].h : NULL;
+  const char *col = h == NULL ? "(no such holding)" : !column_int_is(st, 2, h->units) ? "units"
+                  : !column_int_is(st, 3, h->frozen) ? "frozen" : NULL;
   char k[17];
-  while ((rc = scan_step(au, st, "holdings")) == 1) {
-    rows++;
-    const unsigned char *asset = sqlite3_column_text(st, 0);
-    tr_key_t id = {{0}};
-    bool key_ok = sqlite3_column_bytes(st, 1) == 32;
-    if (key_ok) memcpy(id.b, sqlite3_column_blob(st, 1), 32);
-    uint32_t a = asset ? asset_find(au, (const char *)asset) : NONE, kr = key_ok ? key_find(au, &id) : NONE;
-    uint32_t r = a != NONE && kr != NONE ? holding_find(au, a, kr) : NONE;
-    const tr_holding_t *h = r != NONE && au->holdings[r].h.units != 0 ? &au->holdings[r].h : NULL;
-    const char *col = h == NULL ? "(no such holding)" : !column_int_is(st, 2, h->units) ? "units"
-                    : !column_int_is(st, 3, h->frozen) ? "frozen" : NULL;
-    if (col) {
-      rc = differ(au, 0, "stored holdings differs from replay at asset %s, account %s…, column %s",
-                  asset ? (const char *)asset : "(null)", tr_hex_encode(id.b, 8, k), col);
-      break;
-    }
-  }
-  if (rc == 0 && rows != au->holdings_positive)
-    rc = differ(au, 0, "stored holdings has %zu rows, replay %zu", rows, au->holdings_positive);
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : 0;
+  snprintf(why, whylen, "asset %s, account %s…, column %s", asset ? (const char *)asset : "(null)",
+           tr_hex_encode(id.b, 8, k), col ? col : "");
+  return col == NULL;
 }
 
-static audit_t *sort_ctx; /* qsort has no context argument; the audit runs on one thread */
+typedef struct {
+  tr_key_t id;
+  uint32_t rec;
+} key_order_t;
 
-static int cmp_key_rec(const void *a, const void *b) {
-  return memcmp(sort_ctx->keys[*(const uint32_t *)a].a.id.b, sort_ctx->keys[*(const uint32_t *)b].a.id.b, 32);
+static int cmp_key_order(const void *a, const void *b) {
+  return memcmp(((const key_order_t *)a)->id.b, ((const key_order_t *)b)->id.b, 32);
 }
 
 static int cmp_history(const void *a, const void *b) {
@@ -804,12 +780,11 @@ static int cmp_history(const void *a, const void *b) {
  * so they are sorted by each key's rank in key order, made unique (the
  * store ignores a repeated row), then merged with the stored table. */
 static int compare_history(audit_t *au) {
-  uint32_t *order = malloc((au->keys_n ? au->keys_n : 1) * sizeof *order);
+  key_order_t *order = malloc((au->keys_n ? au->keys_n : 1) * sizeof *order);
   if (order == NULL) return TR_ENOMEM;
-  for (size_t i = 0; i < au->keys_n; i++) order[i] = (uint32_t)i;
-  sort_ctx = au;
-  qsort(order, au->keys_n, sizeof *order, cmp_key_rec);
-  for (size_t i = 0; i < au->keys_n; i++) au->keys[order[i]].rank = (uint32_t)i;
+  for (size_t i = 0; i < au->keys_n; i++) order[i] = (key_order_t){au->keys[i].a.id, (uint32_t)i};
+  qsort(order, au->keys_n, sizeof *order, cmp_key_order);
+  for (size_t i = 0; i < au->keys_n; i++) au->keys[order[i].rec].rank = (uint32_t)i;
   for (size_t i = 0; i < au->history_n; i++) au->history[i].key = au->keys[au->history[i].key].rank;
   qsort(au->history, au->history_n, sizeof *au->history, cmp_history);
   size_t n = 0;
@@ -822,7 +797,7 @@ static int compare_history(audit_t *au) {
   char k[17] = "";
   while (st != NULL && (rc = scan_step(au, st, "account_entries")) == 1) {
     const history_t *want = i < n ? &au->history[i] : NULL;
-    const tr_key_t *key = want ? &au->keys[order[want->key]].a.id : NULL;
+    const tr_key_t *key = want ? &order[want->key].id : NULL;
     if (want == NULL || !column_blob_is(st, 0, key->b, 32) || !column_int_is(st, 1, want->seq)) {
       uint64_t seq = (uint64_t)sqlite3_column_int64(st, 1);
       if (want && want->seq < seq) seq = want->seq;
@@ -905,10 +880,15 @@ static int compare_all(audit_t *au) {
   int rc = cursor_finish(au, &au->receipts);
   if (rc == 0) rc = cursor_finish(au, &au->distributions);
   if (rc == 0) rc = cursor_finish(au, &au->payouts);
-  if (rc == 0) rc = compare_meta(au);
-  if (rc == 0) rc = compare_accounts(au);
-  if (rc == 0) rc = compare_assets(au);
-  if (rc == 0) rc = compare_holdings(au);
+  qsort(au->meta, au->meta_n, sizeof au->meta[0], cmp_meta);
+  if (rc == 0) rc = compare_table(au, "meta", "SELECT key, value FROM meta ORDER BY key", meta_row, au->meta_n);
+  if (rc == 0)
+    rc = compare_table(au, "accounts", "SELECT id, roles, jurisdiction, kyc, frozen FROM accounts ORDER BY id",
+                       account_row, au->accounts_n);
+  if (rc == 0) rc = compare_table(au, "assets", "SELECT id FROM assets ORDER BY id", asset_row, au->assets_n);
+  if (rc == 0)
+    rc = compare_table(au, "holdings", "SELECT asset, account, units, frozen FROM holdings ORDER BY asset, account",
+                       holding_row, au->holdings_positive);
   if (rc == 0) rc = compare_history(au);
   if (rc == 0) rc = compare_merkle(au);
   if (rc == 0) rc = compare_schema(au);
