@@ -252,9 +252,11 @@ static void remove_copy(const char *tmpdir, const char *copy) {
 /* ---- --timing: the machine's own limit, measured in the same run ---- */
 
 #define RAW_VERIFY_SECONDS 1.0      /* long enough to average out a time-shared core */
+#define SIGNED_PREFIX_BYTES 13       /* "TRANCHE/TX/1\n" before the tx bytes (PROTOCOL.md §2) */
 
 typedef struct {
-  uint8_t pk[32], sig[64], msg[320]; /* a message the size of a typical transfer's */
+  uint8_t pk[32], sig[64], msg[SIGNED_PREFIX_BYTES + TR_TX_BYTES_MAX];
+  size_t msg_len;                    /* the audited entries' mean signed message */
   atomic_bool stop;
   atomic_ullong count, cpu_ns;
 } rawverify_t;
@@ -275,7 +277,7 @@ static void *raw_verify_thread(void *arg) {
   unsigned long long n = 0;
   uint64_t cpu0 = thread_cpu_ns();
   while (!atomic_load(&rv->stop)) {
-    if (crypto_sign_verify_detached(rv->sig, rv->msg, sizeof rv->msg, rv->pk) != 0) break;
+    if (crypto_sign_verify_detached(rv->sig, rv->msg, rv->msg_len, rv->pk) != 0) break;
     n++;
   }
   atomic_fetch_add(&rv->cpu_ns, thread_cpu_ns() - cpu0);
@@ -283,16 +285,18 @@ static void *raw_verify_thread(void *arg) {
   return NULL;
 }
 
-/* crypto_sign_verify_detached on `threads` threads for RAW_VERIFY_SECONDS:
- * what an audit of signed entries cannot beat on this machine. */
-static rawrate_t raw_verify_rate(unsigned threads) {
+/* crypto_sign_verify_detached of msg_len-byte messages on `threads` threads
+ * for RAW_VERIFY_SECONDS: what an audit of signed entries cannot beat on
+ * this machine. */
+static rawrate_t raw_verify_rate(unsigned threads, size_t msg_len) {
   static rawverify_t rv;
   uint8_t sk[64];
   pthread_t tids[VERIFY_THREADS_MAX];
   rawrate_t r = {0, 0};
   crypto_sign_keypair(rv.pk, sk);
-  randombytes_buf(rv.msg, sizeof rv.msg);
-  crypto_sign_detached(rv.sig, NULL, rv.msg, sizeof rv.msg, sk);
+  rv.msg_len = msg_len < sizeof rv.msg ? msg_len : sizeof rv.msg;
+  randombytes_buf(rv.msg, rv.msg_len);
+  crypto_sign_detached(rv.sig, NULL, rv.msg, rv.msg_len, sk);
   atomic_store(&rv.stop, false);
   atomic_store(&rv.count, 0);
   atomic_store(&rv.cpu_ns, 0);
@@ -312,6 +316,19 @@ static rawrate_t raw_verify_rate(unsigned threads) {
   return r;
 }
 
+static int add_tx_len(void *ctx, const tr_entry_t *e) {
+  *(uint64_t *)ctx += e->tx_len;
+  return 0;
+}
+
+/* Signed message length (domain prefix + tx bytes) of the first entries after
+ * genesis, so the raw rate is measured on messages like the audited ones. */
+static size_t sample_message_len(tr_store_t *st, uint64_t size) {
+  uint64_t total = 0, last = size < 1025 ? size : 1025;
+  if (last < 2 || tr_store_entries_scan(st, 2, last, add_tx_len, &total) != 0) return SIGNED_PREFIX_BYTES + 256;
+  return SIGNED_PREFIX_BYTES + (size_t)(total / (last - 1));
+}
+
 static double process_cpu_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -321,7 +338,7 @@ static double process_cpu_s(void) {
 /* --timing's figures.  The machine may be time-shared, so the raw rate is
  * measured right before and right after the audit, and CPU time per entry is
  * given in verifies: the ratio an idle machine would show. */
-static void timing_print(uint64_t size, unsigned threads, double replay_s, double total_s, double cpu_s,
+static void timing_print(uint64_t size, unsigned threads, size_t msg_len, double replay_s, double total_s, double cpu_s,
                          const tr_replay_report_t *rep, rawrate_t before, rawrate_t after) {
   double rate = total_s > 0 ? (double)size / total_s : 0.0, raw = (before.per_s + after.per_s) / 2;
   double verify_us = (before.cpu_us + after.cpu_us) / 2, entry_us = size ? cpu_s * 1e6 / (double)size : 0.0;
@@ -330,8 +347,8 @@ static void timing_print(uint64_t size, unsigned threads, double replay_s, doubl
           (unsigned long long)size, replay_s, (double)rep->entries_ms / 1000, (double)rep->compare_ms / 1000, total_s,
           rate, threads);
   if (raw <= 0 || entry_us <= 0) return;
-  fprintf(stderr, "timing: raw libsodium verify on %u threads %.0f/s before, %.0f/s after (%.1f us CPU each); "
-          "audit / raw = %.2f\n", threads, before.per_s, after.per_s, verify_us, rate / raw);
+  fprintf(stderr, "timing: raw libsodium verify of %zu-byte messages on %u threads %.0f/s before, %.0f/s after "
+          "(%.1f us CPU each); audit / raw = %.2f\n", msg_len, threads, before.per_s, after.per_s, verify_us, rate / raw);
   fprintf(stderr, "timing: audit CPU %.1f us an entry = %.2f verifies: on %u idle cores audit / raw = %.2f\n", entry_us,
           entry_us / verify_us, threads, verify_us / entry_us);
 }
@@ -347,7 +364,8 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
     tr_store_close(st);
     return CTL_FAILED;
   }
-  rawrate_t raw_before = timing ? raw_verify_rate(threads) : (rawrate_t){0, 0}, raw_after = {0, 0};
+  size_t msg_len = timing ? sample_message_len(st, size) : 0;
+  rawrate_t raw_before = timing ? raw_verify_rate(threads, msg_len) : (rawrate_t){0, 0}, raw_after = {0, 0};
   double cpu0 = process_cpu_s();
   static sigcheck_t sc;
   pthread_t tids[VERIFY_THREADS_MAX];
@@ -362,8 +380,8 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
   uint64_t bad_sig = size ? sigs_finish(&sc, tids, started, why, sizeof why) : 0;
   double total_s = seconds_since(&t0), cpu_s = process_cpu_s() - cpu0;
   if (timing) {
-    raw_after = raw_verify_rate(threads);
-    timing_print(size, threads, replay_s, total_s, cpu_s, &rep, raw_before, raw_after);
+    raw_after = raw_verify_rate(threads, msg_len);
+    timing_print(size, threads, msg_len, replay_s, total_s, cpu_s, &rep, raw_before, raw_after);
   }
   if (bad_sig && (rc == 0 || rep.bad_seq == 0 || bad_sig <= rep.bad_seq)) {
     printf("FAILED at seq %llu: %s\n", (unsigned long long)bad_sig, why);
