@@ -707,14 +707,16 @@ static int load_shares(rules_t *r, share_t **out, size_t *n_out) {
   if (rc != 0) return rc;
   share_t *v = calloc(n ? n : 1, sizeof *v);
   uint64_t sum = 0;
+  bool over = false;             /* more units than issued: stop adding before a sum could wrap */
   for (size_t i = 0; v != NULL && i < n; i++) {
     v[i].account = h[i].account;
     v[i].units = h[i].units;
-    sum += h[i].units; /* each ≤ issued ≤ 2^53-1, at most TR_HOLDERS_MAX of them */
+    over = over || h[i].units > r->asset.issued - sum;
+    if (!over) sum += h[i].units;
   }
   free(h);
   if (v == NULL) return TR_ENOMEM;
-  if (sum != r->asset.issued || n != r->asset.holders) {
+  if (over || sum != r->asset.issued || n != r->asset.holders) {
     free(v);
     return TR_ECORRUPT;
   }
