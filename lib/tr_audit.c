@@ -542,7 +542,8 @@ static int mem_holding_put(void *ctx, const char *asset, const tr_key_t *account
     au->assets[a].holdings = au->keys[k].holdings = r;
   }
   holding_rec_t *hr = &au->holdings[r];
-  au->holdings_positive += (h->units != 0) - (hr->h.units != 0);
+  if (hr->h.units == 0 && h->units != 0) au->holdings_positive++;
+  if (hr->h.units != 0 && h->units == 0) au->holdings_positive--;
   hr->h = h->units ? *h : (tr_holding_t){0, 0};
   return 0;
 }
