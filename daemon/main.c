@@ -219,6 +219,7 @@ int main(int argc, char **argv) {
 
   rc = tr_mailbox_init(d->loop, &d->mailbox, tr_server_on_message);
   d->mailbox.data = d;
+  d->mailbox.drained = tr_server_on_drained;
   if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, err, sizeof err);
   sodium_memzero(node_sk, sizeof node_sk);
   if (rc != 0) {
