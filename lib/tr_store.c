@@ -45,6 +45,9 @@ struct tr_store {
   struct { uint64_t gen; char asset[TR_ASSET_ID_CHARS_MAX + 1]; tr_key_t account; tr_holding_t h; } whold[WCACHE_HOLDINGS];
   struct { uint64_t gen; tr_asset_t a; } wasset[WCACHE_ASSETS];
   unsigned wasset_next;
+  /* The newest Merkle node stored at each level: exactly the left siblings
+   * the next append asks for (level 0 is the previous entry's hash). */
+  struct { uint64_t gen, idx; uint8_t hash[32]; } wmerkle[TR_MERKLE_PATH_MAX + 1];
 };
 
 static sqlite3_stmt *stmt_get(tr_store_t *s, const char *sql);
@@ -55,6 +58,8 @@ static bool wcache_holding(tr_store_t *s, const char *asset, const tr_key_t *acc
 static void wcache_holding_set(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h);
 static bool wcache_asset(tr_store_t *s, const char *id, tr_asset_t *a, int *rc);
 static void wcache_asset_set(tr_store_t *s, const tr_asset_t *a);
+static bool wcache_merkle(tr_store_t *s, unsigned level, uint64_t index, uint8_t out[32]);
+static void wcache_merkle_set(tr_store_t *s, unsigned level, uint64_t index, const uint8_t hash[32]);
 
 int tr_store_schema_version(void) { return (int)tr_schema_migrations_count; }
 sqlite3 *tr_store_db(tr_store_t *s) {
@@ -330,12 +335,14 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
   sqlite3_stmt *st = stmt_get(s, "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)");
   for (size_t i = 0; i < n && rc == 0; i++) {
     if (st == NULL) return TR_EIO;
+    wcache_merkle_set(s, nodes[i].level, nodes[i].index, nodes[i].hash);
     if (nodes[i].level == 0) continue; /* a leaf is its entry's hash, already in `entries` */
     sqlite3_bind_int(st, 1, (int)nodes[i].level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)nodes[i].index);
     sqlite3_bind_blob(st, 3, nodes[i].hash, 32, SQLITE_STATIC);
     rc = step_done(st);
   }
+  if (rc != 0) s->wgen++;
   return rc;
 }
 
@@ -440,6 +447,7 @@ int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const cha
 
 int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]) {
   tr_store_t *s = store;
+  if (wcache_merkle(s, level, index, out)) return 0;
   sqlite3_stmt *st = level == 0
       ? stmt_get(s, "SELECT hash FROM entries WHERE seq = ?2 + 1 AND ?1 = 0") /* leaf = entry hash */
       : stmt_get(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
@@ -902,4 +910,18 @@ static void wcache_asset_set(tr_store_t *s, const tr_asset_t *a) {
   s->wasset[slot].a = *a;
   s->wasset[slot].a.documents_json = docs;
   s->wasset[slot].gen = s->wgen;
+}
+
+static bool wcache_merkle(tr_store_t *s, unsigned level, uint64_t index, uint8_t out[32]) {
+  if (!s->in_write || level > TR_MERKLE_PATH_MAX) return false;
+  if (s->wmerkle[level].gen != s->wgen || s->wmerkle[level].idx != index) return false;
+  memcpy(out, s->wmerkle[level].hash, 32);
+  return true;
+}
+
+static void wcache_merkle_set(tr_store_t *s, unsigned level, uint64_t index, const uint8_t hash[32]) {
+  if (!s->in_write || level > TR_MERKLE_PATH_MAX) return;
+  s->wmerkle[level].gen = s->wgen;
+  s->wmerkle[level].idx = index;
+  memcpy(s->wmerkle[level].hash, hash, 32);
 }
