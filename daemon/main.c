@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,11 @@ int main(int argc, char **argv) {
     log_error("main", "libsodium failed to initialise");
     return 1;
   }
+  /* No global allocation statistics: they take a process-wide mutex on every
+   * SQLite malloc and free, from the writer and every reader thread alike.
+   * Must come before SQLite initialises; nothing here depends on it. */
+  if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+    log_warn("main", "cannot turn off SQLite memory statistics; continuing");
   signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error return, not a death */
   umask(077);               /* database, WAL, checkpoint: the node's files are its own */
   snprintf(d->datadir, sizeof d->datadir, "%s", args.datadir);
