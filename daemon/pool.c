@@ -1,13 +1,9 @@
 /* pool.c — worker threads for parsing, signature checks and queries. */
 #include "pool.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "tr_limits.h"
@@ -32,27 +28,9 @@ static tr_job_t *take_share(tr_pool_t *pool) {
   return first;
 }
 
-/* Workers yield the CPU to the sequencer and the loop.  The sequencer is the
- * one serial stage: every tx passes through it, and while it shares a core
- * with a verifier its batches take longer and the verifiers then idle for
- * want of answered requests.  With the workers niced, the sequencer runs at
- * once whenever it has a batch and the workers take every cycle it leaves
- * (its fsync waits included).  Linux applies nice per thread. */
-#define TR_WORKER_NICE 5
-
-static void worker_lower_priority(void) {
-  pid_t tid = (pid_t)syscall(SYS_gettid);
-  errno = 0;
-  int now = getpriority(PRIO_PROCESS, (id_t)tid);
-  if (now == -1 && errno != 0) return;
-  if (now < TR_WORKER_NICE && setpriority(PRIO_PROCESS, (id_t)tid, TR_WORKER_NICE) != 0)
-    log_warn("pool", "cannot lower a worker's priority; continuing at the same priority as the sequencer");
-}
-
 static void worker_main(void *arg) {
   tr_worker_t *w = arg;
   tr_pool_t *pool = w->pool;
-  worker_lower_priority();
   for (;;) {
     uv_mutex_lock(&pool->mu);
     while (pool->head == NULL && !pool->stopping) uv_cond_wait(&pool->cond, &pool->mu);
