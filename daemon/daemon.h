@@ -51,6 +51,7 @@ typedef struct tr_daemon {
   uint64_t next_ticket, next_forward;
   tr_job_t **reorder;           /* TR_REORDER_SLOTS, indexed by ticket % slots */
   struct tr_conn *conns;        /* open connections */
+  struct tr_conn *flush_list;   /* connections with new responses, written after the mailbox drains */
   size_t jobs_in_flight;
   bool budget_paused;           /* some connection waits for TR_INFLIGHT_BYTES_MAX room */
 
@@ -65,6 +66,7 @@ cJSON *tr_rpc_discover(void);
 /* server.c */
 int tr_server_start(tr_daemon_t *d, char *err, size_t errlen);
 void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg);
+void tr_server_on_drained(tr_mailbox_t *box);
 void tr_server_stop_accepting(tr_daemon_t *d);
 bool tr_server_idle(tr_daemon_t *d);
 void tr_server_close_all(tr_daemon_t *d);

@@ -134,3 +134,23 @@ char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail) 
   cJSON_AddStringToObject(data, "detail", detail);
   return tr_rpc_error_text(id, TR_RPC_REFUSED, "refused", data);
 }
+
+size_t tr_rpc_id_text(const cJSON *id, char *out, size_t cap) {
+  if (cap < 8) return 0;
+  if (id == NULL) {
+    memcpy(out, "null", 5);
+    return 4;
+  }
+  if (cJSON_IsNumber(id)) { /* the common case, without building a copy: as id_copy prints it */
+    double v = id->valuedouble;
+    if (v > -9.2e18 && v < 9.2e18 && v == (double)(long long)v) {
+      int n = snprintf(out, cap, "%lld", (long long)v);
+      return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    }
+  }
+  cJSON *idc = id_copy(id);
+  /* cJSON_PrintPreallocated wants 5 bytes of slack beyond the text */
+  bool ok = idc != NULL && cap > 5 && cJSON_PrintPreallocated(idc, out, (int)(cap - 5), 0);
+  cJSON_Delete(idc);
+  return ok ? strlen(out) : 0;
+}

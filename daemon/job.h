@@ -71,6 +71,9 @@ bool tr_job_has_deferred(const tr_job_t *job);
 char *tr_rpc_result_text(const cJSON *id, cJSON *result /* consumed */);
 /* The same with a result that is already JSON text (trusted: rendered by us). */
 char *tr_rpc_result_raw(const cJSON *id, const char *result_json);
+/* The response's "id" member value as JSON text into out (NUL-terminated);
+ * returns its length, or 0 when it does not fit in cap bytes. */
+size_t tr_rpc_id_text(const cJSON *id, char *out, size_t cap);
 char *tr_rpc_error_text(const cJSON *id, int code, const char *message, cJSON *data /* consumed, may be NULL */);
 char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail);
 

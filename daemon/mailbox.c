@@ -14,11 +14,13 @@ static void mailbox_async_cb(uv_async_t *async) {
     box->cb(box, msg);
     msg = next;
   }
+  if (box->drained) box->drained(box);
 }
 
 int tr_mailbox_init(uv_loop_t *loop, tr_mailbox_t *box, tr_mailbox_cb cb) {
   box->head = box->tail = NULL;
   box->cb = cb;
+  box->drained = NULL;
   int rc = uv_mutex_init(&box->mu);
   if (rc != 0) return rc;
   rc = uv_async_init(loop, &box->async, mailbox_async_cb);

@@ -29,6 +29,7 @@ struct tr_mailbox {
   uv_mutex_t mu;
   tr_msg_t *head, *tail;
   tr_mailbox_cb cb;
+  void (*drained)(tr_mailbox_t *box); /* optional: after each drain, so work can be done once per wake-up */
   void *data;
 };
 

@@ -95,6 +95,18 @@ void tr_pool_push(tr_pool_t *pool, tr_job_t *job) {
   uv_mutex_unlock(&pool->mu);
 }
 
+void tr_pool_push_list(tr_pool_t *pool, tr_job_t *head, tr_job_t *tail, size_t n) {
+  tail->next = NULL;
+  uv_mutex_lock(&pool->mu);
+  if (pool->tail) pool->tail->next = head;
+  else pool->head = head;
+  pool->tail = tail;
+  atomic_fetch_add(&pool->depth, n);
+  if (n > 1) uv_cond_broadcast(&pool->cond); /* idle workers share the new jobs */
+  else uv_cond_signal(&pool->cond);
+  uv_mutex_unlock(&pool->mu);
+}
+
 size_t tr_pool_depth(tr_pool_t *pool) { return atomic_load(&pool->depth); }
 
 void tr_pool_stop(tr_pool_t *pool) {

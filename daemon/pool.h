@@ -50,6 +50,8 @@ struct tr_pool {
 int tr_pool_start(tr_pool_t *pool, unsigned n, const char *db_path, tr_pool_work_fn work,
                   tr_mailbox_t *done, void *ctx, char *err, size_t errlen);
 void tr_pool_push(tr_pool_t *pool, tr_job_t *job);
+/* Appends head..tail (n jobs linked by ->next) in order, under one lock. */
+void tr_pool_push_list(tr_pool_t *pool, tr_job_t *head, tr_job_t *tail, size_t n);
 size_t tr_pool_depth(tr_pool_t *pool);
 /* Finishes queued jobs, then joins the threads and closes the readers. */
 void tr_pool_stop(tr_pool_t *pool);

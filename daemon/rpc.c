@@ -584,7 +584,11 @@ static bool params_are_integral(const char *req, size_t len) {
 
 static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
   tr_json_error_t jerr;
-  if (tr_json_check(job->line, job->len, TR_JSON_ANY_VALUE, &jerr) != 0) {
+  /* One pass settles the common case: a valid line whose numbers are all
+   * plain integers has integral params in every element, so nothing needs
+   * rescanning.  Otherwise the line is judged as before. */
+  bool all_integral = tr_json_check(job->line, job->len, TR_JSON_ANY_VALUE | TR_JSON_INTEGERS_ONLY, NULL) == 0;
+  if (!all_integral && tr_json_check(job->line, job->len, TR_JSON_ANY_VALUE, &jerr) != 0) {
     job->elems = calloc(1, sizeof *job->elems);
     if (job->elems == NULL) return;
     job->n_elems = 1;
@@ -617,8 +621,10 @@ static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
   const cJSON *req = job->batch ? root->child : root;
   size_t pos = 0, start = 0;
   for (size_t i = 0; i < n; i++, req = req->next) {
-    size_t len = tr_json_span_next(job->line, job->len, &pos, &start);
-    job->elems[i].params_not_integers = !params_are_integral(job->line + start, len);
+    if (!all_integral) {
+      size_t len = tr_json_span_next(job->line, job->len, &pos, &start);
+      job->elems[i].params_not_integers = !params_are_integral(job->line + start, len);
+    }
     elem_first_pass(w, job, &job->elems[i], req, waiting);
     if (job->elems[i].state == TR_ELEM_AWAIT_SEQ) waiting = true;
   }

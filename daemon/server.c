@@ -31,6 +31,8 @@ typedef struct tr_conn {
   size_t out_bytes;             /* response bytes handed to uv_write, not yet written */
   size_t writes_pending;
   bool reading, closing, eof, handles_closed;
+  bool flush_queued;            /* on d->flush_list: responses to write once the mailbox is drained */
+  struct tr_conn *flush_next;
   int open_handles;
 } tr_conn_t;
 
@@ -190,6 +192,11 @@ static void conn_flush(tr_conn_t *c) {
 
 /* ---- jobs coming back ---- */
 
+/* The connection is written once every message of this wake-up has been
+ * handled: a group commit completes responses on many connections, and one
+ * writev per connection costs far less than one per response.  A queued
+ * connection cannot be freed before then (handles close on a later loop
+ * turn). */
 static void job_finish(tr_daemon_t *d, tr_job_t *job) {
   if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
   d->jobs_in_flight--;
@@ -197,11 +204,24 @@ static void job_finish(tr_daemon_t *d, tr_job_t *job) {
   if (c->closing) {
     conn_reap(c); /* nobody to answer */
     conn_free_if_done(c);
-  } else {
+  } else if (!c->flush_queued) {
+    c->flush_queued = true;
+    c->flush_next = d->flush_list;
+    d->flush_list = c;
+  }
+}
+
+void tr_server_on_drained(tr_mailbox_t *box) {
+  tr_daemon_t *d = box->data;
+  while (d->flush_list) {
+    tr_conn_t *c = d->flush_list;
+    d->flush_list = c->flush_next;
+    c->flush_queued = false;
+    if (c->closing) continue;
     conn_flush(c);
     conn_maybe_read(c);
   }
-  shutdown_progress(d);
+  shutdown_progress(d); /* after the writes: idle means nothing left to write */
 }
 
 static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
@@ -306,7 +326,13 @@ static void conn_line_too_long(tr_conn_t *c) {
   conn_flush(c);
 }
 
-static void conn_submit_line(tr_conn_t *c, const char *line, size_t len) {
+/* Jobs of one read, handed to the pool together: one lock and one wake-up. */
+typedef struct {
+  tr_job_t *head, *tail;
+  size_t n;
+} job_list_t;
+
+static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_list_t *out) {
   tr_daemon_t *d = c->d;
   tr_job_t *job = tr_job_new(c, line, len, d->next_ticket);
   if (job == NULL) {
@@ -315,14 +341,18 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len) {
     return;
   }
   d->next_ticket++;
-  job->shed = tr_pool_depth(&d->pool) >= TR_INTAKE_JOBS_MAX || d->stopping;
+  job->shed = tr_pool_depth(&d->pool) + out->n >= TR_INTAKE_JOBS_MAX || d->stopping;
   if (job->shed) atomic_fetch_add(&d->stats.overloaded, 1);
   job->started_ns = tr_clock_ns();
   atomic_fetch_add(&d->stats.lines, 1);
   atomic_fetch_add(&d->stats.inflight_bytes, len);
   conn_enqueue(c, job);
   d->jobs_in_flight++;
-  tr_pool_push(&d->pool, job);
+  job->next = NULL;
+  if (out->tail) out->tail->next = job;
+  else out->head = job;
+  out->tail = job;
+  out->n++;
 }
 
 static bool conn_may_take_line(tr_conn_t *c) {
@@ -341,12 +371,14 @@ static bool conn_may_take_line(tr_conn_t *c) {
 static void conn_process_buffer(tr_conn_t *c) {
   size_t pos = 0, len = 0;
   tr_frame_t f = TR_FRAME_PARTIAL;
+  job_list_t jobs = {NULL, NULL, 0};
   while (conn_may_take_line(c)) {
     size_t start = pos;
     f = tr_frame_next(c->buf, c->len, &pos, TR_RPC_LINE_BYTES_MAX, &len);
     if (f != TR_FRAME_LINE) break;
-    conn_submit_line(c, c->buf + start, len);
+    conn_submit_line(c, c->buf + start, len, &jobs);
   }
+  if (jobs.n > 0) tr_pool_push_list(&c->d->pool, jobs.head, jobs.tail, jobs.n);
   if (f == TR_FRAME_TOO_LONG) {
     conn_line_too_long(c);
     return;

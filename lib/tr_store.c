@@ -20,6 +20,9 @@ extern const char *const tr_schema_migrations[];
 extern const size_t tr_schema_migrations_count;
 
 #define STMT_CACHE_MAX 96 /* distinct SQL texts in the project, with room to spare */
+#define WCACHE_ACCOUNTS 256 /* direct-mapped by key bytes */
+#define WCACHE_HOLDINGS 512
+#define WCACHE_ASSETS 4     /* round robin: a batch names few assets */
 
 struct tr_store {
   sqlite3 *db;
@@ -31,17 +34,45 @@ struct tr_store {
   uint8_t head_hash[32];
   size_t stmts_n;
   struct { const char *sql; sqlite3_stmt *stmt; } stmts[STMT_CACHE_MAX];
+  /* Rows this connection read or wrote inside its own write transaction,
+   * where nobody else can change them: a transfer reads the same accounts,
+   * asset and holdings in its checks and again when applying, and a group
+   * commit repeats them tx after tx.  Write-through; a slot is valid only
+   * while its gen equals wgen, which moves at every begin, commit, rollback
+   * and whenever SQL from outside this file may write (tr_store_stmt). */
+  uint64_t wgen;
+  struct { uint64_t gen; bool found; tr_account_t a; } wacct[WCACHE_ACCOUNTS];
+  struct { uint64_t gen; char asset[TR_ASSET_ID_CHARS_MAX + 1]; tr_key_t account; tr_holding_t h; } whold[WCACHE_HOLDINGS];
+  struct { uint64_t gen; tr_asset_t a; } wasset[WCACHE_ASSETS];
+  unsigned wasset_next;
+  /* The newest Merkle node stored at each level: exactly the left siblings
+   * the next append asks for (level 0 is the previous entry's hash). */
+  struct { uint64_t gen, idx; uint8_t hash[32]; } wmerkle[TR_MERKLE_PATH_MAX + 1];
 };
 
+static sqlite3_stmt *stmt_get(tr_store_t *s, const char *sql);
+static void wcache_close(tr_store_t *s);
+static bool wcache_account(tr_store_t *s, const tr_key_t *id, tr_account_t *a, int *rc);
+static void wcache_account_set(tr_store_t *s, const tr_key_t *id, const tr_account_t *a);
+static bool wcache_holding(tr_store_t *s, const char *asset, const tr_key_t *account, tr_holding_t *h);
+static void wcache_holding_set(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h);
+static bool wcache_asset(tr_store_t *s, const char *id, tr_asset_t *a, int *rc);
+static void wcache_asset_set(tr_store_t *s, const tr_asset_t *a);
+static bool wcache_merkle(tr_store_t *s, unsigned level, uint64_t index, uint8_t out[32]);
+static void wcache_merkle_set(tr_store_t *s, unsigned level, uint64_t index, const uint8_t hash[32]);
+
 int tr_store_schema_version(void) { return (int)tr_schema_migrations_count; }
-sqlite3 *tr_store_db(tr_store_t *s) { return s->db; }
+sqlite3 *tr_store_db(tr_store_t *s) {
+  s->wgen++; /* the caller may write behind the row caches */
+  return s->db;
+}
 const char *tr_store_errmsg(tr_store_t *s) { return sqlite3_errmsg(s->db); }
 
 static int exec(tr_store_t *s, const char *sql) {
   return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TR_EIO;
 }
 
-sqlite3_stmt *tr_store_stmt(tr_store_t *s, const char *sql) {
+static sqlite3_stmt *stmt_get(tr_store_t *s, const char *sql) {
   for (size_t i = 0; i < s->stmts_n; i++) {
     if (s->stmts[i].sql == sql) {
       sqlite3_reset(s->stmts[i].stmt);
@@ -107,6 +138,14 @@ static int configure(tr_store_t *s, char *errbuf, size_t errlen) {
     }
     /* A WAL that grew under a burst is cut back to this size once it restarts. */
     if (exec(s, "PRAGMA journal_size_limit = 67108864") != 0) return TR_EIO;
+    /* The writer's own checkpoint runs inside its COMMIT, fsync of the
+     * database included, and stalls every receipt behind it.  At SQLite's
+     * default of 1000 pages it ran several times a second under load and
+     * did most of the copying; 8192 pages (32 MiB of WAL) leave that to the
+     * passive checkpointer beside the writer (daemon/walcheck.c) and copy a
+     * page rewritten by many commits once instead of many times.  The writer
+     * still checkpoints at this size, which lets the WAL restart: bounded. */
+    if (exec(s, "PRAGMA wal_autocheckpoint = 8192") != 0) return TR_EIO;
   }
   /* A copy that nobody else writes can be mapped: reads then cost no copy. */
   if ((s->flags & TR_STORE_SCAN) && exec(s, "PRAGMA mmap_size = 1099511627776") != 0) return TR_EIO;
@@ -118,6 +157,7 @@ int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, s
   tr_store_t *s = calloc(1, sizeof *s);
   if (s == NULL) return TR_ENOMEM;
   s->flags = flags;
+  s->wgen = 1; /* calloc'ed slots have gen 0: never valid */
   int oflags = SQLITE_OPEN_NOMUTEX;
   if (flags & TR_STORE_READONLY) oflags |= SQLITE_OPEN_READONLY;
   else oflags |= SQLITE_OPEN_READWRITE | ((flags & TR_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
@@ -153,6 +193,7 @@ int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, s
 void tr_store_close(tr_store_t *s) {
   if (s == NULL) return;
   for (size_t i = 0; i < s->stmts_n; i++) sqlite3_finalize(s->stmts[i].stmt);
+  wcache_close(s);
   if (s->db) sqlite3_close(s->db);
   free(s);
 }
@@ -164,6 +205,7 @@ int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_fr
 
 int tr_store_begin(tr_store_t *s) {
   s->head_known = false;
+  s->wgen++;
   int rc = exec(s, "BEGIN IMMEDIATE");
   s->in_write = rc == 0;
   return rc;
@@ -171,11 +213,13 @@ int tr_store_begin(tr_store_t *s) {
 
 int tr_store_commit(tr_store_t *s) {
   s->in_write = s->head_known = false;
+  s->wgen++;
   return exec(s, "COMMIT");
 }
 
 int tr_store_rollback(tr_store_t *s) {
   s->in_write = s->head_known = false;
+  s->wgen++;
   return exec(s, "ROLLBACK");
 }
 int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
@@ -214,7 +258,7 @@ static void column_text(sqlite3_stmt *st, int col, char *out, size_t outlen) {
 /* ---- meta ---- */
 
 int tr_store_meta_put(tr_store_t *s, const char *key, const char *value) {
-  sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO meta (key, value) VALUES (?1, ?2)");
+  sqlite3_stmt *st = stmt_get(s, "INSERT INTO meta (key, value) VALUES (?1, ?2)");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
@@ -222,7 +266,7 @@ int tr_store_meta_put(tr_store_t *s, const char *key, const char *value) {
 }
 
 int tr_store_meta_get(tr_store_t *s, const char *key, char *out, size_t outlen) {
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT value FROM meta WHERE key = ?1");
+  sqlite3_stmt *st = stmt_get(s, "SELECT value FROM meta WHERE key = ?1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
   int rc = step_row(st);
@@ -269,7 +313,7 @@ int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *tim
     if (time) *time = s->head_time;
     return 0;
   }
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1");
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1");
   uint64_t n = 0, t = 0;
   uint8_t h[32] = {0};
   int rc = step_row(st);
@@ -298,15 +342,17 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
   size_t n = 0;
   int rc = tr_merkle_append(tr_store_merkle_get, s, leaf_index, leaf, nodes, &n);
   if (rc != 0) return rc;
-  sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)");
+  sqlite3_stmt *st = stmt_get(s, "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)");
   for (size_t i = 0; i < n && rc == 0; i++) {
     if (st == NULL) return TR_EIO;
+    wcache_merkle_set(s, nodes[i].level, nodes[i].index, nodes[i].hash);
     if (nodes[i].level == 0) continue; /* a leaf is its entry's hash, already in `entries` */
     sqlite3_bind_int(st, 1, (int)nodes[i].level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)nodes[i].index);
     sqlite3_bind_blob(st, 3, nodes[i].hash, 32, SQLITE_STATIC);
     rc = step_done(st);
   }
+  if (rc != 0) s->wgen++;
   return rc;
 }
 
@@ -326,7 +372,7 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
   out->signer = *signer;
   tr_entry_hash(out->seq, time, prev, txid, sig, out->hash);
 
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "INSERT INTO entries (seq, time, prev, hash, txid, sig, signer, tx_id, tx)"
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   if (st == NULL) return TR_EIO;
@@ -354,7 +400,7 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
 }
 
 int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "SELECT seq, time, prev, hash, txid, sig, signer, tx_id, tx FROM entries WHERE seq = ?1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
@@ -417,7 +463,7 @@ int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry
 }
 
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq) {
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq FROM entries WHERE txid = ?1");
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq FROM entries WHERE txid = ?1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, txid, 32, SQLITE_STATIC);
   int rc = step_row(st);
@@ -428,7 +474,7 @@ int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq)
 
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
                                 uint8_t txid[32]) {
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT seq, txid FROM entries WHERE signer = ?1 AND tx_id = ?2");
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq, txid FROM entries WHERE signer = ?1 AND tx_id = ?2");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, signer->b, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -443,9 +489,10 @@ int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const cha
 
 int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]) {
   tr_store_t *s = store;
+  if (wcache_merkle(s, level, index, out)) return 0;
   sqlite3_stmt *st = level == 0
-      ? tr_store_stmt(s, "SELECT hash FROM entries WHERE seq = ?2 + 1 AND ?1 = 0") /* leaf = entry hash */
-      : tr_store_stmt(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
+      ? stmt_get(s, "SELECT hash FROM entries WHERE seq = ?2 + 1 AND ?1 = 0") /* leaf = entry hash */
+      : stmt_get(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int(st, 1, (int)level);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
@@ -464,7 +511,7 @@ int tr_store_merkle_root(tr_store_t *s, uint64_t size, uint8_t out[32]) {
 
 int tr_store_checkpoint_put(tr_store_t *s, uint64_t size, const uint8_t root[32], uint64_t time,
                             const char *note) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
@@ -475,7 +522,7 @@ int tr_store_checkpoint_put(tr_store_t *s, uint64_t size, const uint8_t root[32]
 }
 
 int tr_store_checkpoint_latest(tr_store_t *s, uint64_t *size, uint8_t root[32], char **note) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1");
   int rc = step_row(st);
   if (rc != 0) return rc;
@@ -493,11 +540,14 @@ int tr_store_checkpoint_latest(tr_store_t *s, uint64_t *size, uint8_t root[32], 
 /* ---- derived state ---- */
 
 int tr_store_account_get(tr_store_t *s, const tr_key_t *id, tr_account_t *a) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  int cached_rc;
+  if (wcache_account(s, id, a, &cached_rc)) return cached_rc;
+  sqlite3_stmt *st = stmt_get(s,
       "SELECT roles, jurisdiction, kyc, frozen FROM accounts WHERE id = ?1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, id->b, 32, SQLITE_STATIC);
   int rc = step_row(st);
+  if (rc == TR_ENOT_FOUND) wcache_account_set(s, id, NULL);
   if (rc != 0) return rc;
   a->id = *id;
   a->roles = (unsigned)sqlite3_column_int(st, 0);
@@ -505,11 +555,12 @@ int tr_store_account_get(tr_store_t *s, const tr_key_t *id, tr_account_t *a) {
   a->kyc = sqlite3_column_int(st, 2) != 0;
   a->frozen = sqlite3_column_int(st, 3) != 0;
   sqlite3_reset(st);
+  wcache_account_set(s, id, a);
   return 0;
 }
 
 int tr_store_account_put(tr_store_t *s, const tr_account_t *a) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "INSERT INTO accounts (id, roles, jurisdiction, kyc, frozen) VALUES (?1, ?2, ?3, ?4, ?5)"
       " ON CONFLICT (id) DO UPDATE SET roles = ?2, jurisdiction = ?3, kyc = ?4, frozen = ?5");
   if (st == NULL) return TR_EIO;
@@ -518,7 +569,10 @@ int tr_store_account_put(tr_store_t *s, const tr_account_t *a) {
   sqlite3_bind_text(st, 3, a->jurisdiction, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 4, a->kyc);
   sqlite3_bind_int(st, 5, a->frozen);
-  return step_done(st);
+  int rc = step_done(st);
+  if (rc == 0) wcache_account_set(s, &a->id, a);
+  else s->wgen++;
+  return rc;
 }
 
 int tr_jurisdictions_join(const tr_rules_t *r, char *out, size_t outlen) {
@@ -564,7 +618,9 @@ static const char ASSET_PUT_SQL[] =
     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 
 int tr_store_asset_get(tr_store_t *s, const char *id, tr_asset_t *a) {
-  sqlite3_stmt *st = tr_store_stmt(s, ASSET_GET_SQL);
+  int cached_rc;
+  if (wcache_asset(s, id, a, &cached_rc)) return cached_rc;
+  sqlite3_stmt *st = stmt_get(s, ASSET_GET_SQL);
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   int rc = step_row(st);
@@ -596,13 +652,14 @@ int tr_store_asset_get(tr_store_t *s, const char *id, tr_asset_t *a) {
   a->created_seq = (uint64_t)sqlite3_column_int64(st, 19);
   sqlite3_reset(st);
   if (rc != 0) tr_asset_clear(a);
+  else wcache_asset_set(s, a);
   return rc;
 }
 
 int tr_store_asset_put(tr_store_t *s, const tr_asset_t *a) {
   char juris[TR_JURISDICTIONS_MAX * 3 + 1];
   if (tr_jurisdictions_join(&a->rules, juris, sizeof juris) != 0) return TR_ELIMIT;
-  sqlite3_stmt *st = tr_store_stmt(s, ASSET_PUT_SQL);
+  sqlite3_stmt *st = stmt_get(s, ASSET_PUT_SQL);
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 2, a->issuer.b, 32, SQLITE_STATIC);
@@ -625,31 +682,44 @@ int tr_store_asset_put(tr_store_t *s, const tr_asset_t *a) {
   sqlite3_bind_int64(st, 19, (sqlite3_int64)a->issued);
   sqlite3_bind_int64(st, 20, (sqlite3_int64)a->holders);
   sqlite3_bind_int64(st, 21, (sqlite3_int64)a->created_seq);
-  return step_done(st);
+  int rc = step_done(st);
+  if (rc == 0) wcache_asset_set(s, a);
+  else s->wgen++;
+  return rc;
 }
 
 int tr_store_holding_get(tr_store_t *s, const char *asset, const tr_key_t *account, tr_holding_t *h) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  if (wcache_holding(s, asset, account, h)) return 0;
+  sqlite3_stmt *st = stmt_get(s,
       "SELECT units, frozen FROM holdings WHERE asset = ?1 AND account = ?2");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, asset, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 2, account->b, 32, SQLITE_STATIC);
   int rc = step_row(st);
   h->units = h->frozen = 0;
-  if (rc == TR_ENOT_FOUND) return 0;
-  if (rc != 0) return rc;
-  h->units = (uint64_t)sqlite3_column_int64(st, 0);
-  h->frozen = (uint64_t)sqlite3_column_int64(st, 1);
-  sqlite3_reset(st);
+  if (rc == TR_ENOT_FOUND) rc = 0;
+  else if (rc != 0) return rc;
+  else {
+    h->units = (uint64_t)sqlite3_column_int64(st, 0);
+    h->frozen = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+  }
+  wcache_holding_set(s, asset, account, h);
   return 0;
 }
 
 int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h) {
   sqlite3_stmt *st;
+  tr_holding_t before;
+  bool known = wcache_holding(s, asset, account, &before); /* then a plain UPDATE or INSERT does */
   if (h->units == 0) {
-    st = tr_store_stmt(s, "DELETE FROM holdings WHERE asset = ?1 AND account = ?2");
+    st = stmt_get(s, "DELETE FROM holdings WHERE asset = ?1 AND account = ?2");
+  } else if (known && before.units != 0) {
+    st = stmt_get(s, "UPDATE holdings SET units = ?3, frozen = ?4 WHERE asset = ?1 AND account = ?2");
+  } else if (known) {
+    st = stmt_get(s, "INSERT INTO holdings (asset, account, units, frozen) VALUES (?1, ?2, ?3, ?4)");
   } else {
-    st = tr_store_stmt(s,
+    st = stmt_get(s,
         "INSERT INTO holdings (asset, account, units, frozen) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (asset, account) DO UPDATE SET units = ?3, frozen = ?4");
   }
@@ -660,11 +730,15 @@ int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *accou
     sqlite3_bind_int64(st, 3, (sqlite3_int64)h->units);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)h->frozen);
   }
-  return step_done(st);
+  int rc = step_done(st);
+  if (rc == 0 && known && h->units != 0 && before.units != 0 && sqlite3_changes(s->db) != 1) rc = TR_ECORRUPT;
+  if (rc == 0) wcache_holding_set(s, asset, account, h);
+  else s->wgen++;
+  return rc;
 }
 
 int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, account->b, 32, SQLITE_STATIC);
@@ -673,7 +747,7 @@ int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t 
 }
 
 int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json) {
-  sqlite3_stmt *st = tr_store_stmt(s, "INSERT INTO receipts (seq, effects) VALUES (?1, ?2)");
+  sqlite3_stmt *st = stmt_get(s, "INSERT INTO receipts (seq, effects) VALUES (?1, ?2)");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
   sqlite3_bind_text(st, 2, effects_json, -1, SQLITE_STATIC);
@@ -681,7 +755,7 @@ int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json) 
 }
 
 int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json) {
-  sqlite3_stmt *st = tr_store_stmt(s, "SELECT effects FROM receipts WHERE seq = ?1");
+  sqlite3_stmt *st = stmt_get(s, "SELECT effects FROM receipts WHERE seq = ?1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
   int rc = step_row(st);
@@ -783,4 +857,113 @@ int tr_store_backup(const char *db_path, const char *dest_path, char *err, size_
   }
   if (rc != 0) unlink(tmp);
   return rc;
+}
+
+/* ---- the writer's row caches (see struct tr_store) ---- */
+
+/* SQL from outside this file (tr_ledger.c, tr_query.c) runs through here; one
+ * that may write makes every cached row suspect. */
+sqlite3_stmt *tr_store_stmt(tr_store_t *s, const char *sql) {
+  sqlite3_stmt *st = stmt_get(s, sql);
+  if (st != NULL && s->in_write && !sqlite3_stmt_readonly(st)) s->wgen++;
+  return st;
+}
+
+static void wcache_close(tr_store_t *s) {
+  for (size_t i = 0; i < WCACHE_ASSETS; i++) tr_asset_clear(&s->wasset[i].a);
+}
+
+static size_t key_slot(const tr_key_t *k, size_t n) {
+  uint32_t v;
+  memcpy(&v, k->b, sizeof v); /* keys are uniform: any 4 bytes index well */
+  return v % n;
+}
+
+/* true when the answer is known: *rc is 0 (a copied into *a) or TR_ENOT_FOUND. */
+static bool wcache_account(tr_store_t *s, const tr_key_t *id, tr_account_t *a, int *rc) {
+  if (!s->in_write) return false;
+  size_t i = key_slot(id, WCACHE_ACCOUNTS);
+  if (s->wacct[i].gen != s->wgen || memcmp(s->wacct[i].a.id.b, id->b, 32) != 0) return false;
+  *rc = s->wacct[i].found ? 0 : TR_ENOT_FOUND;
+  if (s->wacct[i].found) *a = s->wacct[i].a;
+  return true;
+}
+
+/* a == NULL: the account does not exist. */
+static void wcache_account_set(tr_store_t *s, const tr_key_t *id, const tr_account_t *a) {
+  if (!s->in_write) return;
+  size_t i = key_slot(id, WCACHE_ACCOUNTS);
+  s->wacct[i].gen = s->wgen;
+  s->wacct[i].found = a != NULL;
+  if (a) s->wacct[i].a = *a;
+  else memset(&s->wacct[i].a, 0, sizeof s->wacct[i].a);
+  s->wacct[i].a.id = *id;
+}
+
+static size_t holding_slot(const char *asset, const tr_key_t *account) {
+  uint32_t h = 2166136261u; /* FNV-1a over the asset id */
+  for (const char *p = asset; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+  return (h ^ (uint32_t)key_slot(account, 1u << 30)) % WCACHE_HOLDINGS;
+}
+
+static bool wcache_holding(tr_store_t *s, const char *asset, const tr_key_t *account, tr_holding_t *h) {
+  if (!s->in_write) return false;
+  size_t i = holding_slot(asset, account);
+  if (s->whold[i].gen != s->wgen || memcmp(s->whold[i].account.b, account->b, 32) != 0 ||
+      strcmp(s->whold[i].asset, asset) != 0)
+    return false;
+  *h = s->whold[i].h;
+  return true;
+}
+
+static void wcache_holding_set(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h) {
+  if (!s->in_write) return;
+  size_t n = strlen(asset), i = holding_slot(asset, account);
+  if (n >= sizeof s->whold[i].asset) return; /* never: asset ids are bounded */
+  memcpy(s->whold[i].asset, asset, n + 1);
+  s->whold[i].account = *account;
+  s->whold[i].h = *h;
+  s->whold[i].gen = s->wgen;
+}
+
+static bool wcache_asset(tr_store_t *s, const char *id, tr_asset_t *a, int *rc) {
+  if (!s->in_write) return false;
+  for (size_t i = 0; i < WCACHE_ASSETS; i++) {
+    const tr_asset_t *c = &s->wasset[i].a;
+    if (s->wasset[i].gen != s->wgen || strcmp(c->id, id) != 0) continue;
+    *a = *c;
+    a->documents_json = strdup(c->documents_json);
+    *rc = a->documents_json ? 0 : TR_ENOMEM;
+    return true;
+  }
+  return false;
+}
+
+static void wcache_asset_set(tr_store_t *s, const tr_asset_t *a) {
+  if (!s->in_write) return;
+  size_t slot = WCACHE_ASSETS;
+  for (size_t i = 0; i < WCACHE_ASSETS && slot == WCACHE_ASSETS; i++)
+    if (s->wasset[i].gen == s->wgen && strcmp(s->wasset[i].a.id, a->id) == 0) slot = i;
+  if (slot == WCACHE_ASSETS) slot = s->wasset_next++ % WCACHE_ASSETS;
+  char *docs = strdup(a->documents_json ? a->documents_json : "[]"); /* as the row stores it */
+  tr_asset_clear(&s->wasset[slot].a);
+  s->wasset[slot].gen = 0;
+  if (docs == NULL) return; /* out of memory: just not cached */
+  s->wasset[slot].a = *a;
+  s->wasset[slot].a.documents_json = docs;
+  s->wasset[slot].gen = s->wgen;
+}
+
+static bool wcache_merkle(tr_store_t *s, unsigned level, uint64_t index, uint8_t out[32]) {
+  if (!s->in_write || level > TR_MERKLE_PATH_MAX) return false;
+  if (s->wmerkle[level].gen != s->wgen || s->wmerkle[level].idx != index) return false;
+  memcpy(out, s->wmerkle[level].hash, 32);
+  return true;
+}
+
+static void wcache_merkle_set(tr_store_t *s, unsigned level, uint64_t index, const uint8_t hash[32]) {
+  if (!s->in_write || level > TR_MERKLE_PATH_MAX) return;
+  s->wmerkle[level].gen = s->wgen;
+  s->wmerkle[level].idx = index;
+  memcpy(s->wmerkle[level].hash, hash, 32);
 }
