@@ -431,7 +431,7 @@ int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e) {
 }
 
 int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry_fn fn, void *ctx) {
-  sqlite3_stmt *st = tr_store_stmt(s,
+  sqlite3_stmt *st = stmt_get(s,
       "SELECT seq, time, prev, hash, txid, sig, signer, tx_id, tx FROM entries"
       " WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq");
   if (st == NULL) return TR_EIO;
