@@ -464,22 +464,30 @@ static int dec_int(const cJSON *v, const row_t *r, const char *path, uint64_t *o
 /* crypto_core_ed25519_is_valid_point costs ~41 µs (a subgroup check is a
  * scalar multiplication), as much as a signature check, and the same account
  * keys come back tx after tx.  Each thread remembers keys it has found valid
- * in a small direct-mapped table; only positive answers of a pure function
- * are cached, so a hit is exactly as good as the check. */
-#define KEY_CACHE_SLOTS 4096 /* 128 KiB per thread */
+ * in a small set-associative table; only positive answers of a pure function
+ * are cached, so a hit is exactly as good as the check.  Four ways a set:
+ * in a direct-mapped table two of a few dozen busy keys share a slot more
+ * often than not (the birthday bound), and then both pay the full check on
+ * every use. */
+#define KEY_CACHE_SETS 1024 /* x 4 ways x 33 bytes: 132 KiB per thread */
+#define KEY_CACHE_WAYS 4
 static _Thread_local struct {
-  bool used; /* an empty slot's zero bytes must never match the (invalid) zero key */
-  uint8_t key[TR_KEY_BYTES];
-} key_cache[KEY_CACHE_SLOTS];
+  unsigned char next;   /* the way the next miss replaces (round robin) */
+  bool used[KEY_CACHE_WAYS]; /* an empty way's zero bytes must never match the (invalid) zero key */
+  uint8_t key[KEY_CACHE_WAYS][TR_KEY_BYTES];
+} key_cache[KEY_CACHE_SETS];
 
 static bool key_is_valid_point(const uint8_t k[TR_KEY_BYTES]) {
-  uint32_t slot;
-  memcpy(&slot, k + 8, sizeof slot); /* key bytes are uniform: any 4 of them index well */
-  slot %= KEY_CACHE_SLOTS;
-  if (key_cache[slot].used && memcmp(key_cache[slot].key, k, TR_KEY_BYTES) == 0) return true;
+  uint32_t set;
+  memcpy(&set, k + 8, sizeof set); /* key bytes are uniform: any 4 of them index well */
+  set %= KEY_CACHE_SETS;
+  for (int w = 0; w < KEY_CACHE_WAYS; w++)
+    if (key_cache[set].used[w] && memcmp(key_cache[set].key[w], k, TR_KEY_BYTES) == 0) return true;
   if (!crypto_core_ed25519_is_valid_point(k)) return false;
-  key_cache[slot].used = true;
-  memcpy(key_cache[slot].key, k, TR_KEY_BYTES);
+  unsigned w = key_cache[set].next;
+  key_cache[set].next = (unsigned char)((w + 1) % KEY_CACHE_WAYS);
+  key_cache[set].used[w] = true;
+  memcpy(key_cache[set].key[w], k, TR_KEY_BYTES);
   return true;
 }
 

@@ -568,6 +568,38 @@ static void test_keys(void) {
          "small-order admin");
 }
 
+/* The key-validity cache (a few ways a set) must answer exactly as the check:
+ * keys that share a set, used over and over, are all accepted, and a point
+ * that is not valid but falls in that set is still refused. */
+static void test_key_cache_set(void) {
+  enum { SAME_SET = 7 };          /* more keys than a set has ways */
+  uint8_t pk[SAME_SET][32], sk[64];
+  char hex[SAME_SET][65];
+  uint32_t want = 0;
+  int n = 0;
+  for (long tries = 0; n < SAME_SET && tries < 10000000; tries++) {
+    crypto_sign_keypair(pk[n], sk);
+    uint32_t set;
+    memcpy(&set, pk[n] + 8, sizeof set); /* the cache's own index: bytes 8-11, modulo its set count */
+    set %= 1024;
+    if (n == 0) want = set;
+    if (set == want) tr_hex_encode(pk[n], 32, hex[n]), n++;
+  }
+  TR_CHECK(n == SAME_SET, "found %d keys in one cache set", n);
+  unsigned refused = 0;
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < n; i++)
+      if (dec(tx(HDR("asset.issue") ",'asset':'LOAN-1','to':'%s','units':1}", hex[i])) != 0) refused++;
+  TR_CHECK(refused == 0, "%d valid keys sharing a cache set, three rounds: none refused (%u)", n, refused);
+  uint8_t bad[32];
+  memcpy(bad, pk[0], 32);
+  for (int b = 0; crypto_core_ed25519_is_valid_point(bad) && b < 256; b++) bad[0] ^= (uint8_t)(b + 1);
+  char bad_hex[65];
+  tr_hex_encode(bad, 32, bad_hex);
+  REFUSE(tx(HDR("asset.issue") ",'asset':'LOAN-1','to':'%s','units':1}", bad_hex), "not a valid Ed25519",
+         "an invalid point in a set full of cached valid keys");
+}
+
 static void test_formats(void) {
 #define STATUS(a) tx(HDR("asset.status") ",'asset':'" a "','status':'active'}")
   ACCEPT(STATUS("A"), "1-char asset id");
@@ -862,6 +894,7 @@ int main(void) {
   test_ranges();
   test_jurisdictions_and_documents();
   test_keys();
+  test_key_cache_set();
   test_formats();
   test_dates();
   test_text();
