@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -296,10 +297,41 @@ static void classify(conn_job_t *j, const char *line, size_t n, long id) {
   else j->refused++;
 }
 
+/* Reads once and checks every complete response received so far.  Returns
+ * 0, or -1 when the connection failed. */
+static int read_responses(client_t *c, conn_job_t *j, size_t *rpos, long *done, long next, const uint64_t *sent) {
+  if (*rpos > 0) { /* compact only when a partial line remains */
+    memmove(c->buf, c->buf + *rpos, c->len - *rpos);
+    c->len -= *rpos;
+    *rpos = 0;
+  }
+  if (c->len == sizeof c->buf) return -1;
+  ssize_t r;
+  do r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return -1;
+  c->len += (size_t)r;
+  uint64_t t = now_ns();
+  char *nl;
+  while (*done < next && (nl = memchr(c->buf + *rpos, '\n', c->len - *rpos)) != NULL) {
+    size_t n = (size_t)(nl - (c->buf + *rpos));
+    j->lat_ns[j->first + *done] = t - sent[*done];
+    classify(j, c->buf + *rpos, n, j->first + *done);
+    *rpos += n + 1;
+    (*done)++;
+  }
+  if (*rpos == c->len) *rpos = c->len = 0;
+  return 0;
+}
+
 /* Keeps up to `depth` requests in flight; every request the window allows is
  * sent in one sendmsg, and every complete response already received is
  * checked before the next recv, so the client's own CPU per tx stays small
- * (it shares the cores with the daemon). */
+ * (it shares the cores with the daemon).  Paced (open loop), request i is
+ * due at t0 + i / rate: the loop waits in poll for a response or the next
+ * due time, whichever comes first, and a latency is counted from the due
+ * time, so a request held back by a full window or a late client counts
+ * its wait too (no coordinated omission). */
 static void *conn_main(void *arg) {
   conn_job_t *j = arg;
   client_t *c = malloc(sizeof *c);
@@ -318,55 +350,37 @@ static void *conn_main(void *arg) {
   long next = 0, done = 0;
   size_t rpos = 0; /* start of the first unread response in c->buf */
   uint64_t t0 = now_ns();
+  bool paced = j->rate_per_conn > 0;
   while (done < j->count) {
     int niov = 0;
+    uint64_t now = now_ns(), due = 0;
     while (next < j->count && next - done < j->depth) {
-      if (j->rate_per_conn > 0) {
-        uint64_t due = t0 + (uint64_t)((double)next * 1e9 / j->rate_per_conn);
-        if (now_ns() < due) {
-          if (next > done || niov > 0) break; /* read what is in flight while waiting */
-          struct timespec ts = {0, (long)(due - now_ns())};
-          nanosleep(&ts, NULL);
-        }
-      }
+      due = paced ? t0 + (uint64_t)((double)next * 1e9 / j->rate_per_conn) : now;
+      if (due > now) break;
       iov[niov].iov_base = j->lines[j->first + next];
       iov[niov].iov_len = lens[next];
       niov++;
-      sent[next] = now_ns();
+      sent[next] = due;
       next++;
     }
-    if (niov > 0 && client_sendv(c, iov, niov) != 0) {
-      j->failed += j->count - done;
-      break;
+    if (niov > 0 && client_sendv(c, iov, niov) != 0) goto fail;
+    bool more_due = paced && next < j->count && next - done < j->depth;
+    int timeout_ms = -1;
+    if (more_due) {
+      uint64_t wait_ns = due > now_ns() ? due - now_ns() : 0;
+      timeout_ms = (int)((wait_ns + 999999) / 1000000);
     }
-    /* at least one response, then all that are already complete */
-    bool got = false;
-    for (;;) {
-      char *nl = memchr(c->buf + rpos, '\n', c->len - rpos);
-      if (nl == NULL) {
-        if (got) break;
-        if (rpos > 0) { /* compact only when a partial line remains */
-          memmove(c->buf, c->buf + rpos, c->len - rpos);
-          c->len -= rpos;
-          rpos = 0;
-        }
-        if (c->len == sizeof c->buf) goto fail;
-        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) goto fail;
-        c->len += (size_t)r;
-        continue;
+    if (done == next) { /* nothing in flight: sleep until the next one is due */
+      if (more_due && timeout_ms > 0) {
+        struct timespec ts = {0, (long)(due > now_ns() ? due - now_ns() : 0)};
+        nanosleep(&ts, NULL);
       }
-      size_t n = (size_t)(nl - (c->buf + rpos));
-      uint64_t t = now_ns();
-      j->lat_ns[j->first + done] = t - sent[done];
-      classify(j, c->buf + rpos, n, j->first + done);
-      rpos += n + 1;
-      done++;
-      got = true;
-      if (done == next) break; /* nothing else is in flight */
+      continue;
     }
-    if (rpos == c->len) rpos = c->len = 0;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout_ms);
+    if (pr < 0 && errno != EINTR) goto fail;
+    if (pr > 0 && read_responses(c, j, &rpos, &done, next, sent) != 0) goto fail;
   }
   goto out;
 fail:
