@@ -12,6 +12,7 @@
  */
 #include <cJSON.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1244,9 +1245,43 @@ static void test_genesis(void) {
   world_close(w);
 }
 
+/* The writer's row caches (tr_store.c) must never answer with a row that
+ * changed behind them: SQL from outside the file that may write, a
+ * rollback, and the end of the write transaction all drop them. */
+static void test_writer_caches(void) {
+  tr_store_t *s = NULL;
+  char err[256];
+  TR_CHECK(tr_store_open(NULL, TR_STORE_MEMORY, &s, err, sizeof err) == 0, "memory store for the cache test");
+  if (s == NULL) return;
+  tr_key_t k = ADMIN.pk;
+  tr_holding_t h = {5, 1}, got = {0, 0};
+  tr_account_t a = {.id = k, .roles = TR_ROLE_ADMIN, .jurisdiction = "US", .kyc = true}, ga;
+  tr_store_begin(s);
+  TR_CHECK(tr_store_holding_put(s, "A", &k, &h) == 0 && tr_store_account_put(s, &a) == 0, "rows written in a write txn");
+  tr_store_holding_get(s, "A", &k, &got);
+  TR_CHECK(got.units == 5 && got.frozen == 1, "holding read back (%llu/%llu)", (unsigned long long)got.units,
+           (unsigned long long)got.frozen);
+  sqlite3_stmt *st = tr_store_stmt(s, "UPDATE holdings SET units = 7 WHERE asset = 'A'");
+  TR_CHECK(st != NULL && sqlite3_step(st) == SQLITE_DONE, "a write from outside the store");
+  sqlite3_reset(st);
+  tr_store_holding_get(s, "A", &k, &got);
+  TR_CHECK(got.units == 7, "after SQL through tr_store_stmt the holding is read again (%llu)", (unsigned long long)got.units);
+  TR_CHECK(sqlite3_exec(tr_store_db(s), "UPDATE accounts SET kyc = 0", NULL, NULL, NULL) == SQLITE_OK, "raw SQL");
+  TR_CHECK(tr_store_account_get(s, &k, &ga) == 0 && !ga.kyc, "after SQL on the raw handle the account is read again");
+  tr_store_rollback(s);
+  tr_store_begin(s);
+  got.units = 99;
+  tr_store_holding_get(s, "A", &k, &got);
+  TR_CHECK(got.units == 0 && tr_store_account_get(s, &k, &ga) == TR_ENOT_FOUND,
+           "after a rollback neither row is remembered (units %llu)", (unsigned long long)got.units);
+  tr_store_commit(s);
+  tr_store_close(s);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 2;
   keys_init();
+  test_writer_caches();
   test_kat();
   test_genesis();
   test_duplicate();
