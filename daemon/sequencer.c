@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "tr_err.h"
 #include "tr_hex.h"
+#include "tr_json.h"
 #include "tr_limits.h"
 #include "tr_merkle.h"
 #include "tr_node.h"
@@ -61,17 +62,6 @@ static char *put(char *p, const char *s, size_t n) {
 }
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
-static char *put_u64(char *p, uint64_t v) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) *p++ = tmp[--n];
-  return p;
-}
-
 /* Public hashes: a table lookup, no constant-time encoder needed. */
 static char *put_hex32(char *p, const uint8_t b[32]) {
   static const char digits[] = "0123456789abcdef";
@@ -95,13 +85,13 @@ static char *receipt_text(const tr_elem_t *e, const tr_receipt_t *r) {
   char *out = malloc(cap), *p = out;
   if (out == NULL) return NULL;
   p = PUT_LIT(p, "{\"seq\":");
-  p = put_u64(p, r->seq);
+  p = tr_json_put_u64(p, r->seq);
   p = PUT_LIT(p, ",\"txid\":\"");
   p = put_hex32(p, r->txid);
   p = PUT_LIT(p, "\",\"hash\":\"");
   p = put_hex32(p, r->hash);
   p = PUT_LIT(p, "\",\"time\":");
-  p = put_u64(p, r->time);
+  p = tr_json_put_u64(p, r->time);
   p = r->duplicate ? PUT_LIT(p, ",\"duplicate\":true,\"effects\":") : PUT_LIT(p, ",\"duplicate\":false,\"effects\":");
   p = put(p, effects, effects_len);
   p = PUT_LIT(p, "}");

@@ -448,6 +448,14 @@ int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err)
   return p.rc;
 }
 
+char *tr_json_put_u64(char *out, uint64_t v) {
+  char digits[20];
+  size_t n = 0;
+  do digits[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (n) *out++ = digits[--n];
+  return out;
+}
+
 size_t tr_utf8_chars(const char *s, size_t len) {
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
   TR_JSON_ANY_VALUE = 0,      /* any JSON value at top level */
@@ -45,6 +46,11 @@ int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err)
  * escapes not decoded) of the object `obj`; 0, or TR_ENOT_FOUND. */
 size_t tr_json_span_next(const char *text, size_t len, size_t *pos, size_t *start);
 int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *start, size_t *vlen);
+
+/* Writes v as plain decimal digits (never an exponent form) at out, which
+ * must have room for 20 bytes; no NUL.  Returns the end.  For JSON rendered
+ * by hand on the hot paths (receipts, their effects). */
+char *tr_json_put_u64(char *out, uint64_t v);
 
 /* Number of Unicode scalar values in valid UTF-8 `s` of `len` bytes. */
 size_t tr_utf8_chars(const char *s, size_t len);

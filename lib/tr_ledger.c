@@ -17,6 +17,7 @@
 
 #include "tr_err.h"
 #include "tr_hex.h"
+#include "tr_json.h"
 
 void tr_receipt_clear(tr_receipt_t *r) {
   free(r->effects_json);
@@ -489,14 +490,6 @@ static char *put_str(char *p, const char *s) {
   return p + n;
 }
 
-static char *put_u64(char *p, uint64_t v) {
-  char digits[20];
-  size_t n = 0;
-  do digits[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-  while (n) *p++ = digits[--n];
-  return p;
-}
-
 /* Bytes of one holding in a receipt, and of the rest, at most (digits of
  * 2^64 and the longest asset id and status word included). */
 #define EFFECTS_HOLDING_BYTES_MAX (sizeof "{\"asset\":\"\",\"account\":\"\",\"units\":,\"frozen\":}," + \
@@ -518,21 +511,21 @@ static char *effects_render(effects_t *e, uint64_t seq) {
     p = put_str(p, "\",\"account\":\"");
     p = put_str(p, tr_hex_encode(e->v[i].account.b, 32, hex));
     p = put_str(p, "\",\"units\":");
-    p = put_u64(p, e->v[i].h.units);
+    p = tr_json_put_u64(p, e->v[i].h.units);
     p = put_str(p, ",\"frozen\":");
-    p = put_u64(p, e->v[i].h.frozen);
+    p = tr_json_put_u64(p, e->v[i].h.frozen);
     p = put_str(p, "}");
   }
   p = put_str(p, "]");
-  if (e->issued_changed) p = put_u64(put_str(p, ",\"issued\":"), e->issued);
+  if (e->issued_changed) p = tr_json_put_u64(put_str(p, ",\"issued\":"), e->issued);
   if (e->status_changed) {
     const char *status = tr_status_name(e->status);
     p = put_str(put_str(put_str(p, ",\"status\":\""), status ? status : "?"), "\"");
   }
   if (e->distributed) {
-    p = put_u64(put_str(p, ",\"distribution\":{\"seq\":"), seq);
-    p = put_u64(put_str(p, ",\"count\":"), e->dist_count);
-    p = put_u64(put_str(p, ",\"amount\":"), e->dist_amount);
+    p = tr_json_put_u64(put_str(p, ",\"distribution\":{\"seq\":"), seq);
+    p = tr_json_put_u64(put_str(p, ",\"count\":"), e->dist_count);
+    p = tr_json_put_u64(put_str(p, ",\"amount\":"), e->dist_amount);
     p = put_str(p, "}");
   }
   p = put_str(p, "}");

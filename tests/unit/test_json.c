@@ -383,7 +383,23 @@ static void test_spans(void) {
   TR_CHECK(tr_json_member_span("[1]", 3, "params", &vs, &vl) == TR_ENOT_FOUND, "member span of a non-object");
 }
 
+static void test_put_u64(void) {
+  static const struct { uint64_t v; const char *text; } cases[] = {
+    {0, "0"}, {9, "9"}, {10, "10"}, {1000000000000000ull, "1000000000000000"},
+    {9007199254740991ull, "9007199254740991"}, {UINT64_MAX, "18446744073709551615"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char buf[32];
+    memset(buf, 'x', sizeof buf);
+    char *end = tr_json_put_u64(buf, cases[i].v);
+    size_t n = (size_t)(end - buf);
+    TR_CHECK(n == strlen(cases[i].text) && memcmp(buf, cases[i].text, n) == 0 && buf[n] == 'x',
+             "tr_json_put_u64 writes %s as plain digits, nothing after", cases[i].text);
+  }
+}
+
 int main(void) {
+  test_put_u64();
   test_spans();
   test_cases();
   test_error_details();
