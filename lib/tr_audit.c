@@ -1056,6 +1056,8 @@ int tr_ledger_replay(const char *db_path, tr_replay_progress_fn progress, void *
   if (rc == 0) rc = replay_entries(au, size, progress, ctx, rep);
   uint64_t t1 = monotonic_ms();
   if (rc == 0 && (rc = compare_all(au)) == TR_ECORRUPT) replay_fail(rep, au->bad_seq, "%s", au->message);
+  if (rc != 0 && rep->message[0] == '\0') /* out of memory, or a read that failed without a word */
+    snprintf(rep->message, sizeof rep->message, "the audit stopped: %s", tr_strerror(rc));
   rep->entries_ms = t1 - t0;
   rep->compare_ms = monotonic_ms() - t1;
   audit_close(au);
