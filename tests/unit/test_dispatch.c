@@ -186,8 +186,32 @@ static void test_batch_order(void) {
   free(tx);
 }
 
+/* The receipt line's fast id writer (tr_rpc_id_text) must echo every id as
+ * the general renderer does; an id too long for the buffer says so (0). */
+static void test_id_text(void) {
+  static const char *const ids[] = {"1", "0", "-5", "9007199254740993", "1.5", "1e300", "-0", "\"abc\"",
+                                    "\"a\\\"b\\u00e9\"", "null", "123456789012345678901234567890"};
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    cJSON *id = cJSON_Parse(ids[i]);
+    char fast[256];
+    size_t n = tr_rpc_id_text(id, fast, sizeof fast);
+    char *general = tr_rpc_result_raw(id, "1");
+    const char *tail = general ? strstr(general, ",\"id\":") : NULL;
+    bool same = n > 0 && tail && strlen(tail + 6) == n + 1 && memcmp(tail + 6, fast, n) == 0 && tail[6 + n] == '}';
+    TR_CHECK(same, "id %s echoed alike by both writers (fast %.*s, general %s)", ids[i], (int)n, fast,
+             general ? general : "(null)");
+    free(general);
+    cJSON_Delete(id);
+  }
+  cJSON *long_id = cJSON_CreateString("0123456789012345678901234567890123456789");
+  char small[16];
+  TR_CHECK(tr_rpc_id_text(long_id, small, sizeof small) == 0, "an id longer than the buffer gives 0 (the general path)");
+  cJSON_Delete(long_id);
+}
+
 int main(void) {
   rpc_harness_setup();
+  test_id_text();
   test_errors();
   test_batches_and_notifications();
   test_discover();
