@@ -24,7 +24,7 @@ struct tr_method;
 
 typedef enum {
   TR_ELEM_ANSWERED = 0,   /* response (or nothing, for a notification) is ready */
-  TR_ELEM_AWAIT_SEQ,      /* a verified tx waiting for the sequencer */
+  TR_ELEM_AWAIT_SEQ,      /* a verified tx (or a history flush) waiting for the sequencer */
   TR_ELEM_DEFERRED,       /* a query after a tx.submit in the same batch: runs after it */
 } tr_elem_state_t;
 
@@ -32,6 +32,8 @@ typedef struct {
   tr_elem_state_t state;
   bool notification;
   bool params_not_integers;         /* a number in params is not written 0|[1-9][0-9]* */
+  bool history_flush;               /* AWAIT_SEQ: an account.history query waiting for its rows; DEFERRED after */
+  uint64_t history_need;            /* the journal size that query must see history of; 0 until known */
   cJSON *id;                        /* detached copy of the request id; NULL when absent */
   const struct tr_method *method;
   cJSON *params;                    /* kept only while DEFERRED */

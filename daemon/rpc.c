@@ -56,6 +56,7 @@ typedef struct {
   tr_daemon_t *d;
   tr_job_t *job;
   tr_elem_t *elem;
+  const cJSON *params;
   pval_t v[PARAMS_MAX];
 } call_t;
 
@@ -139,7 +140,28 @@ static int h_account_get(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   memcpy(k.b, c->v[0].bin, 32);
   QUERY(tr_query_account(R(c), &k, out, &qe));
 }
+/* History rows trail their entries by up to TR_HISTORY_LAG_MS.  When some
+ * committed entry may lack its rows, the query goes through the sequencer
+ * (which then writes them) and runs after, so it reflects every tx that
+ * was answered before it arrived. */
+static bool history_lags(const call_t *c) {
+  const tr_seq_stats_t *st = &c->d->seq.stats;
+  if (c->elem->history_need == 0) c->elem->history_need = atomic_load(&st->size);
+  return atomic_load(&st->history_through) < c->elem->history_need;
+}
+
 static int h_account_history(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  if (history_lags(c)) {
+    c->elem->params = cJSON_Duplicate(c->params, 1);
+    if (c->elem->params == NULL) {
+      *code = TR_RPC_INTERNAL_ERROR;
+      snprintf(msg, msglen, "out of memory");
+      return -1;
+    }
+    c->elem->history_flush = true;
+    c->elem->state = TR_ELEM_AWAIT_SEQ;
+    return 1; /* handed on */
+  }
   tr_key_t k;
   memcpy(k.b, c->v[0].bin, 32);
   tr_page_t p = page_of(c, 1, 2);
@@ -213,6 +235,11 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(t, "apply", atomic_load(&s->apply_ns) / 1000000u);
   add_u64(t, "commit", atomic_load(&s->commit_ns) / 1000000u);
   add_u64(o, "recent_tx_per_s", atomic_load(&s->recent_tx_per_s));
+  cJSON *h = cJSON_AddObjectToObject(o, "history");
+  add_u64(h, "written_through", atomic_load(&s->history_through));
+  add_u64(h, "pending_rows", atomic_load(&s->history_pending));
+  add_u64(h, "pending_rows_max", TR_HISTORY_PENDING_MAX);
+  add_u64(h, "writes", atomic_load(&s->history_flushes));
   *out = o;
   return 0;
 }
@@ -531,7 +558,7 @@ static bool elem_envelope(tr_elem_t *e, const cJSON *req, const cJSON **method, 
 }
 
 static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *params) {
-  call_t c = {.w = w, .d = w->pool->ctx, .job = job, .elem = e};
+  call_t c = {.w = w, .d = w->pool->ctx, .job = job, .elem = e, .params = params};
   char msg[160];
   int code = 0;
   cJSON *result = NULL;
@@ -636,9 +663,10 @@ static void job_run_deferred(tr_worker_t *w, tr_job_t *job) {
     tr_elem_t *e = &job->elems[i];
     if (e->state != TR_ELEM_DEFERRED) continue;
     e->state = TR_ELEM_ANSWERED;
-    elem_run(w, job, e, e->params);
-    cJSON_Delete(e->params);
+    cJSON *params = e->params; /* the handler may keep a copy for another round */
     e->params = NULL;
+    elem_run(w, job, e, params);
+    cJSON_Delete(params);
   }
 }
 

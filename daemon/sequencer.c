@@ -52,7 +52,32 @@ static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size,
   free(note);
 }
 
-/* ---- batches ---- */
+/* ---- account history ---- */
+
+/* After a commit: what readers may now rely on, for node.status and for the
+ * loop's choice whether an account.history query must wait. */
+static void history_published(tr_sequencer_t *seq, uint64_t now_ms) {
+  size_t pending = tr_store_history_pending(seq->writer);
+  uint64_t size = 0;
+  if (pending == 0) {
+    if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.history_through, size);
+    seq->history_since_ms = 0;
+  } else if (seq->history_since_ms == 0) {
+    seq->history_since_ms = now_ms;
+  }
+  atomic_store(&seq->stats.history_pending, pending);
+}
+
+static bool history_due(const tr_sequencer_t *seq, uint64_t now_ms) {
+  return seq->history_since_ms != 0 && now_ms >= seq->history_since_ms + TR_HISTORY_LAG_MS;
+}
+
+/* Inside the open transaction. */
+static int history_flush(tr_sequencer_t *seq) {
+  if (tr_store_history_pending(seq->writer) == 0) return 0;
+  atomic_fetch_add(&seq->stats.history_flushes, 1);
+  return tr_store_history_flush(seq->writer);
+}
 
 /* ---- receipts ---- */
 
@@ -116,9 +141,13 @@ static char *receipt_text(const tr_elem_t *e, const tr_receipt_t *r) {
 
 /* Applies each tx in order inside the open transaction.  Returns 0, or a
  * storage error after which the whole batch must be rolled back. */
-static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms) {
+static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms, bool *history_asked) {
   for (size_t i = 0; i < b->n; i++) {
     tr_elem_t *e = b->items[i].elem;
+    if (e->history_flush) {
+      *history_asked = true;
+      continue;
+    }
     tr_receipt_t receipt;
     tr_refusal_t refusal = {0};
     int rc = tr_ledger_apply(&seq->ledger, e->tx, e->tx_bytes, e->tx_len, e->sig, clock_ms, &receipt, &refusal);
@@ -140,6 +169,7 @@ static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms
 static void batch_fail(tr_seq_batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     tr_elem_t *e = b->items[i].elem;
+    if (e->history_flush) continue; /* the query still runs, on what is written */
     free(e->response);
     e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, "storage error: the tx was not recorded", NULL);
   }
@@ -149,9 +179,11 @@ static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   uint64_t clock_ms = tr_now_ms(), t0 = tr_clock_ns();
   char *note = NULL;
   uint64_t cp_size = 0;
+  bool history_asked = false;
   int rc = tr_store_begin(seq->writer);
-  if (rc == 0) rc = batch_apply(seq, b, clock_ms);
+  if (rc == 0) rc = batch_apply(seq, b, clock_ms, &history_asked);
   if (rc == 0) rc = checkpoint_if_due(seq, clock_ms, &note, &cp_size);
+  if (rc == 0 && (history_asked || history_due(seq, clock_ms))) rc = history_flush(seq);
   uint64_t t1 = tr_clock_ns();
   if (rc == 0) rc = tr_store_commit(seq->writer); /* fsync: after this, receipts may go out */
   if (rc != 0) {
@@ -165,6 +197,7 @@ static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
   atomic_fetch_add(&seq->stats.commit_ns, tr_clock_ns() - t1);
   checkpoint_published(seq, note, cp_size, clock_ms);
+  history_published(seq, clock_ms);
   uint64_t size = 0;
   if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.size, size);
 }
@@ -184,21 +217,27 @@ static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
   return b;
 }
 
-static void idle_checkpoint(tr_sequencer_t *seq) {
+/* With nothing to apply: a checkpoint when one is due, and history rows
+ * that have waited long enough (all of them when `final`). */
+static void idle_write(tr_sequencer_t *seq, bool final) {
   uint64_t now = tr_now_ms(), size = 0;
   char *note = NULL;
-  if (tr_store_head(seq->writer, &size, NULL, NULL) != 0 || size <= seq->cp_size) return;
-  if (now < seq->cp_time_ms + TR_CHECKPOINT_INTERVAL_MS) return;
+  if (tr_store_head(seq->writer, &size, NULL, NULL) != 0) return;
+  bool checkpoint = size > seq->cp_size && now >= seq->cp_time_ms + TR_CHECKPOINT_INTERVAL_MS;
+  bool history = tr_store_history_pending(seq->writer) > 0 && (final || history_due(seq, now));
+  if (!checkpoint && !history) return;
   int rc = tr_store_begin(seq->writer);
-  if (rc == 0) rc = checkpoint_if_due(seq, now, &note, &size);
+  if (rc == 0 && checkpoint) rc = checkpoint_if_due(seq, now, &note, &size);
+  if (rc == 0 && history) rc = history_flush(seq);
   if (rc == 0) rc = tr_store_commit(seq->writer);
   if (rc != 0) {
     tr_store_rollback(seq->writer);
     free(note);
-    log_error("seq", "cannot write checkpoint: %s", tr_store_errmsg(seq->writer));
+    log_error("seq", "cannot write %s: %s", checkpoint ? "checkpoint" : "account history", tr_store_errmsg(seq->writer));
     return;
   }
   checkpoint_published(seq, note, size, now);
+  history_published(seq, now);
 }
 
 /* Committed txs per second over roughly the last few seconds (an
@@ -236,12 +275,12 @@ static void sequencer_main(void *arg) {
       }
     } else {
       rate_update(seq, 0); /* an idle node's rate decays to 0 */
-      idle_checkpoint(seq);
+      idle_write(seq, false);
     }
     if (stop) break;
   }
-  seq->cp_time_ms = 0; /* a final checkpoint of everything committed */
-  idle_checkpoint(seq);
+  seq->cp_time_ms = 0; /* a final checkpoint of everything committed, and every history row */
+  idle_write(seq, true);
 }
 
 /* ---- start and stop ---- */
@@ -304,9 +343,15 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
     rc = TR_ECORRUPT;
   }
   if (rc == 0) rc = check_against_checkpoint_file(seq, err, errlen);
-  uint64_t size = 0;
+  uint64_t size = 0, rebuilt = 0;
+  /* History rows of the last second before a hard stop were in memory only. */
+  if (rc == 0 && (rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
+    snprintf(err, errlen, "cannot rebuild account history: %s (%s)", tr_strerror(rc), tr_store_errmsg(seq->writer));
+  if (rc == 0 && rebuilt > 0) log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);
+  tr_store_history_defer(seq->writer, TR_HISTORY_PENDING_MAX);
   if (rc == 0) rc = tr_store_head(seq->writer, &size, NULL, NULL);
   atomic_store(&seq->stats.size, size);
+  atomic_store(&seq->stats.history_through, size);
   if (rc == 0 && uv_thread_create(&seq->thread, sequencer_main, seq) != 0) rc = TR_EIO;
   if (rc != 0) {
     tr_store_close(seq->writer);

@@ -7,6 +7,11 @@
  * checkpoint in the same transaction when one is due, commits (one fsync for
  * the whole batch), and only then hands the receipts to the loop.
  *
+ * account.history rows are not written with their entries: the writer
+ * holds them and writes them sorted, once a second or TR_HISTORY_PENDING_MAX
+ * rows, or when an account.history query asks (a flush item in the queue,
+ * in arrival order like a tx), so the query sees every entry before it.
+ *
  * Replication seam: a batch is self-contained — its txs in order and the
  * clock reading that fixes every entry's time — and applying it is
  * deterministic.  A Raft layer (C-Raft) would replicate that batch between
@@ -39,6 +44,8 @@ typedef struct {
   atomic_ullong committed_txs, refused_txs, batches, batch_max, last_batch;
   atomic_ullong apply_ns, commit_ns, size, checkpoints, storage_errors;
   atomic_ullong recent_tx_per_s;        /* txs through the sequencer, recent average */
+  atomic_ullong history_through;        /* account.history is written up to this seq */
+  atomic_ullong history_pending, history_flushes;
 } tr_seq_stats_t;
 
 typedef struct tr_sequencer {
@@ -56,6 +63,7 @@ typedef struct tr_sequencer {
   tr_mailbox_t *done;
   uint64_t cp_size, cp_time_ms;
   uint64_t rate_at_ms, rate_txs;          /* sequencer thread only */
+  uint64_t history_since_ms;              /* when the oldest pending history row was made; 0: none */
   tr_seq_stats_t stats;
 } tr_sequencer_t;
 
@@ -63,7 +71,9 @@ typedef struct tr_sequencer {
  * a journal that does not extend it), and starts the thread. */
 int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64],
                        tr_mailbox_t *done, char *err, size_t errlen);
-/* Loop thread. Returns 0, or -1 when the queue is full (answer -32002). */
+/* Loop thread. Returns 0, or -1 when the queue is full (answer -32002).
+ * An element with history_flush set is not a tx: the batch that takes it
+ * writes the pending history rows. */
 int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem);
 size_t tr_sequencer_depth(tr_sequencer_t *seq);
 /* Commits everything queued, writes a final checkpoint, joins, closes. */

@@ -250,8 +250,8 @@ static void job_forward(tr_daemon_t *d, tr_job_t *job) {
 }
 
 static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
-  if (job->phase == 1) {
-    job_finish(d, job);
+  if (job->phase == 1) { /* its ticket was forwarded already; a query may ask for history rows again */
+    job_forward(d, job);
     return;
   }
   d->reorder[job->ticket % TR_REORDER_SLOTS] = job;
@@ -269,7 +269,8 @@ static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
 static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     tr_job_t *job = b->items[i].job;
-    b->items[i].elem->state = TR_ELEM_ANSWERED;
+    tr_elem_t *e = b->items[i].elem;
+    e->state = e->history_flush ? TR_ELEM_DEFERRED : TR_ELEM_ANSWERED; /* a history query runs now */
     if (--job->awaiting == 0) job_after_sequencer(d, job);
   }
   free(b);

@@ -777,10 +777,35 @@ static int cmp_history(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* How far the node had written account_entries (history_progress): a node
+ * that stopped hard keeps the newest entries' rows in memory only and
+ * rebuilds them when it starts, so rows are due up to the mark, not beyond. */
+static int history_mark(audit_t *au, uint64_t *through) {
+  sqlite3_stmt *st = scan_open(au, "SELECT id, seq FROM history_progress", "history_progress");
+  int rc = st ? scan_step(au, st, "history_progress") : TR_ECORRUPT;
+  if (rc == 0) rc = differ(au, 0, "stored history_progress has no row");
+  if (rc == 1 && (!column_int_is(st, 0, 1) || sqlite3_column_int64(st, 1) < 0 ||
+                  (uint64_t)sqlite3_column_int64(st, 1) > au->size))
+    rc = differ(au, 0, "stored history_progress is not one seq within the journal");
+  if (rc == 1) {
+    *through = (uint64_t)sqlite3_column_int64(st, 1);
+    rc = scan_step(au, st, "history_progress");
+    if (rc == 1) rc = differ(au, 0, "stored history_progress has more than one row");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 /* account_entries in (account, seq) order: the rows are made in seq order,
  * so they are sorted by each key's rank in key order, made unique (the
  * store ignores a repeated row), then merged with the stored table. */
 static int compare_history(audit_t *au) {
+  uint64_t through = 0;
+  int mark = history_mark(au, &through);
+  if (mark != 0) return mark;
+  size_t due = 0; /* rows of entries up to the mark; they were made in seq order */
+  while (due < au->history_n && au->history[due].seq <= through) due++;
+  au->history_n = due;
   key_order_t *order = malloc((au->keys_n ? au->keys_n : 1) * sizeof *order);
   if (order == NULL) return TR_ENOMEM;
   for (size_t i = 0; i < au->keys_n; i++) order[i] = (key_order_t){au->keys[i].a.id, (uint32_t)i};
@@ -800,8 +825,15 @@ static int compare_history(audit_t *au) {
     const history_t *want = i < n ? &au->history[i] : NULL;
     const tr_key_t *key = want ? &order[want->key].id : NULL;
     if (want == NULL || !column_blob_is(st, 0, key->b, 32) || !column_int_is(st, 1, want->seq)) {
+      /* Name the entry of whichever row comes first in key order: a stored
+       * row the replay does not make, or a replay row the table lacks. */
       uint64_t seq = (uint64_t)sqlite3_column_int64(st, 1);
-      if (want && want->seq < seq) seq = want->seq;
+      int order = -1;
+      if (want && sqlite3_column_bytes(st, 0) == 32) {
+        order = memcmp(sqlite3_column_blob(st, 0), key->b, 32);
+        if (order == 0) order = seq < want->seq ? -1 : 1;
+      }
+      if (order > 0) seq = want->seq;
       if (key) tr_hex_encode(key->b, 8, k);
       rc = differ(au, seq, "stored account_entries differs from replay near entry %llu (replay's row: account %s…)",
                   (unsigned long long)seq, want ? k : "none");

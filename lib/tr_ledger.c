@@ -787,14 +787,13 @@ static int apply_type(rules_t *r, effects_t *e, uint64_t seq) {
   return rc;
 }
 
-/* account.history: the signer and every account the tx names. */
-static int record_history(rules_t *r, uint64_t seq) {
-  const tr_tx_t *tx = r->tx;
-  static const tr_key_t zero;
-  const tr_key_t *named[] = {&tx->signer, &tx->account, &tx->to, &tx->from};
-  for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-    if (i > 0 && memcmp(named[i]->b, zero.b, 32) == 0) continue;
-    int rc = r->ops->account_entry_add(r->ctx, named[i], seq);
+/* account.history: the signer and every account the tx names (a
+ * distribution's payees were added with their payouts). */
+static int record_history(const tr_state_ops_t *ops, void *ctx, const tr_tx_t *tx, uint64_t seq) {
+  const tr_key_t *named[TR_TX_NAMED_MAX];
+  size_t n = tr_tx_named_accounts(tx, named);
+  for (size_t i = 0; i < n; i++) {
+    int rc = ops->account_entry_add(ctx, named[i], seq);
     if (rc != 0) return rc;
   }
   return 0;
@@ -847,7 +846,7 @@ static int append_and_apply(rules_t *r, const char *bytes, size_t len, const uin
   tr_entry_t entry;
   int rc = r->ops->append(r->ctx, r->time, r->tx->txid, sig, &r->tx->signer, r->tx->id, bytes, len, &entry);
   if (rc == 0) rc = apply_type(r, &e, entry.seq);
-  if (rc == 0) rc = record_history(r, entry.seq);
+  if (rc == 0) rc = record_history(r->ops, r->ctx, r->tx, entry.seq);
   char *effects = rc == 0 ? effects_render(&e, entry.seq) : NULL;
   if (rc == 0 && effects == NULL) rc = TR_ENOMEM;
   if (rc == 0) rc = r->ops->receipt_put(r->ctx, entry.seq, effects);
@@ -938,8 +937,7 @@ int tr_ledger_genesis_apply(tr_ledger_t *l, const tr_tx_t *tx, const char *bytes
   if (rc == 0) rc = ops->append(ctx, time_ms, tx->txid, sig, &tx->signer, tx->id, bytes, len, &e);
   tr_account_t admin = {.id = tx->admin, .roles = TR_ROLE_ADMIN, .jurisdiction = "ZZ", .kyc = true};
   if (rc == 0) rc = ops->account_put(ctx, &admin);
-  if (rc == 0) rc = ops->account_entry_add(ctx, &tx->signer, 1);
-  if (rc == 0) rc = ops->account_entry_add(ctx, &tx->admin, 1);
+  if (rc == 0) rc = record_history(ops, ctx, tx, 1);
   if (rc == 0) rc = ops->receipt_put(ctx, 1, "{\"holdings\":[]}");
   if (rc == 0) {
     snprintf(l->chain, sizeof l->chain, "%s", tx->chain);

@@ -40,6 +40,8 @@
 #define TR_SEQ_QUEUE_MAX         16384         /* verified txs waiting for the sequencer; past it -32002 */
 #define TR_COMMIT_BATCH_MAX      1024          /* txs per group commit: bounds a commit's latency and memory */
 #define TR_CHECKPOINT_INTERVAL_MS 1000         /* contract: at least every second while growing */
+#define TR_HISTORY_PENDING_MAX   65536         /* account.history rows the writer holds before writing (40 B each) */
+#define TR_HISTORY_LAG_MS        1000          /* ...or once the oldest has waited this long */
 
 /* ---- Storage ---- */
 #define TR_SQLITE_BUSY_TIMEOUT_MS 5000         /* readers and a backup may briefly hold locks */

@@ -453,6 +453,9 @@ int tr_query_account_history(tr_store_t *s, const tr_key_t *account, const tr_pa
   tr_account_t a;
   if ((rc = q_begin(s, &size, &o, err)) != 0) return rc;
   rc = tr_store_account_get(s, account, &a);
+  /* The writer adds history rows a while after their entries: the page
+   * reflects the journal up to the entry they are written through. */
+  if (rc == 0) rc = tr_store_history_through(s, &size);
   cJSON *arr = rc == 0 ? cJSON_AddArrayToObject(o, "entries") : NULL;
   if (rc == 0 && arr == NULL) rc = TR_ENOMEM;
   sqlite3_stmt *st = rc == 0 ? tr_store_stmt(s, SQL_ACCOUNT_HISTORY) : NULL;

@@ -48,7 +48,15 @@ struct tr_store {
   /* The newest Merkle node stored at each level: exactly the left siblings
    * the next append asks for (level 0 is the previous entry's hash). */
   struct { uint64_t gen, idx; uint8_t hash[32]; } wmerkle[TR_MERKLE_PATH_MAX + 1];
+  /* account_entries rows made inside write transactions, in seq order, not
+   * yet written (see tr_store_history_defer).  The first hist_written were
+   * written in the open transaction; hist_at_begin were pending before it. */
+  struct hist_row { tr_key_t account; uint64_t seq; } *hist;
+  size_t hist_n, hist_cap, hist_written, hist_at_begin;
+  size_t hist_defer_rows;          /* 0: write at every commit */
 };
+
+static int history_write(tr_store_t *s);
 
 static sqlite3_stmt *stmt_get(tr_store_t *s, const char *sql);
 static void wcache_close(tr_store_t *s);
@@ -194,6 +202,7 @@ void tr_store_close(tr_store_t *s) {
   if (s == NULL) return;
   for (size_t i = 0; i < s->stmts_n; i++) sqlite3_finalize(s->stmts[i].stmt);
   wcache_close(s);
+  free(s->hist);
   if (s->db) sqlite3_close(s->db);
   free(s);
 }
@@ -208,18 +217,38 @@ int tr_store_begin(tr_store_t *s) {
   s->wgen++;
   int rc = exec(s, "BEGIN IMMEDIATE");
   s->in_write = rc == 0;
+  s->hist_at_begin = s->hist_n;
+  s->hist_written = 0;
   return rc;
 }
 
+/* History rows are written here when they are not deferred, or when the
+ * deferred ones reached their bound.  A failed write leaves the
+ * transaction open for the caller's rollback. */
 int tr_store_commit(tr_store_t *s) {
+  if (s->in_write && s->hist_n > s->hist_written &&
+      (s->hist_defer_rows == 0 || s->hist_n - s->hist_written >= s->hist_defer_rows)) {
+    int rc = history_write(s);
+    if (rc != 0) return rc;
+  }
   s->in_write = s->head_known = false;
   s->wgen++;
-  return exec(s, "COMMIT");
+  int rc = exec(s, "COMMIT");
+  if (rc == 0) { /* the written rows are committed now: forget them */
+    memmove(s->hist, s->hist + s->hist_written, (s->hist_n - s->hist_written) * sizeof *s->hist);
+    s->hist_n -= s->hist_written;
+  } else { /* the caller rolls back: the transaction's own rows go with it */
+    s->hist_n = s->hist_at_begin;
+  }
+  s->hist_written = 0;
+  return rc;
 }
 
 int tr_store_rollback(tr_store_t *s) {
   s->in_write = s->head_known = false;
   s->wgen++;
+  s->hist_n = s->hist_at_begin; /* rows of the rolled-back entries; those from before stay pending */
+  s->hist_written = 0;
   return exec(s, "ROLLBACK");
 }
 int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
@@ -710,7 +739,7 @@ int tr_store_holding_get(tr_store_t *s, const char *asset, const tr_key_t *accou
 
 int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h) {
   sqlite3_stmt *st;
-  tr_holding_t before;
+  tr_holding_t before = {0};
   bool known = wcache_holding(s, asset, account, &before); /* then a plain UPDATE or INSERT does */
   if (h->units == 0) {
     st = stmt_get(s, "DELETE FROM holdings WHERE asset = ?1 AND account = ?2");
@@ -737,13 +766,139 @@ int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *accou
   return rc;
 }
 
-int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq) {
+/* ---- account history, written late ---- */
+
+static int history_row_insert(tr_store_t *s, const tr_key_t *account, uint64_t seq) {
   sqlite3_stmt *st = stmt_get(s,
       "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, account->b, 32, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
   return step_done(st);
+}
+
+int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq) {
+  if (!s->in_write) return history_row_insert(s, account, seq);
+  if (s->hist_n == s->hist_cap) {
+    size_t cap = s->hist_cap ? s->hist_cap * 2 : 1024;
+    struct hist_row *h = realloc(s->hist, cap * sizeof *h);
+    if (h == NULL) return TR_ENOMEM;
+    s->hist = h;
+    s->hist_cap = cap;
+  }
+  s->hist[s->hist_n++] = (struct hist_row){*account, seq};
+  return 0;
+}
+
+static int hist_row_cmp(const void *a, const void *b) {
+  const struct hist_row *x = a, *y = b;
+  int c = memcmp(x->account.b, y->account.b, 32);
+  if (c != 0) return c;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int tr_store_history_through(tr_store_t *s, uint64_t *seq) {
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq FROM history_progress WHERE id = 1");
+  int rc = step_row(st);
+  if (rc == TR_ENOT_FOUND) return TR_ECORRUPT; /* the migration made the row; nothing deletes it */
+  if (rc != 0) return rc;
+  *seq = (uint64_t)sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return 0;
+}
+
+/* Writes the pending rows in key order, so each page of account_entries
+ * is written once for all of them, and moves the mark to the head.  The
+ * rows start right after the mark (every entry has its signer's row), which
+ * is checked: a gap would mean rows lost and not rebuilt. */
+static int history_write(tr_store_t *s) {
+  size_t n = s->hist_n - s->hist_written;
+  if (n == 0) return 0;
+  uint64_t through = 0, size = 0;
+  int rc = tr_store_history_through(s, &through);
+  if (rc == 0) rc = tr_store_head(s, &size, NULL, NULL);
+  if (rc != 0) return rc;
+  if (s->hist[s->hist_written].seq != through + 1) return TR_ECORRUPT;
+  struct hist_row *sorted = malloc(n * sizeof *sorted);
+  if (sorted == NULL) return TR_ENOMEM;
+  memcpy(sorted, s->hist + s->hist_written, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, hist_row_cmp);
+  for (size_t i = 0; i < n && rc == 0; i++)
+    if (i == 0 || hist_row_cmp(&sorted[i], &sorted[i - 1]) != 0) rc = history_row_insert(s, &sorted[i].account, sorted[i].seq);
+  free(sorted);
+  sqlite3_stmt *st = rc == 0 ? stmt_get(s, "UPDATE history_progress SET seq = ?1 WHERE id = 1") : NULL;
+  if (rc == 0 && st == NULL) rc = TR_EIO;
+  if (rc == 0) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+    rc = step_done(st);
+  }
+  if (rc == 0) s->hist_written = s->hist_n;
+  return rc;
+}
+
+void tr_store_history_defer(tr_store_t *s, size_t max_rows) { s->hist_defer_rows = max_rows; }
+
+size_t tr_store_history_pending(const tr_store_t *s) { return s->hist_n - s->hist_written; }
+
+int tr_store_history_flush(tr_store_t *s) {
+  if (!s->in_write) return TR_EARG;
+  return history_write(s);
+}
+
+/* The payees of the distribution at seq, for the rebuild. */
+static int history_payees(tr_store_t *s, uint64_t seq) {
+  sqlite3_stmt *st = stmt_get(s, "SELECT account FROM payouts WHERE distribution = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+  int step, rc = 0;
+  tr_key_t k;
+  while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    rc = column_blob(st, 0, k.b, 32);
+    if (rc == 0) rc = tr_store_account_entry_add(s, &k, seq);
+  }
+  if (rc == 0 && step != SQLITE_DONE) rc = TR_EIO;
+  sqlite3_reset(st);
+  return rc;
+}
+
+typedef struct {
+  tr_store_t *s;
+  tr_tx_t *tx;
+  uint64_t next;
+} rebuild_t;
+
+static int history_rebuild_entry(void *ctx, const tr_entry_t *e) {
+  rebuild_t *r = ctx;
+  if (e->seq != r->next) return TR_ECORRUPT;
+  r->next++;
+  int rc = tr_tx_decode(e->tx, e->tx_len, r->tx, NULL);
+  if (rc == TR_EINVALID) return TR_ECORRUPT; /* it was strictly checked when accepted */
+  if (rc != 0) return rc;
+  const tr_key_t *named[TR_TX_NAMED_MAX];
+  size_t n = tr_tx_named_accounts(r->tx, named);
+  for (size_t i = 0; i < n && rc == 0; i++) rc = tr_store_account_entry_add(r->s, named[i], e->seq);
+  if (rc == 0 && r->tx->type == TR_TX_ASSET_DISTRIBUTE) rc = history_payees(r->s, e->seq);
+  return rc;
+}
+
+int tr_store_history_catch_up(tr_store_t *s, uint64_t *rebuilt) {
+  uint64_t through = 0, size = 0;
+  *rebuilt = 0;
+  int rc = tr_store_begin(s);
+  if (rc == 0) rc = tr_store_history_through(s, &through);
+  if (rc == 0) rc = tr_store_head(s, &size, NULL, NULL);
+  if (rc == 0 && through > size) rc = TR_ECORRUPT;
+  if (rc == 0 && through < size) {
+    rebuild_t r = {s, malloc(sizeof *r.tx), through + 1};
+    rc = r.tx == NULL ? TR_ENOMEM : tr_store_entries_scan(s, through + 1, size, history_rebuild_entry, &r);
+    if (rc == 0 && r.next != size + 1) rc = TR_ECORRUPT;
+    free(r.tx);
+    if (rc == 0) rc = history_write(s);
+  }
+  if (rc == 0) rc = tr_store_commit(s);
+  if (rc != 0) tr_store_rollback(s);
+  else *rebuilt = size - through;
+  return rc;
 }
 
 int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json) {

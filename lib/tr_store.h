@@ -150,7 +150,24 @@ void tr_asset_clear(tr_asset_t *a);
 /* Missing holdings read as zero. Writing units 0 deletes the row. */
 int tr_store_holding_get(tr_store_t *s, const char *asset, const tr_key_t *account, tr_holding_t *h);
 int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *account, const tr_holding_t *h);
+/* account.history rows.  Inside a write transaction a row is kept in
+ * memory and written at commit, sorted with the others; with
+ * tr_store_history_defer(s, max) they wait across commits until `max` are
+ * pending or tr_store_history_flush, so a page of account_entries is
+ * written once for many entries.  history_progress.seq says how far rows
+ * are written: every entry up to it has all of its rows.  Pending rows are
+ * lost with the process; tr_store_history_catch_up rebuilds them from the
+ * journal (a writer runs it before its first apply). */
 int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq);
+void tr_store_history_defer(tr_store_t *s, size_t max_rows /* 0: write at every commit */);
+size_t tr_store_history_pending(const tr_store_t *s);
+/* Inside a write transaction: writes every pending row and moves the mark to the head. */
+int tr_store_history_flush(tr_store_t *s);
+/* The mark as this connection sees it (any connection, in or out of a snapshot). */
+int tr_store_history_through(tr_store_t *s, uint64_t *seq);
+/* In its own transaction: rows for the entries after the mark, from their
+ * tx bytes and the stored payouts; *rebuilt = how many entries that was. */
+int tr_store_history_catch_up(tr_store_t *s, uint64_t *rebuilt);
 int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json);
 int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json);
 

@@ -807,6 +807,16 @@ int tr_tx_decode(const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err)
   return 0;
 }
 
+size_t tr_tx_named_accounts(const tr_tx_t *tx, const tr_key_t *out[TR_TX_NAMED_MAX]) {
+  static const tr_key_t zero;
+  const tr_key_t *named[] = {&tx->account, &tx->to, &tx->from, &tx->admin};
+  size_t n = 0;
+  out[n++] = &tx->signer;
+  for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+    if (memcmp(named[i]->b, zero.b, 32) != 0) out[n++] = named[i];
+  return n;
+}
+
 /* ---- signatures ---- */
 
 /* "TRANCHE/TX/1\n" || bytes into msg (TX_DOMAIN_BYTES + len bytes). */

@@ -137,6 +137,13 @@ typedef struct {
  * refusing a genesis in tx.submit is the caller's job. Thread-safe. */
 int tr_tx_decode(const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err);
 
+/* The accounts a tx names, for account.history (§5: entries the account
+ * signed or whose units it moved): the signer first, then every nonzero
+ * account, to, from and (genesis) admin key, in that order; a key may repeat.
+ * Returns how many pointers (into tx) were written to out. */
+#define TR_TX_NAMED_MAX 5
+size_t tr_tx_named_accounts(const tr_tx_t *tx, const tr_key_t *out[TR_TX_NAMED_MAX]);
+
 /* Ed25519 verification of `sig` over "TRANCHE/TX/1\n" || bytes by `signer`.
  * Returns 0 if valid, TR_EBAD_SIGNATURE otherwise. Thread-safe. */
 int tr_tx_verify(const char *bytes, size_t len, const tr_key_t *signer,

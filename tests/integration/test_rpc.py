@@ -459,6 +459,33 @@ def garbage(node):
     T.check(node.alive(), "daemon process alive after garbage")
 
 
+def history_after_submit(node):
+    """History rows are written a while after their entries; a query still sees every tx answered
+    before it, and a tx.submit earlier in the same batch."""
+    admin, k = node.admin, tc.Key()
+    r = node.submit(node.tx("account.open", admin, account=k.pk, roles=["investor"], jurisdiction="US",
+                            kyc=True), admin)
+    T.check(isinstance(r, dict) and "seq" in r, "account.open accepted", r)
+    h = node.call("account.history", {"account": k.pk})
+    T.eq([e["seq"] for e in h["entries"]], [r["seq"]], "account.history right after the receipt lists it")
+    T.check(h["size"] >= r["seq"], "its size (%d) covers the entry (%d)" % (h["size"], r["seq"]))
+    tx = tc.tx_bytes(node.tx("account.update", admin, account=k.pk, kyc=False))
+    c = node.conn
+    c.send_obj([{"jsonrpc": "2.0", "method": "tx.submit", "id": 1, "params": {"tx": tx.decode(),
+                                                                               "sig": tc.sign_tx(tx, admin)}},
+                {"jsonrpc": "2.0", "method": "account.history", "id": 2, "params": {"account": k.pk}}])
+    resp = c.recv(timeout=20)
+    ok = isinstance(resp, list) and len(resp) == 2 and "result" in resp[0] and "result" in resp[1]
+    T.check(ok, "batch [tx.submit, account.history] answered", resp)
+    if ok:
+        seq2 = resp[0]["result"]["seq"]
+        T.eq([e["seq"] for e in resp[1]["result"]["entries"]], [r["seq"], seq2],
+             "account.history after a tx.submit in the same batch lists that tx")
+    st = node.call("node.status")["history"]
+    T.check(st["written_through"] >= r["seq"] and st["pending_rows_max"] == 65536 and st["writes"] >= 1,
+            "node.status history: written through the queried entries, bound and write count", st)
+
+
 def main():
     node = tc.Node()
     try:
@@ -470,6 +497,7 @@ def main():
         T.section("discover", discover, node)
         T.section("pagination", pagination, node)
         T.section("pipelining", pipelining, node)
+        T.section("history after submit", history_after_submit, node)
         T.section("framing limits", framing_limits, node)
         T.section("garbage", garbage, node)
         rc = node.stop()
