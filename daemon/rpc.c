@@ -240,6 +240,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(h, "pending_rows", atomic_load(&s->history_pending));
   add_u64(h, "pending_rows_max", TR_HISTORY_PENDING_MAX);
   add_u64(h, "writes", atomic_load(&s->history_flushes));
+  add_u64(h, "write_ms", atomic_load(&s->history_ns) / 1000000u);
   *out = o;
   return 0;
 }

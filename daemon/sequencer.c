@@ -75,8 +75,11 @@ static bool history_due(const tr_sequencer_t *seq, uint64_t now_ms) {
 /* Inside the open transaction. */
 static int history_flush(tr_sequencer_t *seq) {
   if (tr_store_history_pending(seq->writer) == 0) return 0;
+  uint64_t t0 = tr_clock_ns();
+  int rc = tr_store_history_flush(seq->writer);
   atomic_fetch_add(&seq->stats.history_flushes, 1);
-  return tr_store_history_flush(seq->writer);
+  atomic_fetch_add(&seq->stats.history_ns, tr_clock_ns() - t0);
+  return rc;
 }
 
 /* ---- receipts ---- */

@@ -45,7 +45,7 @@ typedef struct {
   atomic_ullong apply_ns, commit_ns, size, checkpoints, storage_errors;
   atomic_ullong recent_tx_per_s;        /* txs through the sequencer, recent average */
   atomic_ullong history_through;        /* account.history is written up to this seq */
-  atomic_ullong history_pending, history_flushes;
+  atomic_ullong history_pending, history_flushes, history_ns;
 } tr_seq_stats_t;
 
 typedef struct tr_sequencer {
