@@ -154,6 +154,7 @@ typedef struct {
   size_t holdings_n, holdings_cap, holdings_positive;
   index_t holding_ix;
   history_t *history;
+  uint64_t history_through;     /* stored history_progress, once read */
   size_t history_n, history_cap;
 
   /* Merkle: level L >= 1 node idx is levels[L][idx] (produced in idx order). */
@@ -803,6 +804,7 @@ static int compare_history(audit_t *au) {
   uint64_t through = 0;
   int mark = history_mark(au, &through);
   if (mark != 0) return mark;
+  au->history_through = through;
   size_t due = 0; /* rows of entries up to the mark; they were made in seq order */
   while (due < au->history_n && au->history[due].seq <= through) due++;
   au->history_n = due;
@@ -1092,6 +1094,8 @@ int tr_ledger_replay(const char *db_path, tr_replay_progress_fn progress, void *
     snprintf(rep->message, sizeof rep->message, "the audit stopped: %s", tr_strerror(rc));
   rep->entries_ms = t1 - t0;
   rep->compare_ms = monotonic_ms() - t1;
+  rep->size = size;
+  rep->history_through = au->history_through;
   audit_close(au);
   if (src) tr_store_read_end(src);
   free(au);

@@ -88,6 +88,7 @@ typedef struct {
   uint64_t bad_seq;            /* first bad entry, 0 if the problem is not one entry */
   char message[256];
   uint64_t entries_ms, compare_ms; /* time spent re-applying, and comparing the tables */
+  uint64_t size, history_through;  /* journal size; entries whose account.history rows are written */
 } tr_replay_report_t;
 
 typedef void (*tr_replay_progress_fn)(void *ctx, uint64_t done, uint64_t total);
