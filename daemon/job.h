@@ -33,7 +33,6 @@ typedef struct {
   bool notification;
   bool params_not_integers;         /* a number in params is not written 0|[1-9][0-9]* */
   bool history_flush;               /* AWAIT_SEQ: an account.history query waiting for its rows; DEFERRED after */
-  uint64_t history_need;            /* the journal size that query must see history of; 0 until known */
   cJSON *id;                        /* detached copy of the request id; NULL when absent */
   const struct tr_method *method;
   cJSON *params;                    /* kept only while DEFERRED */

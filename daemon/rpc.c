@@ -142,12 +142,11 @@ static int h_account_get(call_t *c, cJSON **out, int *code, char *msg, size_t ms
 }
 /* History rows trail their entries by up to TR_HISTORY_LAG_MS.  When some
  * committed entry may lack its rows, the query goes through the sequencer
- * (which then writes them) and runs after, so it reflects every tx that
- * was answered before it arrived. */
+ * once (the batch that takes it writes them) and runs after, so it reflects
+ * every tx that was answered before it arrived. */
 static bool history_lags(const call_t *c) {
   const tr_seq_stats_t *st = &c->d->seq.stats;
-  if (c->elem->history_need == 0) c->elem->history_need = atomic_load(&st->size);
-  return atomic_load(&st->history_through) < c->elem->history_need;
+  return !c->elem->history_flush && atomic_load(&st->history_through) < atomic_load(&st->size);
 }
 
 static int h_account_history(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {

@@ -236,7 +236,8 @@ static void idle_write(tr_sequencer_t *seq, bool final) {
   if (rc != 0) {
     tr_store_rollback(seq->writer);
     free(note);
-    log_error("seq", "cannot write %s: %s", checkpoint ? "checkpoint" : "account history", tr_store_errmsg(seq->writer));
+    log_error("seq", "cannot write %s: %s", checkpoint ? "checkpoint" : "account history",
+              tr_store_errmsg(seq->writer));
     return;
   }
   checkpoint_published(seq, note, size, now);
@@ -350,7 +351,8 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   /* History rows of the last second before a hard stop were in memory only. */
   if (rc == 0 && (rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
     snprintf(err, errlen, "cannot rebuild account history: %s (%s)", tr_strerror(rc), tr_store_errmsg(seq->writer));
-  if (rc == 0 && rebuilt > 0) log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);
+  if (rc == 0 && rebuilt > 0)
+    log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);
   tr_store_history_defer(seq->writer, TR_HISTORY_PENDING_MAX);
   if (rc == 0) rc = tr_store_head(seq->writer, &size, NULL, NULL);
   atomic_store(&seq->stats.size, size);

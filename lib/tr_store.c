@@ -823,8 +823,9 @@ static int history_write(tr_store_t *s) {
   if (sorted == NULL) return TR_ENOMEM;
   memcpy(sorted, s->hist + s->hist_written, n * sizeof *sorted);
   qsort(sorted, n, sizeof *sorted, hist_row_cmp);
-  for (size_t i = 0; i < n && rc == 0; i++)
-    if (i == 0 || hist_row_cmp(&sorted[i], &sorted[i - 1]) != 0) rc = history_row_insert(s, &sorted[i].account, sorted[i].seq);
+  for (size_t i = 0; i < n && rc == 0; i++) /* a tx may name one account twice: one row */
+    if (i == 0 || hist_row_cmp(&sorted[i], &sorted[i - 1]) != 0)
+      rc = history_row_insert(s, &sorted[i].account, sorted[i].seq);
   free(sorted);
   sqlite3_stmt *st = rc == 0 ? stmt_get(s, "UPDATE history_progress SET seq = ?1 WHERE id = 1") : NULL;
   if (rc == 0 && st == NULL) rc = TR_EIO;

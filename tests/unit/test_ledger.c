@@ -1325,8 +1325,9 @@ static void test_history_deferred(void) {
   tr_store_history_defer(w->s, 1000);
   world_open_accounts(w);
   uint64_t mark = history_mark_of(w), rows = sql_u64(w, "SELECT count(*) FROM account_entries");
-  TR_CHECK(mark == 1 && tr_store_history_pending(w->s) > 0, "deferred: only genesis is written (mark %llu), the rest held (%zu rows)",
-           U(mark), tr_store_history_pending(w->s));
+  TR_CHECK(mark == 1 && tr_store_history_pending(w->s) > 0,
+           "deferred: only genesis is written (mark %llu), the rest held (%zu rows)", U(mark),
+           tr_store_history_pending(w->s));
   history_script(ref), history_script(w);
   TR_CHECK(history_mark_of(w) == 1 && sql_u64(w, "SELECT count(*) FROM account_entries") == rows,
            "commits leave held rows unwritten and the mark where it was");

@@ -688,8 +688,9 @@ int main(void) {
      "account.history said to be written past the journal", 0},
     {"UPDATE history_progress SET seq = 20; DELETE FROM account_entries WHERE seq > 20 OR seq BETWEEN 9 AND 12",
      NULL, "account_entries", "rows missing below a lowered mark", 9},
-    {"UPDATE history_progress SET seq = 20", "SELECT seq FROM account_entries WHERE seq > 20 ORDER BY account, seq LIMIT 1",
-     "account_entries", "rows past the mark", 0},
+    {"UPDATE history_progress SET seq = 20",
+     "SELECT seq FROM account_entries WHERE seq > 20 ORDER BY account, seq LIMIT 1", "account_entries",
+     "rows past the mark", 0},
     {"UPDATE history_progress SET seq = 20; DELETE FROM account_entries WHERE seq > 20;"
      " INSERT INTO account_entries (account, seq) VALUES (zeroblob(32), 30)", NULL,
      "account_entries", "a row past the mark that no entry made", 30},
@@ -705,7 +706,8 @@ int main(void) {
    * mark is behind the head and the rows after it are missing, which the
    * audit accepts (the node rebuilds them when it starts). */
   copy_db(path, dir, "edit.db", copy, sizeof copy);
-  TR_CHECK(sql_exec(copy, "UPDATE history_progress SET seq = 20; DELETE FROM account_entries WHERE seq > 20") == SQLITE_OK,
+  TR_CHECK(sql_exec(copy, "UPDATE history_progress SET seq = 20; DELETE FROM account_entries WHERE seq > 20") ==
+               SQLITE_OK,
            "a copy as a hard stop leaves it: rows after entry 20 not yet written");
   rc = tr_ledger_replay(copy, NULL, NULL, &rep);
   TR_CHECK(rc == 0, "history written only through entry 20 of %llu replays clean (%s)", (unsigned long long)size,
