@@ -234,10 +234,10 @@ int tr_store_commit(tr_store_t *s) {
   s->in_write = s->head_known = false;
   s->wgen++;
   int rc = exec(s, "COMMIT");
-  if (rc == 0) { /* the written rows are committed now: forget them */
+  if (rc == 0 && s->hist_written > 0) { /* the written rows are committed now: forget them */
     memmove(s->hist, s->hist + s->hist_written, (s->hist_n - s->hist_written) * sizeof *s->hist);
     s->hist_n -= s->hist_written;
-  } else { /* the caller rolls back: the transaction's own rows go with it */
+  } else if (rc != 0) { /* the caller rolls back: the transaction's own rows go with it */
     s->hist_n = s->hist_at_begin;
   }
   s->hist_written = 0;

@@ -400,15 +400,15 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
   } else if (c->have) {
     rc = check_root(st, size, &c->cp);
   }
-  if (rc == 0 && rep.history_through < rep.size)
-    printf("note: account history is written through entry %llu; tranched writes the other %llu entries' rows "
-           "from the journal when it starts (the node stopped hard)\n", (unsigned long long)rep.history_through,
-           (unsigned long long)(rep.size - rep.history_through));
   if (rc == 0 && c->have)
     printf("OK: %llu entries, signatures, replay and checkpoint %llu verified\n", (unsigned long long)size,
            (unsigned long long)c->cp.size);
   else if (rc == 0)
     printf("OK: %llu entries, signatures and replay verified (no checkpoint yet)\n", (unsigned long long)size);
+  if (rc == 0 && rep.history_through < rep.size) /* a node stopped hard, or a backup of a running one */
+    printf("note: account history is written through entry %llu; tranched writes the other %llu entries' rows "
+           "from the journal when it starts\n", (unsigned long long)rep.history_through,
+           (unsigned long long)(rep.size - rep.history_through));
   tr_store_close(st);
   return rc;
 }
