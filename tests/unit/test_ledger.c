@@ -1338,6 +1338,7 @@ static void test_history_deferred(void) {
   build_tx(w, &BOB, "transfer", "\"asset\":\"%s\",\"to\":\"%s\",\"units\":1", ASSET_A, DAVE.hex);
   tr_tx_sign(w->bytes, w->len, BOB.sk, w->sig);
   int rc = tx ? tr_tx_decode(w->bytes, w->len, tx, NULL) : TR_ENOMEM;
+  tr_receipt_clear(&w->rcpt);
   if (rc == 0) rc = tr_store_begin(w->s);
   if (rc == 0) rc = tr_ledger_apply(&w->l, tx, w->bytes, w->len, w->sig, w->now, &w->rcpt, &w->ref);
   size_t during = tr_store_history_pending(w->s);
