@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -298,5 +299,46 @@ int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port) {
   long p = strtol(colon + 1, &end, 10);
   if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535) return TR_EINVALID;
   *port = (int)p;
+  return 0;
+}
+
+int tr_node_lock(const char *datadir, int *fd_out, char *err, size_t errlen) {
+  char path[TR_PATH_MAX];
+  *fd_out = -1;
+  if (tr_path_join(path, sizeof path, datadir, TR_LOCK_FILE) != 0) {
+    snprintf(err, errlen, "%s: path too long", datadir);
+    return TR_ELIMIT;
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return TR_EIO;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s is not a regular file", path);
+    close(fd);
+    return TR_EIO;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    if (n > 0) pid[strcspn(pid, "\n")] = 0;
+    if (e == EWOULDBLOCK)
+      snprintf(err, errlen, "%s is in use by pid %s", datadir, n > 0 && pid[0] ? pid : "(unknown)");
+    else
+      snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
+    close(fd);
+    return e == EWOULDBLOCK ? TR_ELIMIT : TR_EIO;
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    close(fd);
+    return TR_EIO;
+  }
+  *fd_out = fd;
   return 0;
 }

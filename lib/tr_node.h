@@ -6,6 +6,7 @@
  * DIR/checkpoint     the latest signed checkpoint, outside the database, so a
  *                    restored old database cannot silently fork the log
  * DIR/control.sock   node control (backup, log level, shutdown), mode 0600
+ * DIR/lock           flock()ed by the one process that may write DIR; holds its pid
  */
 #ifndef TR_NODE_H
 #define TR_NODE_H
@@ -20,6 +21,7 @@
 #define TR_CONFIG_FILE "tranche.conf"
 #define TR_CHECKPOINT_FILE "checkpoint"
 #define TR_CONTROL_SOCKET "control.sock"
+#define TR_LOCK_FILE "lock"
 #define TR_PATH_MAX 4096
 #define TR_DEFAULT_LISTEN "127.0.0.1:7707"
 
@@ -57,6 +59,13 @@ int tr_file_read(const char *path, size_t max, char **out, size_t *len);
 
 /* Splits "HOST:PORT" ("[::1]:7707" too). */
 int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
+
+/* Takes the data directory's exclusive lock (flock on DIR/lock, which then
+ * holds our pid) so that at most one process ever writes DIR.  Must be taken
+ * before the database is opened for writing; it is held until *fd_out is
+ * closed (or the process exits, even by kill -9).  When another process holds
+ * it: TR_ELIMIT and "DIR is in use by pid N". */
+int tr_node_lock(const char *datadir, int *fd_out, char *err, size_t errlen);
 
 /* Milliseconds since the Unix epoch, UTC. */
 uint64_t tr_now_ms(void);
