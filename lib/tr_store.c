@@ -76,8 +76,50 @@ sqlite3 *tr_store_db(tr_store_t *s) {
 }
 const char *tr_store_errmsg(tr_store_t *s) { return sqlite3_errmsg(s->db); }
 
+/* The first SQLite failure since the last tr_store_begin on this thread.
+ * Captured where it happens: by the time the caller logs, a reset or a
+ * rollback has often cleared sqlite3_errmsg to "not an error".  Each
+ * connection lives on one thread, so thread-local is per connection. */
+static _Thread_local struct {
+  int code;
+  char text[256];
+} first_failure;
+
+void tr_store_note_failure(sqlite3 *db, int sqlite_rc) {
+  if (first_failure.code != 0 || sqlite_rc == SQLITE_OK || sqlite_rc == SQLITE_ROW || sqlite_rc == SQLITE_DONE)
+    return;
+  first_failure.code = sqlite_rc;
+  snprintf(first_failure.text, sizeof first_failure.text, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlite_rc));
+}
+
+static void failure_forget(void) { first_failure.code = 0; }
+
+const char *tr_store_error_text(tr_store_t *s, int rc) {
+  static _Thread_local char text[400];
+  int code = first_failure.code ? first_failure.code : (s ? sqlite3_extended_errcode(s->db) : SQLITE_OK);
+  const char *detail = first_failure.code ? first_failure.text : (s ? sqlite3_errmsg(s->db) : "");
+  if (code == SQLITE_OK) return tr_strerror(rc);
+  int primary = code & 0xff;
+  if (primary == SQLITE_FULL)
+    snprintf(text, sizeof text, "disk full (%s)", detail);
+  else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+    snprintf(text, sizeof text, "database is damaged (%s)", detail);
+  else if (primary == SQLITE_IOERR)
+    snprintf(text, sizeof text, "I/O error (%s, code %d)", detail, code);
+  else
+    snprintf(text, sizeof text, "%s (%s)", tr_strerror(rc), detail);
+  return text;
+}
+
+int tr_store_failure_is_fatal(void) {
+  int primary = first_failure.code & 0xff;
+  return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
 static int exec(tr_store_t *s, const char *sql) {
-  return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TR_EIO;
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  tr_store_note_failure(s->db, rc);
+  return rc == SQLITE_OK ? 0 : TR_EIO;
 }
 
 static sqlite3_stmt *stmt_get(tr_store_t *s, const char *sql) {
@@ -213,6 +255,7 @@ int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_fr
 }
 
 int tr_store_begin(tr_store_t *s) {
+  failure_forget();
   s->head_known = false;
   s->wgen++;
   int rc = exec(s, "BEGIN IMMEDIATE");
@@ -254,10 +297,23 @@ int tr_store_rollback(tr_store_t *s) {
 int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
 int tr_store_read_end(tr_store_t *s) { return exec(s, "COMMIT"); }
 
+int tr_store_integrity_check(tr_store_t *s, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  const char *verdict = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+  int ok = verdict != NULL && strcmp(verdict, "ok") == 0;
+  if (!ok)
+    snprintf(err, errlen, "the database failed its integrity check: %s", verdict ? verdict : sqlite3_errmsg(s->db));
+  sqlite3_finalize(st);
+  return ok ? 0 : TR_ECORRUPT;
+}
+
 /* Steps a write statement to completion. */
 static int step_done(sqlite3_stmt *st) {
   if (st == NULL) return TR_EIO;
   int rc = sqlite3_step(st);
+  tr_store_note_failure(sqlite3_db_handle(st), rc);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TR_EIO;
 }
@@ -267,6 +323,7 @@ static int step_row(sqlite3_stmt *st) {
   if (st == NULL) return TR_EIO;
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) return 0;
+  tr_store_note_failure(sqlite3_db_handle(st), rc);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? TR_ENOT_FOUND : TR_EIO;
 }

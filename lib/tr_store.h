@@ -39,6 +39,20 @@ int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, s
 void tr_store_close(tr_store_t *s);
 sqlite3 *tr_store_db(tr_store_t *s);
 const char *tr_store_errmsg(tr_store_t *s);
+/* Why the last write work on this thread failed with tr_err rc, in words an
+ * operator can act on: the first SQLite error since tr_store_begin ("disk
+ * full (database or disk is full)", "database is damaged (…)"), never
+ * SQLite's "not an error".  Valid until the next call on this thread. */
+const char *tr_store_error_text(tr_store_t *s, int rc);
+/* True when that failure means the file is damaged: writing on would only
+ * make it worse. */
+int tr_store_failure_is_fatal(void);
+/* Remembers a failed SQLite call for tr_store_error_text (used by the
+ * modules that step statements themselves). */
+void tr_store_note_failure(sqlite3 *db, int sqlite_rc);
+/* PRAGMA quick_check at start: a damaged file is refused, with SQLite's
+ * words, before anything is written to it. */
+int tr_store_integrity_check(tr_store_t *s, char *err, size_t errlen);
 
 /* Copies committed WAL frames into the database file without blocking the
  * writer or readers (SQLITE_CHECKPOINT_PASSIVE).  Run beside the writer, it

@@ -13,6 +13,7 @@
 
 static int step_done(sqlite3_stmt *st) {
   int rc = sqlite3_step(st);
+  tr_store_note_failure(sqlite3_db_handle(st), rc);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TR_EIO;
 }
