@@ -26,6 +26,8 @@ typedef struct {
   atomic_ullong connections_accepted, connections_refused, connections_open;
   atomic_ullong lines, requests, overloaded, line_too_long, parse_errors;
   atomic_ullong inflight_bytes;
+  atomic_size_t out_unwritten;         /* response bytes made and not yet written, all connections */
+  atomic_ullong output_parked;         /* jobs that waited for their client to read */
 } tr_server_stats_t;
 
 typedef struct tr_daemon {

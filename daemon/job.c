@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tr_err.h"
+#include "tr_limits.h"
 
 tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket) {
   tr_job_t *job = calloc(1, sizeof *job);
@@ -46,6 +47,40 @@ bool tr_job_has_deferred(const tr_job_t *job) {
   return false;
 }
 
+bool tr_job_output_parked(const tr_job_t *job) {
+  if (job->out == NULL || atomic_load(&job->out->oldest) == job->ticket) return false;
+  size_t all = atomic_load(&job->out->unwritten);
+  return all > job->out_counted && all - job->out_counted >= TR_RPC_OUT_BYTES_MAX;
+}
+
+static void count_bytes(tr_job_t *job, size_t n) {
+  job->out_counted += n;
+  if (job->out == NULL) return;
+  atomic_fetch_add(&job->out->unwritten, n);
+  atomic_fetch_add(job->out->total, n);
+}
+
+void tr_job_count_output(tr_job_t *job, tr_elem_t *e) {
+  if (e->response == NULL) return;
+  size_t n = strlen(e->response);
+  if (job->out_counted + n > TR_RPC_RESPONSE_BYTES_MAX) {
+    free(e->response);
+    e->response = tr_rpc_error_text(e->id, TR_RPC_INVALID_REQUEST,
+                                    "invalid request: the responses to this line passed the 16 MiB limit; "
+                                    "ask for fewer or smaller pages per request", NULL);
+    n = e->response ? strlen(e->response) : 0;
+  }
+  count_bytes(job, n);
+}
+
+void tr_job_uncount_output(tr_job_t *job) {
+  if (job->out && job->out_counted > 0) {
+    atomic_fetch_sub(&job->out->unwritten, job->out_counted);
+    atomic_fetch_sub(job->out->total, job->out_counted);
+  }
+  job->out_counted = 0;
+}
+
 /* Batch: "[r1,r2,…]\n" of the non-notification answers, nothing if none.
  * Single: "r\n" or nothing for a notification. */
 int tr_job_render(tr_job_t *job) {
@@ -73,6 +108,20 @@ int tr_job_render(tr_job_t *job) {
   out[o++] = '\n';
   job->response = out;
   job->response_len = o;
+  /* The line holds every answer now: the copies go, and the connection is
+   * charged for the line (receipts were made by the sequencer, uncounted). */
+  for (size_t i = 0; i < job->n_elems; i++) {
+    free(job->elems[i].response);
+    job->elems[i].response = NULL;
+  }
+  if (o >= job->out_counted) count_bytes(job, o - job->out_counted);
+  else {
+    if (job->out) {
+      atomic_fetch_sub(&job->out->unwritten, job->out_counted - o);
+      atomic_fetch_sub(job->out->total, job->out_counted - o);
+    }
+    job->out_counted = o;
+  }
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #define TR_JOB_H
 
 #include <cJSON.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,18 @@ typedef struct {
   char *response;                   /* one JSON-RPC response object, or NULL */
 } tr_elem_t;
 
+/* A connection's response bytes, shared with the workers that make them so
+ * that a client which pipelines big queries and never reads cannot make the
+ * daemon hold more than about TR_RPC_OUT_BYTES_MAX for it: past that, query
+ * elements wait (DEFERRED, the job parked on its connection) until the
+ * client reads.  The connection's oldest unanswered job never waits: its
+ * answer is the next to be written, so waiting for it to drain would never end. */
+typedef struct tr_out_budget {
+  atomic_size_t unwritten;          /* bytes made for the connection, not yet written */
+  atomic_ullong oldest;             /* ticket of its oldest unanswered job */
+  atomic_size_t *total;             /* the same summed over every connection */
+} tr_out_budget_t;
+
 typedef struct tr_job {
   struct tr_job *next;              /* intake queue / connection order link */
   struct tr_job *conn_next;
@@ -60,6 +73,8 @@ typedef struct tr_job {
   char *response;                   /* whole response line incl. "\n", or NULL */
   size_t response_len;
   uint64_t started_ns;
+  tr_out_budget_t *out;             /* its connection's; NULL for jobs answered at once */
+  size_t out_counted;               /* bytes this job added to out->unwritten */
 } tr_job_t;
 
 tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket);
@@ -67,6 +82,15 @@ void tr_job_free(tr_job_t *job);
 /* Renders job->response from its elements; call when nothing is pending. */
 int tr_job_render(tr_job_t *job);
 bool tr_job_has_deferred(const tr_job_t *job);
+/* Worker or loop: true when the next query element of this job must wait
+ * for its connection to read what was already made for it. */
+bool tr_job_output_parked(const tr_job_t *job);
+/* Counts an element's fresh response against the connection; past
+ * TR_RPC_RESPONSE_BYTES_MAX for the whole line the response is replaced by
+ * a -32600 error (a batch cannot promise an answer of unbounded size). */
+void tr_job_count_output(tr_job_t *job, tr_elem_t *e);
+/* Gives the job's bytes back to its connection once written or dropped. */
+void tr_job_uncount_output(tr_job_t *job);
 
 /* JSON-RPC response objects as text. */
 char *tr_rpc_result_text(const cJSON *id, cJSON *result /* consumed */);

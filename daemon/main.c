@@ -165,14 +165,21 @@ void tr_daemon_finish_shutdown(tr_daemon_t *d) {
   tr_control_close(d);
   tr_pool_stop(&d->pool);
   tr_walcheck_stop(&d->walcheck);
-  tr_sequencer_stop(&d->seq); /* commits the queue (empty now) and a last checkpoint */
+  /* Commits the queue (empty now), a last checkpoint and the history rows. */
+  bool final_written = tr_sequencer_stop(&d->seq) == 0;
   uv_timer_stop(&d->shutdown_timer);
   uv_close((uv_handle_t *)&d->shutdown_timer, closed_cb);
   uv_close((uv_handle_t *)&d->sigint, closed_cb);
   uv_close((uv_handle_t *)&d->sigterm, closed_cb);
   uv_close((uv_handle_t *)&d->sighup, closed_cb);
   tr_mailbox_close(&d->mailbox, closed_cb);
-  log_info("main", "stopped cleanly");
+  if (final_written && !atomic_load(&d->seq.stats.halted)) {
+    log_info("main", "stopped cleanly");
+  } else {
+    log_error("main", "stopped; the last checkpoint or history rows could not be written (every acknowledged tx "
+              "is durable: they are rebuilt at the next start)");
+    exit_status = 1;
+  }
 }
 
 static int start_signals(tr_daemon_t *d) {
@@ -229,10 +236,34 @@ int main(int argc, char **argv) {
   d->reorder = calloc(TR_REORDER_SLOTS, sizeof *d->reorder);
   if (d->reorder == NULL || load_config(d, &args) != 0 || load_node_key(d, node_sk) != 0) return 1;
 
+  /* One writer per data directory, decided before the database is opened
+   * for writing: a second tranched (or a --check) must not touch the files
+   * of a live one.  The lock goes with the process, kill -9 included. */
+  int lock_fd = -1;
+  rc = tr_node_lock(d->datadir, &lock_fd, err, sizeof err);
+  if (args.check) {
+    /* Read-only checks: safe beside a live node, and it writes nothing. */
+    uint64_t size = 0;
+    char busy[600] = "";
+    if (rc != 0) snprintf(busy, sizeof busy, " (%s)", err);
+    rc = tr_sequencer_check(&d->seq, d->datadir, node_sk, &size, err, sizeof err);
+    sodium_memzero(node_sk, sizeof node_sk);
+    if (rc != 0) {
+      log_error("main", "%s", err[0] ? err : tr_strerror(rc));
+      return 1;
+    }
+    printf("configuration OK: journal size %llu%s\n", (unsigned long long)size, busy);
+    return 0;
+  }
+  if (rc != 0) {
+    log_error("main", "%s", err);
+    return 1;
+  }
   rc = tr_mailbox_init(d->loop, &d->mailbox, tr_server_on_message);
   d->mailbox.data = d;
   d->mailbox.drained = tr_server_on_drained;
-  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, err, sizeof err);
+  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, d->config.clock_skew_max_s, err,
+                                     sizeof err);
   sodium_memzero(node_sk, sizeof node_sk);
   if (rc != 0) {
     log_error("main", "%s", err[0] ? err : tr_strerror(rc));
@@ -240,11 +271,6 @@ int main(int argc, char **argv) {
   }
   memcpy(d->chain, d->seq.ledger.chain, sizeof d->chain);
   tr_note_vkey_format(d->chain, d->seq.ledger.node_key.b, d->vkey, sizeof d->vkey);
-  if (args.check) {
-    tr_sequencer_stop(&d->seq);
-    printf("configuration OK\n");
-    return 0;
-  }
   char db[TR_PATH_MAX];
   tr_path_join(db, sizeof db, d->datadir, TR_DB_FILE);
   rc = tr_pool_start(&d->pool, d->workers, db, tr_rpc_work, &d->mailbox, d, err, sizeof err);

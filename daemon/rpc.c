@@ -240,6 +240,15 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(h, "pending_rows_max", TR_HISTORY_PENDING_MAX);
   add_u64(h, "writes", atomic_load(&s->history_flushes));
   add_u64(h, "write_ms", atomic_load(&s->history_ns) / 1000000u);
+  cJSON *cl = cJSON_AddObjectToObject(o, "clock");
+  add_u64(cl, "skew_max_ms", d->seq.clock_skew_max_ms);
+  cJSON_AddNumberToObject(cl, "ahead_ms", (double)atomic_load(&s->clock_ahead_ms)); /* |value| < 2^53 */
+  add_u64(cl, "refused_readings", atomic_load(&s->clock_refused));
+  cJSON *wr = cJSON_AddObjectToObject(o, "writes");
+  bool halted = atomic_load(&s->halted);
+  cJSON_AddBoolToObject(wr, "halted", halted);
+  if (halted) cJSON_AddStringToObject(wr, "reason", d->seq.halt_reason);
+  else cJSON_AddNullToObject(wr, "reason");
   *out = o;
   return 0;
 }
@@ -583,7 +592,8 @@ static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *p
 
 /* Phase 0: one element of the request. `after_submit`: a tx.submit earlier in
  * this batch is waiting, so a query must wait for it (batches run in order). */
-static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, bool after_submit) {
+static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, bool after_submit,
+                            bool may_park) {
   const cJSON *method = NULL, *params = NULL;
   if (!elem_envelope(e, req, &method, &params)) return;
   e->method = method_find(method->valuestring);
@@ -593,12 +603,19 @@ static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const c
     elem_answer_error(e, TR_RPC_METHOD_NOT_FOUND, msg);
     return;
   }
-  if (after_submit && !(e->method->flags & M_SUBMIT)) {
+  /* A query waits for a tx before it in the batch, and for the client to
+   * read what was made for it already (tr_job_output_parked). */
+  if (!(e->method->flags & M_SUBMIT) && (after_submit || (may_park && tr_job_output_parked(job)))) {
     e->params = params ? cJSON_Duplicate(params, 1) : NULL;
+    if (params != NULL && e->params == NULL) {
+      elem_answer_error(e, TR_RPC_INTERNAL_ERROR, "out of memory");
+      return;
+    }
     e->state = TR_ELEM_DEFERRED;
     return;
   }
   elem_run(w, job, e, params);
+  tr_job_count_output(job, e);
 }
 
 /* Every number in params is an integer (§1: `1.0`, `1e3`, `-0` are invalid),
@@ -647,12 +664,19 @@ static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
   bool waiting = false;
   const cJSON *req = job->batch ? root->child : root;
   size_t pos = 0, start = 0;
+  /* Queries may wait for the client to read only in a line without txs: a
+   * query before a tx.submit must see the state before it. */
+  bool may_park = true;
+  for (const cJSON *r = req; r != NULL && may_park; r = job->batch ? r->next : NULL) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "method");
+    if (cJSON_IsString(m) && strcmp(m->valuestring, "tx.submit") == 0) may_park = false;
+  }
   for (size_t i = 0; i < n; i++, req = req->next) {
     if (!all_integral) {
       size_t len = tr_json_span_next(job->line, job->len, &pos, &start);
       job->elems[i].params_not_integers = !params_are_integral(job->line + start, len);
     }
-    elem_first_pass(w, job, &job->elems[i], req, waiting);
+    elem_first_pass(w, job, &job->elems[i], req, waiting, may_park);
     if (job->elems[i].state == TR_ELEM_AWAIT_SEQ) waiting = true;
   }
   cJSON_Delete(root);
@@ -662,11 +686,13 @@ static void job_run_deferred(tr_worker_t *w, tr_job_t *job) {
   for (size_t i = 0; i < job->n_elems; i++) {
     tr_elem_t *e = &job->elems[i];
     if (e->state != TR_ELEM_DEFERRED) continue;
+    if (tr_job_output_parked(job)) return; /* the rest waits, in order, for the client to read */
     e->state = TR_ELEM_ANSWERED;
     cJSON *params = e->params; /* the handler may keep a copy for another round */
     e->params = NULL;
     elem_run(w, job, e, params);
     cJSON_Delete(params);
+    tr_job_count_output(job, e);
   }
 }
 

@@ -19,18 +19,25 @@
 
 /* ---- checkpoints ---- */
 
+static bool checkpoint_due(const tr_sequencer_t *seq, uint64_t size, uint64_t mono_ms) {
+  return size > seq->cp_size && (seq->cp_mono_ms == 0 || mono_ms >= seq->cp_mono_ms + TR_CHECKPOINT_INTERVAL_MS);
+}
+
 /* Adds a checkpoint row for the current head inside the open transaction
- * when one is due.  *note_out gets the note for the file once committed. */
-static int checkpoint_if_due(tr_sequencer_t *seq, uint64_t now_ms, char **note_out, uint64_t *size_out) {
+ * when one is due (intervals on the monotonic clock: a wall clock stepped
+ * back must not stop checkpoints).  *note_out gets the note for the file
+ * once committed; time_ms is the time stored with it. */
+static int checkpoint_if_due(tr_sequencer_t *seq, uint64_t mono_ms, uint64_t time_ms, char **note_out,
+                             uint64_t *size_out) {
   uint64_t size = 0;
   int rc = tr_store_head(seq->writer, &size, NULL, NULL);
-  if (rc != 0 || size <= seq->cp_size || now_ms < seq->cp_time_ms + TR_CHECKPOINT_INTERVAL_MS) return rc;
+  if (rc != 0 || !checkpoint_due(seq, size, mono_ms)) return rc;
   uint8_t root[32];
   char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
   size_t note_len = 0;
   rc = tr_store_merkle_root(seq->writer, size, root);
   if (rc == 0) rc = tr_checkpoint_sign(seq->ledger.chain, size, root, seq->node_sk, note, sizeof note, &note_len);
-  if (rc == 0) rc = tr_store_checkpoint_put(seq->writer, size, root, now_ms, note);
+  if (rc == 0) rc = tr_store_checkpoint_put(seq->writer, size, root, time_ms, note);
   if (rc == 0) {
     *note_out = strdup(note);
     *size_out = size;
@@ -41,13 +48,13 @@ static int checkpoint_if_due(tr_sequencer_t *seq, uint64_t now_ms, char **note_o
 
 /* After the commit: the file outside the database that a restored old
  * database cannot match. */
-static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size, uint64_t now_ms) {
+static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size, uint64_t mono_ms) {
   if (note == NULL) return;
   if (tr_file_replace(seq->checkpoint_path, note, strlen(note)) != 0)
     log_error("seq", "cannot write %s; the database copy of checkpoint %llu is durable", seq->checkpoint_path,
               (unsigned long long)size);
   seq->cp_size = size;
-  seq->cp_time_ms = now_ms;
+  seq->cp_mono_ms = mono_ms;
   atomic_fetch_add(&seq->stats.checkpoints, 1);
   free(note);
 }
@@ -56,20 +63,20 @@ static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size,
 
 /* After a commit: what readers may now rely on, for node.status and for the
  * loop's choice whether an account.history query must wait. */
-static void history_published(tr_sequencer_t *seq, uint64_t now_ms) {
+static void history_published(tr_sequencer_t *seq, uint64_t mono_ms) {
   size_t pending = tr_store_history_pending(seq->writer);
   uint64_t size = 0;
   if (pending == 0) {
     if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.history_through, size);
     seq->history_since_ms = 0;
   } else if (seq->history_since_ms == 0) {
-    seq->history_since_ms = now_ms;
+    seq->history_since_ms = mono_ms;
   }
   atomic_store(&seq->stats.history_pending, pending);
 }
 
-static bool history_due(const tr_sequencer_t *seq, uint64_t now_ms) {
-  return seq->history_since_ms != 0 && now_ms >= seq->history_since_ms + TR_HISTORY_LAG_MS;
+static bool history_due(const tr_sequencer_t *seq, uint64_t mono_ms) {
+  return seq->history_since_ms != 0 && mono_ms >= seq->history_since_ms + TR_HISTORY_LAG_MS;
 }
 
 /* Inside the open transaction. */
@@ -169,38 +176,105 @@ static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms
   return 0;
 }
 
-static void batch_fail(tr_seq_batch_t *b) {
+/* Every element of a batch that was rolled back gets an error, an
+ * account.history query too: run on what is written it would be a silently
+ * short page. */
+static void batch_fail(tr_seq_batch_t *b, const char *why) {
+  char msg[512];
   for (size_t i = 0; i < b->n; i++) {
     tr_elem_t *e = b->items[i].elem;
-    if (e->history_flush) continue; /* the query still runs, on what is written */
+    snprintf(msg, sizeof msg, "storage error: %s: %s", e->history_flush ? "account history is not written" :
+             "the tx was not recorded", why);
     free(e->response);
-    e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, "storage error: the tx was not recorded", NULL);
+    e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, msg, NULL);
   }
 }
 
+/* Milliseconds on the monotonic clock, for intervals and for bounding the
+ * wall clock. */
+static uint64_t mono_ms(void) { return tr_clock_ns() / 1000000u; }
+
+/* The wall clock reading a batch may use: one more than the configured skew
+ * ahead of the last accepted reading plus the monotonic time elapsed since
+ * is refused (a clock stepped a year ahead for one batch would otherwise fix
+ * every later entry time a year ahead, §4 keeps times from decreasing).  A
+ * refused reading is replaced by that elapsed-time estimate. */
+static uint64_t clock_reading(tr_sequencer_t *seq, uint64_t now_mono) {
+  uint64_t wall = tr_now_ms();
+  uint64_t estimate = seq->clock_ref_wall_ms + (now_mono - seq->clock_ref_mono_ms);
+  int64_t ahead = (int64_t)(wall - estimate);
+  atomic_store(&seq->stats.clock_ahead_ms, ahead);
+  if (ahead > (int64_t)seq->clock_skew_max_ms) {
+    atomic_fetch_add(&seq->stats.clock_refused, 1);
+    if (seq->clock_warned_mono_ms == 0 || now_mono >= seq->clock_warned_mono_ms + 10000) {
+      log_error("seq", "the system clock is %lld ms ahead of the time elapsed since the last good reading "
+                "(clock_skew_max %llu ms): not using it; entry times follow the monotonic clock until it is "
+                "corrected", (long long)ahead, (unsigned long long)seq->clock_skew_max_ms);
+      seq->clock_warned_mono_ms = now_mono;
+    }
+    wall = estimate;
+  } else {
+    seq->clock_warned_mono_ms = 0;
+  }
+  /* A clock stepped back is not followed (entry times never decrease
+   * anyway), so that its later correction is not taken for a jump ahead. */
+  seq->clock_ref_wall_ms = wall > estimate ? wall : estimate;
+  seq->clock_ref_mono_ms = now_mono;
+  return wall;
+}
+
+/* After a failed write: the words for the log and the callers, and whether
+ * the node must stop writing (a damaged database only gets worse). */
+static const char *write_failed(tr_sequencer_t *seq, int rc, const char *what) {
+  static _Thread_local char why[512];
+  snprintf(why, sizeof why, "%s", tr_store_error_text(seq->writer, rc));
+  bool fatal = tr_store_failure_is_fatal();
+  tr_store_rollback(seq->writer);
+  atomic_fetch_add(&seq->stats.storage_errors, 1);
+  if (fatal && !atomic_load(&seq->stats.halted)) {
+    snprintf(seq->halt_reason, sizeof seq->halt_reason, "%s", why);
+    atomic_store(&seq->stats.halted, true);
+    log_error("seq", "%s failed: %s; the node takes no more writes (reads go on): stop it, then check the "
+              "database with tranchectl verify and restore a backup", what, why);
+  } else {
+    log_error("seq", "%s failed: %s", what, why);
+  }
+  return why;
+}
+
+/* A halted node answers writes without touching the database. */
+static void batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+  char why[600];
+  snprintf(why, sizeof why, "the node stopped taking writes after %s", seq->halt_reason);
+  batch_fail(b, why);
+}
+
 static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
-  uint64_t clock_ms = tr_now_ms(), t0 = tr_clock_ns();
+  if (atomic_load(&seq->stats.halted)) {
+    batch_refuse_halted(seq, b);
+    return;
+  }
+  uint64_t t0 = tr_clock_ns(), now_mono = t0 / 1000000u, clock_ms = clock_reading(seq, now_mono);
   char *note = NULL;
   uint64_t cp_size = 0;
   bool history_asked = false;
   int rc = tr_store_begin(seq->writer);
   if (rc == 0) rc = batch_apply(seq, b, clock_ms, &history_asked);
-  if (rc == 0) rc = checkpoint_if_due(seq, clock_ms, &note, &cp_size);
-  if (rc == 0 && (history_asked || history_due(seq, clock_ms))) rc = history_flush(seq);
+  if (rc == 0) rc = checkpoint_if_due(seq, now_mono, clock_ms, &note, &cp_size);
+  if (rc == 0 && (history_asked || history_due(seq, now_mono))) rc = history_flush(seq);
   uint64_t t1 = tr_clock_ns();
   if (rc == 0) rc = tr_store_commit(seq->writer); /* fsync: after this, receipts may go out */
   if (rc != 0) {
-    log_error("seq", "group commit of %zu txs failed: %s", b->n, tr_store_errmsg(seq->writer));
-    tr_store_rollback(seq->writer);
-    atomic_fetch_add(&seq->stats.storage_errors, 1);
-    batch_fail(b);
+    char what[64];
+    snprintf(what, sizeof what, "group commit of %zu txs", b->n);
+    batch_fail(b, write_failed(seq, rc, what));
     free(note);
     note = NULL;
   }
   atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
   atomic_fetch_add(&seq->stats.commit_ns, tr_clock_ns() - t1);
-  checkpoint_published(seq, note, cp_size, clock_ms);
-  history_published(seq, clock_ms);
+  checkpoint_published(seq, note, cp_size, now_mono);
+  history_published(seq, now_mono);
   uint64_t size = 0;
   if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.size, size);
 }
@@ -222,32 +296,33 @@ static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
 
 /* With nothing to apply: a checkpoint when one is due, and history rows
  * that have waited long enough (all of them when `final`). */
-static void idle_write(tr_sequencer_t *seq, bool final) {
-  uint64_t now = tr_now_ms(), size = 0;
+static int idle_write(tr_sequencer_t *seq, bool final) {
+  uint64_t now = mono_ms(), size = 0;
   char *note = NULL;
-  if (tr_store_head(seq->writer, &size, NULL, NULL) != 0) return;
-  bool checkpoint = size > seq->cp_size && now >= seq->cp_time_ms + TR_CHECKPOINT_INTERVAL_MS;
+  if (atomic_load(&seq->stats.halted)) return TR_EIO;
+  if (tr_store_head(seq->writer, &size, NULL, NULL) != 0) return TR_EIO;
+  bool checkpoint = final ? size > seq->cp_size : checkpoint_due(seq, size, now);
   bool history = tr_store_history_pending(seq->writer) > 0 && (final || history_due(seq, now));
-  if (!checkpoint && !history) return;
+  if (!checkpoint && !history) return 0;
+  if (final) seq->cp_mono_ms = 0; /* due now: the last checkpoint covers everything committed */
   int rc = tr_store_begin(seq->writer);
-  if (rc == 0 && checkpoint) rc = checkpoint_if_due(seq, now, &note, &size);
+  if (rc == 0 && checkpoint) rc = checkpoint_if_due(seq, now, clock_reading(seq, now), &note, &size);
   if (rc == 0 && history) rc = history_flush(seq);
   if (rc == 0) rc = tr_store_commit(seq->writer);
   if (rc != 0) {
-    tr_store_rollback(seq->writer);
     free(note);
-    log_error("seq", "cannot write %s: %s", checkpoint ? "checkpoint" : "account history",
-              tr_store_errmsg(seq->writer));
-    return;
+    write_failed(seq, rc, checkpoint ? "writing a checkpoint" : "writing account history");
+    return rc;
   }
   checkpoint_published(seq, note, size, now);
   history_published(seq, now);
+  return 0;
 }
 
 /* Committed txs per second over roughly the last few seconds (an
  * exponentially weighted average of per-batch rates), for node.status. */
 static void rate_update(tr_sequencer_t *seq, size_t n) {
-  uint64_t now = tr_now_ms();
+  uint64_t now = mono_ms();
   if (seq->rate_at_ms == 0) seq->rate_at_ms = now;
   seq->rate_txs += n;
   uint64_t dt = now - seq->rate_at_ms;
@@ -283,8 +358,9 @@ static void sequencer_main(void *arg) {
     }
     if (stop) break;
   }
-  seq->cp_time_ms = 0; /* a final checkpoint of everything committed, and every history row */
-  idle_write(seq, true);
+  /* A final checkpoint of everything committed, and every history row; main
+   * reports a failure (exit status, no "stopped cleanly"). */
+  seq->final_write_rc = idle_write(seq, true);
 }
 
 /* ---- start and stop ---- */
@@ -328,33 +404,71 @@ static int check_against_checkpoint_file(tr_sequencer_t *seq, char *err, size_t 
   return rc;
 }
 
-int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], tr_mailbox_t *done,
-                       char *err, size_t errlen) {
+/* Opens the journal (read-only when `readonly`), checks that it is sound,
+ * that it belongs to this node key and that it extends the checkpoint file.
+ * On failure seq->writer is closed again and err says why. */
+static int journal_open(tr_sequencer_t *seq, const char *datadir, int readonly, char *err, size_t errlen) {
   char db[TR_PATH_MAX];
+  int rc = tr_path_join(db, sizeof db, datadir, TR_DB_FILE);
+  if (rc == 0) rc = tr_path_join(seq->checkpoint_path, sizeof seq->checkpoint_path, datadir, TR_CHECKPOINT_FILE);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s: path too long", datadir);
+    return rc;
+  }
+  rc = tr_store_open(db, readonly ? TR_STORE_READONLY : 0, &seq->writer, err, errlen);
+  if (rc == 0) rc = tr_store_integrity_check(seq->writer, err, errlen);
+  if (rc == 0 && (rc = tr_ledger_load(&seq->ledger, seq->writer)) != 0)
+    snprintf(err, errlen, "%s has no genesis: run tranchectl init", db);
+  if (rc == 0 && memcmp(seq->ledger.node_key.b, seq->node_sk + 32, 32) != 0) {
+    snprintf(err, errlen, "node.key does not match the node key of the genesis entry");
+    rc = TR_ECORRUPT;
+  }
+  if (rc == 0) rc = check_against_checkpoint_file(seq, err, errlen);
+  if (rc != 0) {
+    tr_store_close(seq->writer);
+    seq->writer = NULL;
+  }
+  return rc;
+}
+
+static int sequencer_init(tr_sequencer_t *seq, const uint8_t node_sk[64], tr_mailbox_t *done) {
   memset(seq, 0, sizeof *seq);
   seq->done = done;
   memcpy(seq->node_sk, node_sk, 64);
   seq->cap = TR_SEQ_QUEUE_MAX;
   seq->ring = calloc(seq->cap, sizeof *seq->ring);
   if (seq->ring == NULL || uv_mutex_init(&seq->mu) != 0 || uv_cond_init(&seq->cond) != 0) return TR_ENOMEM;
-  int rc = tr_path_join(db, sizeof db, datadir, TR_DB_FILE);
-  if (rc == 0) rc = tr_path_join(seq->checkpoint_path, sizeof seq->checkpoint_path, datadir, TR_CHECKPOINT_FILE);
-  if (rc == 0) rc = tr_store_open(db, 0, &seq->writer, err, errlen);
-  if (rc == 0 && (rc = tr_ledger_load(&seq->ledger, seq->writer)) != 0)
-    snprintf(err, errlen, "%s has no genesis: run tranchectl init", db);
-  if (rc == 0 && memcmp(seq->ledger.node_key.b, node_sk + 32, 32) != 0) {
-    snprintf(err, errlen, "node.key does not match the node key of the genesis entry");
-    rc = TR_ECORRUPT;
-  }
-  if (rc == 0) rc = check_against_checkpoint_file(seq, err, errlen);
+  return 0;
+}
+
+int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], uint64_t *size,
+                       char *err, size_t errlen) {
+  int rc = sequencer_init(seq, node_sk, NULL);
+  if (rc == 0) rc = journal_open(seq, datadir, 1, err, errlen);
+  if (rc == 0) rc = tr_store_head(seq->writer, size, NULL, NULL);
+  tr_sequencer_stop(seq);
+  return rc;
+}
+
+int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], tr_mailbox_t *done,
+                       unsigned clock_skew_max_s, char *err, size_t errlen) {
+  int rc = sequencer_init(seq, node_sk, done);
+  seq->clock_skew_max_ms = (uint64_t)clock_skew_max_s * 1000u;
+  seq->clock_ref_wall_ms = tr_now_ms(); /* trusted once, at start */
+  seq->clock_ref_mono_ms = mono_ms();
+  if (rc == 0) rc = journal_open(seq, datadir, 0, err, errlen);
+  if (rc != 0) return rc;
   uint64_t size = 0, rebuilt = 0;
   /* History rows of the last second before a hard stop were in memory only. */
-  if (rc == 0 && (rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
-    snprintf(err, errlen, "cannot rebuild account history: %s (%s)", tr_strerror(rc), tr_store_errmsg(seq->writer));
+  if ((rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
+    snprintf(err, errlen, "cannot rebuild account history: %s", tr_store_error_text(seq->writer, rc));
+  if (rc != 0) tr_store_rollback(seq->writer);
   if (rc == 0 && rebuilt > 0)
     log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);
-  tr_store_history_defer(seq->writer, TR_HISTORY_PENDING_MAX);
-  if (rc == 0) rc = tr_store_head(seq->writer, &size, NULL, NULL);
+  if (rc == 0) {
+    tr_store_history_defer(seq->writer, TR_HISTORY_PENDING_MAX);
+    rc = tr_store_head(seq->writer, &size, NULL, NULL);
+  }
   atomic_store(&seq->stats.size, size);
   atomic_store(&seq->stats.history_through, size);
   if (rc == 0 && uv_thread_create(&seq->thread, sequencer_main, seq) != 0) rc = TR_EIO;
@@ -387,7 +501,8 @@ size_t tr_sequencer_depth(tr_sequencer_t *seq) {
   return n;
 }
 
-void tr_sequencer_stop(tr_sequencer_t *seq) {
+int tr_sequencer_stop(tr_sequencer_t *seq) {
+  int rc = 0;
   if (seq->started) {
     uv_mutex_lock(&seq->mu);
     seq->stopping = true;
@@ -395,10 +510,12 @@ void tr_sequencer_stop(tr_sequencer_t *seq) {
     uv_mutex_unlock(&seq->mu);
     uv_thread_join(&seq->thread);
     seq->started = false;
+    rc = seq->final_write_rc;
   }
   tr_store_close(seq->writer);
   seq->writer = NULL;
   sodium_memzero(seq->node_sk, sizeof seq->node_sk);
   free(seq->ring);
   seq->ring = NULL;
+  return rc;
 }

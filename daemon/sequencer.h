@@ -46,6 +46,9 @@ typedef struct {
   atomic_ullong recent_tx_per_s;        /* txs through the sequencer, recent average */
   atomic_ullong history_through;        /* account.history is written up to this seq */
   atomic_ullong history_pending, history_flushes, history_ns;
+  atomic_llong clock_ahead_ms;          /* last wall reading minus the elapsed-time estimate */
+  atomic_ullong clock_refused;          /* readings further ahead than clock_skew_max */
+  atomic_bool halted;                   /* the database is damaged: no more writes */
 } tr_seq_stats_t;
 
 typedef struct tr_sequencer {
@@ -61,7 +64,12 @@ typedef struct tr_sequencer {
   uint8_t node_sk[64];
   char checkpoint_path[4096];
   tr_mailbox_t *done;
-  uint64_t cp_size, cp_time_ms;
+  uint64_t cp_size, cp_mono_ms;            /* last checkpoint: size, monotonic ms (0: due now) */
+  uint64_t clock_skew_max_ms;
+  uint64_t clock_ref_wall_ms, clock_ref_mono_ms; /* the last accepted wall reading, and when */
+  uint64_t clock_warned_mono_ms;
+  char halt_reason[512];                  /* set before stats.halted */
+  int final_write_rc;                     /* the last checkpoint and history rows at stop */
   uint64_t rate_at_ms, rate_txs;          /* sequencer thread only */
   uint64_t history_since_ms;              /* when the oldest pending history row was made; 0: none */
   tr_seq_stats_t stats;
@@ -70,13 +78,18 @@ typedef struct tr_sequencer {
 /* Opens the writer, checks the journal against the last checkpoint (refusing
  * a journal that does not extend it), and starts the thread. */
 int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64],
-                       tr_mailbox_t *done, char *err, size_t errlen);
+                       tr_mailbox_t *done, unsigned clock_skew_max_s, char *err, size_t errlen);
+/* `tranched --check`: opens the journal read-only and runs every check of
+ * tr_sequencer_start without writing a byte or starting the thread. */
+int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], uint64_t *size,
+                       char *err, size_t errlen);
 /* Loop thread. Returns 0, or -1 when the queue is full (answer -32002).
  * An element with history_flush set is not a tx: the batch that takes it
  * writes the pending history rows. */
 int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem);
 size_t tr_sequencer_depth(tr_sequencer_t *seq);
-/* Commits everything queued, writes a final checkpoint, joins, closes. */
-void tr_sequencer_stop(tr_sequencer_t *seq);
+/* Commits everything queued, writes a final checkpoint, joins, closes.
+ * Returns 0, or the error of that last write (logged). */
+int tr_sequencer_stop(tr_sequencer_t *seq);
 
 #endif

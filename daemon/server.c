@@ -3,10 +3,13 @@
  *
  * Bounds: TR_RPC_CONNECTIONS_MAX connections; per connection at most
  * TR_RPC_INFLIGHT_MAX unanswered lines (then we stop reading it) and
- * TR_RPC_OUT_BYTES_MAX unwritten response bytes (a client that never reads
- * stops being read); all connections together TR_INFLIGHT_BYTES_MAX request
- * bytes in flight.  Nothing is dropped: TCP backpressure does the waiting.
+ * about TR_RPC_OUT_BYTES_MAX response bytes made and not yet written (a
+ * client that never reads stops being read, and its queries wait before they
+ * make more: tr_out_budget_t); all connections together
+ * TR_INFLIGHT_BYTES_MAX request bytes in flight and TR_OUT_BYTES_TOTAL_MAX
+ * response bytes.  Nothing is dropped: TCP backpressure does the waiting.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +33,8 @@ typedef struct tr_conn {
   size_t jobs_alive;            /* jobs that still point here */
   size_t out_bytes;             /* response bytes handed to uv_write, not yet written */
   size_t writes_pending;
+  tr_out_budget_t out;          /* response bytes made for it, shared with workers */
+  tr_job_t *parked, *parked_tail; /* jobs whose queries wait for the client to read (linked by next) */
   bool reading, closing, eof, handles_closed;
   bool flush_queued;            /* on d->flush_list: responses to write once the mailbox is drained */
   struct tr_conn *flush_next;
@@ -39,6 +44,7 @@ typedef struct tr_conn {
 static void conn_maybe_read(tr_conn_t *c);
 static void conn_process_buffer(tr_conn_t *c);
 static void conn_close(tr_conn_t *c);
+static void job_finish(tr_daemon_t *d, tr_job_t *job);
 
 /* ---- lifetime ---- */
 
@@ -69,9 +75,36 @@ static void resume_paused(tr_daemon_t *d) {
 static void job_release(tr_conn_t *c, tr_job_t *j) {
   tr_daemon_t *d = c->d;
   uint64_t left = atomic_fetch_sub(&d->stats.inflight_bytes, j->len) - j->len;
+  tr_job_uncount_output(j);
   tr_job_free(j);
   c->jobs_alive--;
-  if (d->budget_paused && left < TR_INFLIGHT_BYTES_MAX / 4 * 3) resume_paused(d);
+  if (d->budget_paused && left < TR_INFLIGHT_BYTES_MAX / 4 * 3 &&
+      atomic_load(&d->stats.out_unwritten) < TR_OUT_BYTES_TOTAL_MAX / 4 * 3)
+    resume_paused(d);
+}
+
+/* The oldest unanswered job never waits for output room (tr_out_budget_t). */
+static void conn_head_changed(tr_conn_t *c) {
+  atomic_store(&c->out.oldest, c->q_head ? c->q_head->ticket : UINT64_MAX);
+}
+
+/* Parked jobs whose connection has room again (or that became its oldest)
+ * go back to the workers; the rest keep waiting. */
+static void conn_unpark(tr_conn_t *c) {
+  tr_job_t *keep = NULL, *keep_tail = NULL;
+  for (tr_job_t *j = c->parked, *next; j; j = next) {
+    next = j->next;
+    j->next = NULL;
+    if (!c->closing && tr_job_output_parked(j)) {
+      if (keep_tail) keep_tail->next = j;
+      else keep = j;
+      keep_tail = j;
+    } else {
+      tr_pool_push(&c->d->pool, j);
+    }
+  }
+  c->parked = keep;
+  c->parked_tail = keep_tail;
 }
 
 /* On a closing connection: frees every finished job; those still in workers
@@ -100,6 +133,13 @@ static void conn_close(tr_conn_t *c) {
   else d->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   atomic_fetch_sub(&d->stats.connections_open, 1);
+  while (c->parked) { /* nobody will read their answers: end them here */
+    tr_job_t *j = c->parked;
+    c->parked = j->next;
+    j->next = NULL;
+    job_finish(d, j);
+  }
+  c->parked_tail = NULL;
   conn_reap(c);
   c->handles_closed = true;
   uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
@@ -128,6 +168,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
   c->writes_pending--;
   for (size_t i = 0; i < w->n; i++) job_release(c, w->jobs[i]);
   free(w);
+  if (c->parked) conn_unpark(c);
   if (status != 0 && !c->closing) conn_close(c);
   if (c->closing) {
     conn_free_if_done(c);
@@ -146,6 +187,7 @@ static write_t *conn_gather(tr_conn_t *c, bool *oom) {
     tr_job_t *j = c->q_head;
     c->q_head = j->conn_next;
     if (c->q_head == NULL) c->q_tail = NULL;
+    conn_head_changed(c);
     c->inflight--;
     if (j->response == NULL) { /* notifications only */
       job_release(c, j);
@@ -174,6 +216,7 @@ static void conn_flush(tr_conn_t *c) {
       return;
     }
     if (w == NULL) break;
+    if (c->parked) conn_unpark(c); /* the oldest job may be a parked one now */
     w->conn = c;
     w->req.data = w;
     c->out_bytes += w->bytes;
@@ -225,12 +268,21 @@ void tr_server_on_drained(tr_mailbox_t *box) {
 }
 
 static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
-  if (tr_job_has_deferred(job)) {
-    job->phase = 1;
-    tr_pool_push(&d->pool, job);
-  } else {
+  tr_conn_t *c = job->conn;
+  if (!tr_job_has_deferred(job) || c->closing) { /* nobody to run the rest for */
     job_finish(d, job);
+    return;
   }
+  job->phase = 1;
+  if (tr_job_output_parked(job)) {
+    atomic_fetch_add(&d->stats.output_parked, 1);
+    job->next = NULL;
+    if (c->parked_tail) c->parked_tail->next = job;
+    else c->parked = job;
+    c->parked_tail = job;
+    return;
+  }
+  tr_pool_push(&d->pool, job);
 }
 
 /* In ticket order: hand verified txs to the sequencer. */
@@ -270,7 +322,8 @@ static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     tr_job_t *job = b->items[i].job;
     tr_elem_t *e = b->items[i].elem;
-    e->state = e->history_flush ? TR_ELEM_DEFERRED : TR_ELEM_ANSWERED; /* a history query runs now */
+    /* A history query runs now, unless its rows could not be written. */
+    e->state = e->history_flush && e->response == NULL ? TR_ELEM_DEFERRED : TR_ELEM_ANSWERED;
     if (--job->awaiting == 0) job_after_sequencer(d, job);
   }
   free(b);
@@ -296,6 +349,7 @@ static void conn_enqueue(tr_conn_t *c, tr_job_t *job) {
   if (c->q_tail) c->q_tail->conn_next = job;
   else c->q_head = job;
   c->q_tail = job;
+  if (c->q_head == job) conn_head_changed(c);
   c->inflight++;
   c->jobs_alive++;
 }
@@ -345,6 +399,7 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_lis
   job->shed = tr_pool_depth(&d->pool) + out->n >= TR_INTAKE_JOBS_MAX || d->stopping;
   if (job->shed) atomic_fetch_add(&d->stats.overloaded, 1);
   job->started_ns = tr_clock_ns();
+  job->out = &c->out;
   atomic_fetch_add(&d->stats.lines, 1);
   atomic_fetch_add(&d->stats.inflight_bytes, len);
   conn_enqueue(c, job);
@@ -357,11 +412,13 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_lis
 }
 
 static bool conn_may_take_line(tr_conn_t *c) {
-  if (c->closing || c->inflight >= TR_RPC_INFLIGHT_MAX || c->out_bytes >= TR_RPC_OUT_BYTES_MAX) return false;
+  if (c->closing || c->inflight >= TR_RPC_INFLIGHT_MAX || atomic_load(&c->out.unwritten) >= TR_RPC_OUT_BYTES_MAX)
+    return false;
   tr_daemon_t *d = c->d;
   /* Tickets waiting to be forwarded must fit the reorder buffer: connections
    * that closed with lines in flight are not counted by the per-connection bound. */
   if (atomic_load(&d->stats.inflight_bytes) < TR_INFLIGHT_BYTES_MAX &&
+      atomic_load(&d->stats.out_unwritten) < TR_OUT_BYTES_TOTAL_MAX &&
       d->next_ticket - d->next_forward < TR_REORDER_SLOTS - 1)
     return true;
   d->budget_paused = true; /* job_release or on_job_done wakes us */
@@ -479,6 +536,9 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   c->idle.data = c;
   c->open_handles = 2;
+  atomic_init(&c->out.unwritten, 0);
+  atomic_init(&c->out.oldest, UINT64_MAX);
+  c->out.total = &d->stats.out_unwritten;
   uv_tcp_nodelay(&c->tcp, 1);
   c->next = d->conns;
   if (d->conns) d->conns->prev = c;

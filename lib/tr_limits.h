@@ -31,6 +31,8 @@
 #define TR_RPC_CONNECTIONS_MAX   1024          /* keeps fds and buffers bounded; more are closed at accept */
 #define TR_RPC_IDLE_TIMEOUT_MS   (5 * 60 * 1000) /* a silent peer cannot hold a slot forever */
 #define TR_RPC_OUT_BYTES_MAX     (8 * 1024 * 1024) /* unread responses per connection before we stop reading */
+#define TR_RPC_RESPONSE_BYTES_MAX (16 * 1024 * 1024) /* answers to one line; the rest of a batch gets -32600 */
+#define TR_OUT_BYTES_TOTAL_MAX   (256u * 1024 * 1024) /* unwritten responses of all connections; past it reading pauses */
 #define TR_INFLIGHT_BYTES_MAX    (256u * 1024 * 1024) /* all request lines in flight; past it reading pauses */
 
 /* ---- Pipeline (daemon) ---- */
@@ -41,6 +43,8 @@
 #define TR_COMMIT_BATCH_MAX      1024          /* txs per group commit: bounds a commit's latency and memory */
 #define TR_CHECKPOINT_INTERVAL_MS 1000         /* contract: at least every second while growing */
 #define TR_HISTORY_PENDING_MAX   65536         /* account.history rows the writer holds before writing (40 B each) */
+#define TR_CLOCK_SKEW_MAX_S_DEFAULT 60       /* a clock reading this far ahead of elapsed time is refused */
+#define TR_CLOCK_SKEW_MAX_S_LIMIT 86400      /* the most clock_skew_max may say */
 #define TR_HISTORY_LAG_MS        1000          /* ...or once the oldest has waited this long */
 
 /* ---- Storage ---- */

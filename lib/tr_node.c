@@ -106,7 +106,11 @@ static const char DEFAULT_CONFIG[] =
     "workers = 0\n"
     "\n"
     "# error, warn, info or debug.\n"
-    "log_level = info\n";
+    "log_level = info\n"
+    "\n"
+    "# Seconds the system clock may run ahead of the time elapsed since the last\n"
+    "# entry before a reading is refused (entry times never jump into the future).\n"
+    "clock_skew_max = 60\n";
 
 /* Fills a fresh directory `dir` with node key, config and genesis. */
 static int node_fill(const char *dir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
@@ -176,6 +180,7 @@ void tr_config_defaults(tr_config_t *c) {
   memset(c, 0, sizeof *c);
   snprintf(c->listen, sizeof c->listen, "%s", TR_DEFAULT_LISTEN);
   snprintf(c->log_level, sizeof c->log_level, "info");
+  c->clock_skew_max_s = TR_CLOCK_SKEW_MAX_S_DEFAULT;
 }
 
 static char *trim(char *s) {
@@ -198,6 +203,13 @@ static int config_set(tr_config_t *c, const char *key, const char *value) {
     unsigned long w = strtoul(value, &end, 10);
     if (*value == '\0' || *end != '\0' || w > TR_WORKERS_MAX) return TR_EINVALID;
     c->workers = (unsigned)w;
+    return 0;
+  }
+  if (strcmp(key, "clock_skew_max") == 0) {
+    char *end;
+    unsigned long v = strtoul(value, &end, 10);
+    if (*value < '0' || *value > '9' || *end != '\0' || v < 1 || v > TR_CLOCK_SKEW_MAX_S_LIMIT) return TR_EINVALID;
+    c->clock_skew_max_s = (unsigned)v;
     return 0;
   }
   if (strcmp(key, "log_level") == 0) {

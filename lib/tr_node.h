@@ -45,6 +45,7 @@ typedef struct {
   unsigned workers;       /* 0 = number of cores */
   char log_level[16];     /* error, warn, info, debug */
   char rpc[128];          /* where tranchectl connects (defaults to listen) */
+  unsigned clock_skew_max_s; /* a clock reading further ahead is refused */
 } tr_config_t;
 
 void tr_config_defaults(tr_config_t *c);

@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libsodium-dev libsqlite3-dev libuv1-dev
           libcjson-dev python3 python3-cryptography sqlite3 clang libclang-rt-14-dev netcat-openbsd)
+packages+=(faketime)  # the clock-step tests (libfaketime, monotonic clock left alone)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,6 +40,7 @@ size_t tr_pool_depth(tr_pool_t *pool) { (void)pool; return 0; }
 size_t tr_sequencer_depth(tr_sequencer_t *seq) { (void)seq; return 0; }
 
 bool rpc_harness_keep_txs;
+size_t rpc_harness_answers;
 tr_daemon_t g_daemon;
 tr_worker_t g_worker;
 static tr_store_t *g_store;
@@ -125,6 +126,8 @@ tr_job_t *rpc_harness_run(const char *line, size_t len, bool shed) {
     tr_rpc_work(&g_worker, job);
   }
   HARNESS_CHECK(!tr_job_has_deferred(job), "deferred element left after phase 1");
+  rpc_harness_answers = 0;
+  for (size_t i = 0; i < job->n_elems; i++) rpc_harness_answers += job->elems[i].response && !job->elems[i].notification;
   HARNESS_CHECK(tr_job_render(job) == 0, "render");
   return job;
 }

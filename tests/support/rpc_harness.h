@@ -15,6 +15,9 @@
 extern bool rpc_harness_keep_txs; /* commit accepted txs instead of rolling back */
 extern tr_daemon_t g_daemon;
 extern tr_worker_t g_worker;
+/* Elements of the last rpc_harness_run line that had an answer before it was
+ * rendered (tr_job_render frees the per-element copies). */
+extern size_t rpc_harness_answers;
 
 /* Builds the in-memory ledger once. */
 void rpc_harness_setup(void);
