@@ -274,7 +274,7 @@ int main(int argc, char **argv) {
   char db[TR_PATH_MAX];
   tr_path_join(db, sizeof db, d->datadir, TR_DB_FILE);
   rc = tr_pool_start(&d->pool, d->workers, db, tr_rpc_work, &d->mailbox, d, err, sizeof err);
-  if (rc == 0) rc = tr_walcheck_start(d->loop, &d->walcheck, db);
+  if (rc == 0) rc = tr_walcheck_start(d->loop, &d->walcheck, db, &d->seq);
   if (rc == 0) rc = tr_server_start(d, err, sizeof err);
   if (rc == 0) rc = tr_control_start(d, err, sizeof err);
   if (rc == 0) rc = start_signals(d);

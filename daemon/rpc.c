@@ -76,8 +76,16 @@ typedef struct tr_method {
 
 /* ---- helpers for handlers ---- */
 
-static int query_status(int rc, const tr_query_error_t *qe, int *code, char *msg, size_t msglen) {
+static tr_store_t *R(call_t *c) { return c->w->reader; }
+
+static int query_status(call_t *c, int rc, const tr_query_error_t *qe, int *code, char *msg, size_t msglen) {
   if (rc == 0) return 0;
+  if (rc == TR_EIO && tr_store_failure_is_fatal()) { /* a read found the database damaged: stop writing */
+    snprintf(msg, msglen, "storage error: %s", tr_store_error_text(R(c), rc));
+    *code = TR_RPC_INTERNAL_ERROR;
+    tr_sequencer_halt(&c->d->seq, "a read", msg + strlen("storage error: "));
+    return -1;
+  }
   if (rc == TR_ENOT_FOUND) {
     *code = TR_RPC_NOT_FOUND;
     snprintf(msg, msglen, "not_found%s%s", qe->message[0] ? ": " : "", qe->message);
@@ -102,10 +110,9 @@ static tr_page_t page_of(const call_t *c, int cursor_i, int limit_i) {
   do {                                               \
     tr_query_error_t qe = {{0}};                     \
     int rc_ = (expr);                                \
-    return query_status(rc_, &qe, code, msg, msglen); \
+    return query_status(c, rc_, &qe, code, msg, msglen); \
   } while (0)
 
-static tr_store_t *R(call_t *c) { return c->w->reader; }
 
 /* ---- handlers ---- */
 

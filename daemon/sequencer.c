@@ -223,6 +223,15 @@ static uint64_t clock_reading(tr_sequencer_t *seq, uint64_t now_mono) {
   return wall;
 }
 
+void tr_sequencer_halt(tr_sequencer_t *seq, const char *what, const char *why) {
+  bool expected = false;
+  if (!atomic_compare_exchange_strong(&seq->halting, &expected, true)) return; /* the first reason stands */
+  snprintf(seq->halt_reason, sizeof seq->halt_reason, "%s", why);
+  atomic_store(&seq->stats.halted, true); /* after the reason: readers of the flag may read it */
+  log_error("seq", "%s failed: %s; the node takes no more writes (reads go on): stop it, then check the "
+            "database with tranchectl verify and restore a backup", what, why);
+}
+
 /* After a failed write: the words for the log and the callers, and whether
  * the node must stop writing (a damaged database only gets worse). */
 static const char *write_failed(tr_sequencer_t *seq, int rc, const char *what) {
@@ -231,21 +240,15 @@ static const char *write_failed(tr_sequencer_t *seq, int rc, const char *what) {
   bool fatal = tr_store_failure_is_fatal();
   tr_store_rollback(seq->writer);
   atomic_fetch_add(&seq->stats.storage_errors, 1);
-  if (fatal && !atomic_load(&seq->stats.halted)) {
-    snprintf(seq->halt_reason, sizeof seq->halt_reason, "%s", why);
-    atomic_store(&seq->stats.halted, true);
-    log_error("seq", "%s failed: %s; the node takes no more writes (reads go on): stop it, then check the "
-              "database with tranchectl verify and restore a backup", what, why);
-  } else {
-    log_error("seq", "%s failed: %s", what, why);
-  }
+  if (fatal) tr_sequencer_halt(seq, what, why);
+  else log_error("seq", "%s failed: %s", what, why);
   return why;
 }
 
 /* A halted node answers writes without touching the database. */
 static void batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   char why[600];
-  snprintf(why, sizeof why, "the node stopped taking writes after %s", seq->halt_reason);
+  snprintf(why, sizeof why, "the node stopped taking writes (%s)", seq->halt_reason);
   batch_fail(b, why);
 }
 

@@ -68,6 +68,7 @@ typedef struct tr_sequencer {
   uint64_t clock_skew_max_ms;
   uint64_t clock_ref_wall_ms, clock_ref_mono_ms; /* the last accepted wall reading, and when */
   uint64_t clock_warned_mono_ms;
+  atomic_bool halting;                    /* taken by the first tr_sequencer_halt */
   char halt_reason[512];                  /* set before stats.halted */
   int final_write_rc;                     /* the last checkpoint and history rows at stop */
   uint64_t rate_at_ms, rate_txs;          /* sequencer thread only */
@@ -88,6 +89,10 @@ int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t n
  * writes the pending history rows. */
 int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem);
 size_t tr_sequencer_depth(tr_sequencer_t *seq);
+/* Any thread: the database is damaged (a write or a read found it so):
+ * from now on writes are refused with `why`; reads go on.  The first call's
+ * reason stands; `what` names the work that failed, for the log. */
+void tr_sequencer_halt(tr_sequencer_t *seq, const char *what, const char *why);
 /* Commits everything queued, writes a final checkpoint, joins, closes.
  * Returns 0, or the error of that last write (logged). */
 int tr_sequencer_stop(tr_sequencer_t *seq);

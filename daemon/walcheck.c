@@ -9,18 +9,27 @@
 static void walcheck_work_cb(uv_work_t *req) {
   tr_walcheck_t *w = req->data;
   char err[256];
+  w->damaged = false;
   if (w->conn == NULL && tr_store_open(w->db_path, 0, &w->conn, err, sizeof err) != 0) {
     w->rc = -1;
+    snprintf(w->why, sizeof w->why, "%s", err);
+    w->damaged = tr_store_failure_is_fatal();
     return;
   }
   int frames = 0, done = 0;
   w->rc = tr_store_wal_checkpoint(w->conn, &frames, &done);
+  if (w->rc != 0) {
+    snprintf(w->why, sizeof w->why, "%s", tr_store_error_text(w->conn, w->rc));
+    w->damaged = tr_store_failure_is_fatal();
+  }
 }
 
 static void walcheck_after_cb(uv_work_t *req, int status) {
   tr_walcheck_t *w = req->data;
   w->running = false;
-  if (status != 0 || w->rc != 0) log_warn("store", "WAL checkpoint did not run; will retry");
+  if (status == 0 && w->rc != 0 && w->damaged) tr_sequencer_halt(w->seq, "a WAL checkpoint", w->why);
+  else if (status != 0 || w->rc != 0) log_warn("store", "WAL checkpoint did not run (%s); will retry",
+                                               status != 0 ? uv_strerror(status) : w->why);
   if (w->stopping) {
     tr_store_close(w->conn); /* the work is over: no thread uses it now */
     w->conn = NULL;
@@ -34,8 +43,9 @@ static void walcheck_timer_cb(uv_timer_t *t) {
   if (uv_queue_work(t->loop, &w->work, walcheck_work_cb, walcheck_after_cb) == 0) w->running = true;
 }
 
-int tr_walcheck_start(uv_loop_t *loop, tr_walcheck_t *w, const char *db_path) {
+int tr_walcheck_start(uv_loop_t *loop, tr_walcheck_t *w, const char *db_path, tr_sequencer_t *seq) {
   memset(w, 0, sizeof *w);
+  w->seq = seq;
   snprintf(w->db_path, sizeof w->db_path, "%s", db_path);
   int rc = uv_timer_init(loop, &w->timer);
   if (rc != 0) return rc;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "sequencer.h"
 #include "tr_store.h"
 
 #define TR_WALCHECK_INTERVAL_MS 500 /* the WAL grows ~1-2 MB/s per 10k tx/s: keep it to a few MB */
@@ -21,11 +22,14 @@ typedef struct {
   uv_work_t work;
   bool running, stopping;
   int rc;
+  bool damaged;                /* the failure means a damaged file (tr_store_failure_is_fatal) */
+  char why[400];               /* the failure in words, from the work callback */
+  tr_sequencer_t *seq;         /* halted when a checkpoint finds the database damaged */
   tr_store_t *conn;            /* used only inside the work callback */
   char db_path[4096];
 } tr_walcheck_t;
 
-int tr_walcheck_start(uv_loop_t *loop, tr_walcheck_t *w, const char *db_path);
+int tr_walcheck_start(uv_loop_t *loop, tr_walcheck_t *w, const char *db_path, tr_sequencer_t *seq);
 /* Stops the timer; a checkpoint in progress finishes, then the connection closes. */
 void tr_walcheck_stop(tr_walcheck_t *w);
 

@@ -88,7 +88,7 @@ static _Thread_local struct {
 void tr_store_note_failure(sqlite3 *db, int sqlite_rc) {
   if (first_failure.code != 0 || sqlite_rc == SQLITE_OK || sqlite_rc == SQLITE_ROW || sqlite_rc == SQLITE_DONE)
     return;
-  first_failure.code = sqlite_rc;
+  first_failure.code = db ? sqlite3_extended_errcode(db) : sqlite_rc;
   snprintf(first_failure.text, sizeof first_failure.text, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlite_rc));
 }
 
@@ -113,7 +113,9 @@ const char *tr_store_error_text(tr_store_t *s, int rc) {
 
 int tr_store_failure_is_fatal(void) {
   int primary = first_failure.code & 0xff;
-  return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+  /* A short read: a file is shorter than SQLite's own index of it says
+   * (a truncated WAL or database): damage, not a passing fault. */
+  return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || first_failure.code == SQLITE_IOERR_SHORT_READ;
 }
 
 static int exec(tr_store_t *s, const char *sql) {
@@ -204,6 +206,7 @@ static int configure(tr_store_t *s, char *errbuf, size_t errlen) {
 }
 
 int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, size_t errlen) {
+  failure_forget();
   tr_store_t *s = calloc(1, sizeof *s);
   if (s == NULL) return TR_ENOMEM;
   s->flags = flags;
@@ -250,7 +253,9 @@ void tr_store_close(tr_store_t *s) {
 }
 
 int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_frames) {
+  failure_forget();
   int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, wal_frames, checkpointed_frames);
+  if (rc != SQLITE_BUSY) tr_store_note_failure(s->db, rc);
   return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : TR_EIO; /* BUSY: another checkpoint runs; try later */
 }
 
@@ -294,7 +299,10 @@ int tr_store_rollback(tr_store_t *s) {
   s->hist_written = 0;
   return exec(s, "ROLLBACK");
 }
-int tr_store_read_begin(tr_store_t *s) { return exec(s, "BEGIN DEFERRED"); }
+int tr_store_read_begin(tr_store_t *s) {
+  failure_forget();
+  return exec(s, "BEGIN DEFERRED");
+}
 int tr_store_read_end(tr_store_t *s) { return exec(s, "COMMIT"); }
 
 int tr_store_integrity_check(tr_store_t *s, char *err, size_t errlen) {

@@ -44,8 +44,8 @@ const char *tr_store_errmsg(tr_store_t *s);
  * full (database or disk is full)", "database is damaged (…)"), never
  * SQLite's "not an error".  Valid until the next call on this thread. */
 const char *tr_store_error_text(tr_store_t *s, int rc);
-/* True when that failure means the file is damaged: writing on would only
- * make it worse. */
+/* True when the first failure since tr_store_open, tr_store_begin,
+ * tr_store_read_begin or tr_store_wal_checkpoint on this thread means the file is damaged: writing on would only make it worse. */
 int tr_store_failure_is_fatal(void);
 /* Remembers a failed SQLite call for tr_store_error_text (used by the
  * modules that step statements themselves). */

@@ -11,6 +11,8 @@ silently short reply.
                "disk full", account.history an error rather than a short
                page, writes recover once room is made, SIGTERM says the last
                writes failed and exits 1, a restart says "disk full"
+  WAL gone     truncated under load: writes stop with the reason, reads go
+               on, a restart refuses the damaged file
   clock        (libfaketime on the wall clock only) stepped back a day:
                checkpoints keep coming; a year ahead for a moment: entry
                times do not follow it and node.status counts the refusal
@@ -318,8 +320,42 @@ def case_clock():
         node.cleanup()
 
 
+# ------------------------------------------------------------------ a WAL truncated under a live node
+
+def case_wal_truncated():
+    """Tampering is outside the threat model, but a node must notice its database going bad: it stops taking
+    writes (reads go on), node.status says why, and a restart refuses the damaged file."""
+    node = tc.Node(workers=2)
+    try:
+        node.init().start()
+        for i in range(50):
+            open_account(node, "before %d" % i)
+        os.truncate(os.path.join(node.datadir, "tranche.db-wal"), 0)
+        refused, deadline = None, time.monotonic() + 10
+        while refused is None and time.monotonic() < deadline:
+            _, r = open_account(node, "after")
+            if not accepted(r):
+                refused = r
+            time.sleep(0.1)
+        T.check(refused is not None and "stopped taking writes" in refused.get("message", ""),
+                "WAL truncated: within seconds writes are refused, saying the node stopped taking writes", refused)
+        writes = node.call("node.status").get("writes", {})
+        T.check(writes.get("halted") is True and writes.get("reason"), "WAL truncated: node.status says why", writes)
+        T.check(isinstance(node.roe("node.status"), dict), "WAL truncated: the node still answers")
+        node.kill()
+        node._conn = None
+        try:
+            node.start()
+            T.check(False, "WAL truncated: a restart refuses the damaged database")
+        except RuntimeError as e:
+            T.check("integrity" in str(e) or "checkpoint" in str(e),
+                    "WAL truncated: a restart refuses the damaged database, saying why", str(e)[-300:])
+    finally:
+        node.cleanup()
+
+
 CASES = [("lock", case_lock), ("bad database", case_bad_database), ("disk full", case_disk_full),
-         ("clock", case_clock)]
+         ("clock", case_clock), ("WAL truncated", case_wal_truncated)]
 
 
 def main():

@@ -35,9 +35,14 @@
     }                                                                                \
   } while (0)
 
-/* The two daemon functions rpc.c calls that live in pool.c / sequencer.c. */
+/* The daemon functions rpc.c calls that live in pool.c / sequencer.c. */
 size_t tr_pool_depth(tr_pool_t *pool) { (void)pool; return 0; }
 size_t tr_sequencer_depth(tr_sequencer_t *seq) { (void)seq; return 0; }
+void tr_sequencer_halt(tr_sequencer_t *seq, const char *what, const char *why) {
+  (void)seq;
+  fprintf(stderr, "rpc harness: %s found the database damaged: %s\n", what, why);
+  abort(); /* the harness's store is in memory: damage is a bug */
+}
 
 bool rpc_harness_keep_txs;
 size_t rpc_harness_answers;
