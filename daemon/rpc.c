@@ -84,6 +84,10 @@ static int query_status(int rc, const tr_query_error_t *qe, int *code, char *msg
   } else if (rc == TR_EARG || rc == TR_EINVALID) {
     *code = TR_RPC_INVALID_PARAMS;
     snprintf(msg, msglen, "%s", qe->message[0] ? qe->message : "invalid params");
+  } else if (rc == TR_ECORRUPT && qe->message[0]) { /* damage the query found: say what, and tell the operator */
+    *code = TR_RPC_INTERNAL_ERROR;
+    snprintf(msg, msglen, "storage error: %s", qe->message);
+    log_error("rpc", "a query found damaged data: %s", qe->message);
   } else {
     *code = TR_RPC_INTERNAL_ERROR;
     snprintf(msg, msglen, "internal error: %s", tr_strerror(rc));
@@ -591,7 +595,7 @@ static bool elem_envelope(tr_elem_t *e, const cJSON *req, const char *src, size_
 
 static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *params) {
   call_t c = {.w = w, .d = w->pool->ctx, .job = job, .elem = e, .params = params};
-  char msg[160];
+  char msg[256]; /* room for a prefix and a whole tr_query_error_t message */
   int code = 0;
   cJSON *result = NULL;
   const method_t *m = e->method;
