@@ -125,8 +125,10 @@ int tr_job_render(tr_job_t *job) {
   return 0;
 }
 
-/* The request id echoed back: cJSON keeps numbers as doubles and prints
- * 10^15 and up in exponent form, so integral ids are written as digits. */
+/* The request id echoed back.  rpc.c keeps a number id as its source text
+ * (a raw item, copied as is); a number item (made by hand, not from a
+ * request) is written as digits when integral, since cJSON prints 10^15 and
+ * up in exponent form. */
 static cJSON *id_copy(const cJSON *id) {
   if (id == NULL) return cJSON_CreateNull();
   if (cJSON_IsNumber(id)) {
@@ -190,7 +192,13 @@ size_t tr_rpc_id_text(const cJSON *id, char *out, size_t cap) {
     memcpy(out, "null", 5);
     return 4;
   }
-  if (cJSON_IsNumber(id)) { /* the common case, without building a copy: as id_copy prints it */
+  if (cJSON_IsRaw(id) && id->valuestring) { /* a request's number id: its own bytes */
+    size_t n = strlen(id->valuestring);
+    if (n >= cap) return 0;
+    memcpy(out, id->valuestring, n + 1);
+    return n;
+  }
+  if (cJSON_IsNumber(id)) { /* a hand-made number id, without building a copy: as id_copy prints it */
     double v = id->valuedouble;
     if (v > -9.2e18 && v < 9.2e18 && v == (double)(long long)v) {
       int n = snprintf(out, cap, "%lld", (long long)v);

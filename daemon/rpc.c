@@ -92,6 +92,10 @@ static int query_status(call_t *c, int rc, const tr_query_error_t *qe, int *code
   } else if (rc == TR_EARG || rc == TR_EINVALID) {
     *code = TR_RPC_INVALID_PARAMS;
     snprintf(msg, msglen, "%s", qe->message[0] ? qe->message : "invalid params");
+  } else if (rc == TR_ECORRUPT && qe->message[0]) { /* damage the query found: say what, and tell the operator */
+    *code = TR_RPC_INTERNAL_ERROR;
+    snprintf(msg, msglen, "storage error: %s", qe->message);
+    log_error("rpc", "a query found damaged data: %s", qe->message);
   } else {
     *code = TR_RPC_INTERNAL_ERROR;
     snprintf(msg, msglen, "internal error: %s", tr_strerror(rc));
@@ -539,8 +543,27 @@ static void elem_answer_error(tr_elem_t *e, int code, const char *msg) {
   e->response = tr_rpc_error_text(e->id, code, msg, NULL);
 }
 
-/* Reads envelope members; returns false with an error answered when invalid. */
-static bool elem_envelope(tr_elem_t *e, const cJSON *req, const cJSON **method, const cJSON **params) {
+/* A number id as its exact source text (a cJSON raw item): cJSON keeps
+ * numbers as doubles, so 18446744073709551616 would come back as
+ * 1.8446744073709552e+19 and 1e400 as null.  JSON-RPC clients match answers
+ * by id, so the id is echoed byte for byte as the request wrote it.  src is
+ * the element's own text (strict JSON, one object); NULL when out of memory. */
+static cJSON *id_source_text(const char *src, size_t src_len) {
+  size_t start, len;
+  if (tr_json_member_span(src, src_len, "id", &start, &len) != 0 || len == 0) return NULL;
+  char *text = malloc(len + 1);
+  if (text == NULL) return NULL;
+  memcpy(text, src + start, len);
+  text[len] = '\0';
+  cJSON *raw = cJSON_CreateRaw(text);
+  free(text);
+  return raw;
+}
+
+/* Reads envelope members; returns false with an error answered when invalid.
+ * src: the element's text, for the exact bytes of a number id. */
+static bool elem_envelope(tr_elem_t *e, const cJSON *req, const char *src, size_t src_len, const cJSON **method,
+                          const cJSON **params) {
   if (!cJSON_IsObject(req)) {
     e->response = tr_rpc_error_text(NULL, TR_RPC_INVALID_REQUEST, "invalid request: not an object", NULL);
     return false;
@@ -556,7 +579,11 @@ static bool elem_envelope(tr_elem_t *e, const cJSON *req, const cJSON **method, 
     else extra = true;
   }
   bool id_ok = !has_id || cJSON_IsString(id) || cJSON_IsNumber(id) || cJSON_IsNull(id);
-  if (id_ok && has_id) e->id = cJSON_Duplicate(id, 1);
+  if (id_ok && has_id) e->id = cJSON_IsNumber(id) ? id_source_text(src, src_len) : cJSON_Duplicate(id, 1);
+  if (id_ok && has_id && e->id == NULL) { /* out of memory: no answer could carry the right id */
+    e->response = tr_rpc_error_text(NULL, TR_RPC_INTERNAL_ERROR, "internal error: cannot keep the request id", NULL);
+    return false;
+  }
   e->notification = !has_id;
   bool ok = id_ok && !extra && cJSON_IsString(jsonrpc) && strcmp(jsonrpc->valuestring, "2.0") == 0 &&
             cJSON_IsString(*method) && (*params == NULL || cJSON_IsObject(*params) || cJSON_IsArray(*params));
@@ -575,7 +602,7 @@ static bool elem_envelope(tr_elem_t *e, const cJSON *req, const cJSON **method, 
 
 static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *params) {
   call_t c = {.w = w, .d = w->pool->ctx, .job = job, .elem = e, .params = params};
-  char msg[160];
+  char msg[256]; /* room for a prefix and a whole tr_query_error_t message */
   int code = 0;
   cJSON *result = NULL;
   const method_t *m = e->method;
@@ -599,10 +626,10 @@ static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *p
 
 /* Phase 0: one element of the request. `after_submit`: a tx.submit earlier in
  * this batch is waiting, so a query must wait for it (batches run in order). */
-static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, bool after_submit,
-                            bool may_park) {
+static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, const char *src,
+                            size_t src_len, bool after_submit, bool may_park) {
   const cJSON *method = NULL, *params = NULL;
-  if (!elem_envelope(e, req, &method, &params)) return;
+  if (!elem_envelope(e, req, src, src_len, &method, &params)) return;
   e->method = method_find(method->valuestring);
   if (e->method == NULL) {
     char msg[120];
@@ -679,11 +706,9 @@ static void job_parse_and_run(tr_worker_t *w, tr_job_t *job) {
     if (cJSON_IsString(m) && strcmp(m->valuestring, "tx.submit") == 0) may_park = false;
   }
   for (size_t i = 0; i < n; i++, req = req->next) {
-    if (!all_integral) {
-      size_t len = tr_json_span_next(job->line, job->len, &pos, &start);
-      job->elems[i].params_not_integers = !params_are_integral(job->line + start, len);
-    }
-    elem_first_pass(w, job, &job->elems[i], req, waiting, may_park);
+    size_t len = tr_json_span_next(job->line, job->len, &pos, &start); /* this element's own bytes */
+    if (!all_integral) job->elems[i].params_not_integers = !params_are_integral(job->line + start, len);
+    elem_first_pass(w, job, &job->elems[i], req, job->line + start, len, waiting, may_park);
     if (job->elems[i].state == TR_ELEM_AWAIT_SEQ) waiting = true;
   }
   cJSON_Delete(root);

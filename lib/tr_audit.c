@@ -22,6 +22,8 @@
 #include "tr_hex.h"
 #include "tr_ledger.h"
 #include "tr_merkle.h"
+#include "tr_note.h"
+#include "tr_query.h"
 #include "tr_state.h"
 
 #define NONE UINT32_MAX
@@ -166,6 +168,9 @@ typedef struct {
   size_t meta_n, meta_checked;
 
   cursor_t receipts, distributions, payouts;
+
+  tr_note_vkey_t node_vkey;     /* genesis's node key under the chain id: checkpoints verify with it */
+  bool node_vkey_set;
 
   /* The first difference found: the replay reports it. */
   uint64_t bad_seq;
@@ -911,6 +916,49 @@ static int compare_schema(audit_t *au) {
   return rc < 0 ? rc : 0;
 }
 
+/* Every stored checkpoint must be one the node signed for this journal
+ * (PROTOCOL.md §3): the schema stops UPDATE and DELETE of rows, not INSERT,
+ * so a row added with sqlite3 would otherwise pass.  Each row's note must
+ * verify with the genesis node key, carry the row's size and root, and
+ * that root must be the Merkle root at its size (the stored Merkle nodes
+ * were compared with the replay's just before).  Sizes only grow: size is
+ * the table's rowid, so row order is size order, and what a later insert
+ * could change is only the time column, which the note does not carry (a
+ * C2SP checkpoint is origin, size and root) and so is checked only to be a
+ * time at all. */
+static int compare_checkpoints(audit_t *au) {
+  if (!au->node_vkey_set) return differ(au, 1, "no node key: genesis was not replayed");
+  sqlite3_stmt *st = scan_open(au, "SELECT size, root, time, note FROM checkpoints ORDER BY size", "checkpoints");
+  if (st == NULL) return TR_ECORRUPT;
+  uint64_t prev = 0;
+  int rc;
+  char why[200];
+  while ((rc = scan_step(au, st, "checkpoints")) == 1) {
+    sqlite3_int64 size = sqlite3_column_int64(st, 0);
+    bool typed = sqlite3_column_type(st, 0) == SQLITE_INTEGER && sqlite3_column_type(st, 1) == SQLITE_BLOB &&
+                 sqlite3_column_bytes(st, 1) == 32 && sqlite3_column_type(st, 2) == SQLITE_INTEGER &&
+                 sqlite3_column_int64(st, 2) >= 0 && sqlite3_column_type(st, 3) == SQLITE_TEXT;
+    if (!typed) {
+      rc = differ(au, 0, "stored checkpoint %lld has malformed columns (size, root, time or note)", (long long)size);
+      break;
+    }
+    if ((uint64_t)size <= prev) {
+      rc = differ(au, 0, "stored checkpoints do not grow: %lld after %llu", (long long)size, (unsigned long long)prev);
+      break;
+    }
+    int v = tr_query_checkpoint_verify(au->src, &au->node_vkey, au->size, (uint64_t)size, sqlite3_column_blob(st, 1),
+                                       (const char *)sqlite3_column_text(st, 3), why, sizeof why);
+    if (v != 0) {
+      rc = v == TR_ECORRUPT ? differ(au, 0, "%s", why)
+                            : differ(au, 0, "cannot check stored checkpoint %lld: %s", (long long)size, tr_strerror(v));
+      break;
+    }
+    prev = (uint64_t)size;
+  }
+  sqlite3_finalize(st);
+  return rc < 0 ? rc : 0;
+}
+
 static int compare_all(audit_t *au) {
   int rc = cursor_finish(au, &au->receipts);
   if (rc == 0) rc = cursor_finish(au, &au->distributions);
@@ -926,6 +974,7 @@ static int compare_all(audit_t *au) {
                        holding_row, au->holdings_positive);
   if (rc == 0) rc = compare_history(au);
   if (rc == 0) rc = compare_merkle(au);
+  if (rc == 0) rc = compare_checkpoints(au);
   if (rc == 0) rc = compare_schema(au);
   return rc;
 }
@@ -1016,6 +1065,11 @@ static int replay_apply(tr_ledger_t *mem, audit_t *au, const tr_entry_t *e, cons
     rc = tr_ledger_genesis_apply(mem, tx, e->tx, e->tx_len, e->sig, e->time);
     if (rc == TR_ENOMEM) return rc;
     if (rc != 0) return replay_fail(rep, 1, "genesis does not apply: %s", au->message[0] ? au->message : tr_strerror(rc));
+    char vkey[TR_NOTE_VKEY_BUF_BYTES];
+    if (tr_note_vkey_format(tx->chain, tx->signer.b, vkey, sizeof vkey) != 0 ||
+        tr_note_vkey_parse(vkey, strlen(vkey), &au->node_vkey) != 0)
+      return replay_fail(rep, 1, "genesis names no usable node key for checkpoints");
+    au->node_vkey_set = true;
     return replay_same(au, e, rep);
   }
   if (strcmp(tx->chain, mem->chain) != 0) return replay_fail(rep, e->seq, "tx names another chain");

@@ -507,12 +507,30 @@ size_t tr_json_span_next(const char *text, size_t len, size_t *pos, size_t *star
   return end - i;
 }
 
+/* The member name between the quotes of key[0..len) (still escaped)
+ * equals name once decoded: cJSON decodes names, so `"\u0069d"` is the member
+ * `id` to every other part of the daemon and must be here too. */
+static bool span_name_is(const char *key, size_t len, const char *name) {
+  size_t name_len = strlen(name);
+  if (memchr(key, '\\', len) == NULL) return len == name_len && memcmp(key, name, name_len) == 0;
+  /* rare: an escaped name; decoding trusts its escapes, so they are checked
+   * first (the span functions stay bounded on any text) */
+  if (tr_json_check(key - 1, len + 2, TR_JSON_ANY_VALUE, NULL) != 0) return false;
+  unescape_t u = {(const uint8_t *)key, (const uint8_t *)key + len, {0}, 0, 0};
+  for (size_t i = 0;; i++) {
+    int c = unescape_next(&u);
+    if (c < 0) return i == name_len;
+    if (i >= name_len || (uint8_t)name[i] != c) return false;
+  }
+}
+
 int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *start, size_t *vlen) {
-  size_t i = span_ws(obj, len, 0), name_len = strlen(name);
+  size_t i = span_ws(obj, len, 0);
   if (i >= len || obj[i] != '{') return TR_ENOT_FOUND;
   for (i = span_ws(obj, len, i + 1); i < len && obj[i] == '"';) {
     size_t key_end = span_string_end(obj, len, i);
-    bool match = key_end - i - 2 == name_len && memcmp(obj + i + 1, name, name_len) == 0;
+    if (key_end > len || key_end < i + 2) return TR_ENOT_FOUND; /* text tr_json_check did not accept */
+    bool match = span_name_is(obj + i + 1, key_end - i - 2, name);
     size_t v = span_ws(obj, len, span_ws(obj, len, key_end) + 1); /* past the ':' */
     size_t v_end = span_value_end(obj, len, v);
     if (match) {

@@ -42,8 +42,9 @@ int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err)
  * tr_json_span_next: walks the elements of a top-level array (or returns the
  * whole value once when it is not an array): start *pos at 0; each call gives
  * an element's offset in *start and returns its length, 0 when done.
- * tr_json_member_span: the value of member `name` (compared byte for byte,
- * escapes not decoded) of the object `obj`; 0, or TR_ENOT_FOUND. */
+ * tr_json_member_span: the value of member `name` of the object `obj`, names
+ * compared after decoding their escapes (as cJSON reads them, so `"\u0069d"`
+ * is `id`); 0, or TR_ENOT_FOUND. */
 size_t tr_json_span_next(const char *text, size_t len, size_t *pos, size_t *start);
 int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *start, size_t *vlen);
 

@@ -16,6 +16,7 @@
 #include <cJSON.h>
 #include <stdint.h>
 
+#include "tr_note.h"
 #include "tr_store.h"
 
 typedef struct {
@@ -47,7 +48,20 @@ int tr_query_asset_payouts(tr_store_t *s, const char *asset, uint64_t distributi
 int tr_query_risk_exposure(tr_store_t *s, const tr_key_t *account, cJSON **out, tr_query_error_t *err);
 int tr_query_proof(tr_store_t *s, uint64_t seq, uint64_t size, cJSON **out, tr_query_error_t *err);
 int tr_query_consistency(tr_store_t *s, uint64_t from, uint64_t to, cJSON **out, tr_query_error_t *err);
+/* ledger.checkpoint: the latest stored checkpoint, served only after
+ * tr_query_checkpoint_verify with vkey (the node's verifier key text);
+ * TR_ECORRUPT with what is wrong in err when the stored row fails it. */
 int tr_query_checkpoint(tr_store_t *s, const char *vkey, cJSON **out, tr_query_error_t *err);
+
+/* Checks one stored checkpoint row (columns size, root, note) inside an open
+ * read of s whose journal has `journal` entries: the note verifies with vk
+ * (the node key, key name = chain id = origin), its size and root are the
+ * row's, 1 <= size <= journal, and its root is the Merkle root of entries
+ * 1..size.  Used before serving one and by the offline audit.  Returns 0;
+ * TR_ECORRUPT with what is wrong in why (why may be NULL); another code when
+ * the Merkle nodes cannot be read. */
+int tr_query_checkpoint_verify(tr_store_t *s, const tr_note_vkey_t *vk, uint64_t journal, uint64_t size,
+                               const uint8_t root[32], const char *note, char *why, size_t whylen);
 
 /* The receipt object of tx.submit: {seq, txid, hash, time, duplicate, effects}. */
 cJSON *tr_query_receipt_json(uint64_t seq, uint64_t time, const uint8_t txid[32], const uint8_t hash[32],

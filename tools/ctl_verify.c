@@ -11,7 +11,8 @@
  *      its own read-only connection, taking chunks of VERIFY_CHUNK_ENTRIES
  *      seqs from an atomic counter.
  *   2. At the same time, on this thread, tr_ledger_replay: links, hashes,
- *      genesis, every rule, derived state.
+ *      genesis, every rule, derived state, and every stored checkpoint row
+ *      (signed by the genesis node key, its root the tree's at its size).
  *   3. The Merkle root at the checkpoint's size against the checkpoint's
  *      signed root: the given FILE verified with the given VKEY, else
  *      DIR/checkpoint verified with the key the genesis entry names.

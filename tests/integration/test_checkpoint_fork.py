@@ -7,10 +7,13 @@ publish a checkpoint past N, stop it, put the old copy back: tranched must
 refuse to start (non-zero exit, a message naming the checkpoint), and must
 start again once the current database is back.  Also: the checkpoint is
 published within about a second while the journal grows, and verifies with
-the node's vkey.
+the node's vkey.  Last, a checkpoint row added to the stopped node's
+database with sqlite3 fails `tranchectl verify` and is never served.
 """
+import json
 import os
 import shutil
+import sqlite3
 import sys
 import time
 
@@ -79,6 +82,30 @@ with tc.Node() as node:
     shutil.move(current, db)
     node.start()
     T.eq(node.head()["size"], size_new, "with the current database back it starts at size %d" % size_new)
+    good = node.call("ledger.checkpoint")
+    T.eq(node.stop(), 0, "clean stop before the database is edited")
+
+    # A row added with sqlite3 (the schema stops UPDATE and DELETE, not
+    # INSERT; issue #12, finding 10): the audit names it and the node never
+    # serves it.
+    bogus_size = size_new + 5
+    with sqlite3.connect(db) as con:
+        con.execute("INSERT INTO checkpoints (size, root, time, note) VALUES (?, zeroblob(32), 0, 'bogus')",
+                    (bogus_size,))
+    con.close()
+    r = node.ctl("verify", "--datadir", node.datadir)
+    out = r.stdout.decode("utf-8", "replace") if isinstance(r.stdout, bytes) else r.stdout
+    T.check(r.returncode == 1 and ("stored checkpoint %d" % bogus_size) in out and "not a note signed" in out,
+            "tranchectl verify fails on the added checkpoint row and names it", out)
+    node.start()
+    resp = node.conn.call_raw("ledger.checkpoint")
+    err = resp.get("error") or {}
+    T.check(err.get("code") == -32603 and ("checkpoint %d" % bogus_size) in err.get("message", "")
+            and "result" not in resp and "bogus" not in json.dumps(resp),
+            "ledger.checkpoint answers a storage error naming the row, never the bogus note", resp)
+    T.check(("checkpoint %d" % bogus_size) in node.logs(), "the damage is in the node's log", node.logs())
+    T.eq(node.head()["size"], size_new, "other queries still answer")
     T.eq(node.stop(), 0, "final clean stop")
+    T.check(good.get("size") == size_new, "before the edit the node served its own checkpoint", good)
 
 T.done()

@@ -486,6 +486,29 @@ def history_after_submit(node):
             "node.status history: written through the queried entries, bound and write count", st)
 
 
+def exact_ids(node):
+    """A number id comes back as the very bytes the request wrote (issue #12, finding 12):
+    not 1.8446744073709552e+19 for 2^64, not null for 1e400."""
+    c = fresh(node)
+    ids = [b"18446744073709551616", b"-12345678901234567890", b"1e400", b"1.50", b"-0", b"1E+2",
+           b"9999999999999999", b"9007199254740993"]
+    for i in ids:
+        c.send_raw(b'{"jsonrpc":"2.0","method":"ledger.head","id": ' + i + b' }\n')
+        line = c.recv_line()
+        T.check(line is not None and line.endswith(b',"id":' + i + b"}") and b'"result":' in line,
+                "single request: id %s echoed exactly" % i.decode(), line)
+    c.send_raw(b'{"jsonrpc":"2.0","method":"no.such","id":1e400}\n')
+    line = c.recv_line()
+    T.check(line is not None and line.endswith(b',"id":1e400}') and b"-32601" in line,
+            "an error answer echoes id 1e400 exactly", line)
+    batch = b"[" + b",".join(b'{"jsonrpc":"2.0","method":"ledger.head","id":' + i + b"}" for i in ids) + b"]\n"
+    c.send_raw(batch)
+    line = c.recv_line()
+    found = re.findall(rb'"id":([^}]*)\}', line or b"")
+    T.eq(found, ids, "batch: every id echoed exactly, in order")
+    c.close()
+
+
 def main():
     node = tc.Node()
     try:
@@ -500,6 +523,7 @@ def main():
         T.section("history after submit", history_after_submit, node)
         T.section("framing limits", framing_limits, node)
         T.section("garbage", garbage, node)
+        T.section("exact ids", exact_ids, node)
         rc = node.stop()
         T.eq(rc, 0, "tranched exits 0 on SIGTERM within 10 s")
     except Exception:  # noqa: BLE001

@@ -4,6 +4,8 @@
  * batch ordering.  Runs on the in-memory ledger of tests/support/rpc_harness. */
 #include <cJSON.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rpc_harness.h"
@@ -17,6 +19,18 @@ static cJSON *run(const char *line, bool shed) {
   cJSON *r = job && job->response ? cJSON_ParseWithLength(job->response, job->response_len) : NULL;
   tr_job_free(job);
   return r;
+}
+
+/* The rendered response line of one request line, without its "\n"; NULL when nothing is answered. */
+static char *run_text(const char *line) {
+  tr_job_t *job = rpc_harness_run(line, strlen(line), false);
+  char *text = NULL;
+  if (job && job->response && job->response_len > 0 && (text = malloc(job->response_len)) != NULL) {
+    memcpy(text, job->response, job->response_len - 1);
+    text[job->response_len - 1] = '\0';
+  }
+  tr_job_free(job);
+  return text;
 }
 
 static int error_code(const cJSON *r) {
@@ -55,6 +69,8 @@ static void test_errors(void) {
                "string for an integer");
   expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":1.0},\"id\":1}", -32602, false,
                "1.0 for an integer");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"p\\u0061rams\":{\"seq\":1.0},\"id\":1}", -32602,
+               false, "1.0 for an integer, the params member named with an escape");
   expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":[1],\"id\":1}", -32602, false,
                "params by position");
   expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entries\",\"params\":{\"from\":1,\"limit\":1001},\"id\":1}",
@@ -203,15 +219,101 @@ static void test_id_text(void) {
     free(general);
     cJSON_Delete(id);
   }
+  /* a request's number id, kept as its source text (rpc.c) */
+  static const char *const raw_ids[] = {"18446744073709551616", "-12345678901234567890", "1e400", "1.50", "-0"};
+  for (size_t i = 0; i < sizeof raw_ids / sizeof raw_ids[0]; i++) {
+    cJSON *id = cJSON_CreateRaw(raw_ids[i]);
+    char fast[256];
+    size_t n = tr_rpc_id_text(id, fast, sizeof fast);
+    char *general = tr_rpc_result_raw(id, "1");
+    const char *tail = general ? strstr(general, ",\"id\":") : NULL;
+    TR_CHECK(n == strlen(raw_ids[i]) && strcmp(fast, raw_ids[i]) == 0 && tail && strncmp(tail + 6, raw_ids[i], n) == 0 &&
+                 strcmp(tail + 6 + n, "}") == 0,
+             "raw id %s echoed as is by both writers (fast %s, general %s)", raw_ids[i], fast, general ? general : "");
+    free(general);
+    cJSON_Delete(id);
+  }
   cJSON *long_id = cJSON_CreateString("0123456789012345678901234567890123456789");
   char small[16];
   TR_CHECK(tr_rpc_id_text(long_id, small, sizeof small) == 0, "an id longer than the buffer gives 0 (the general path)");
   cJSON_Delete(long_id);
 }
 
+/* A number id comes back exactly as the request wrote it (issue #12, 12):
+ * cJSON alone gives 1.8446744073709552e+19 for 2^64 and null for 1e400. */
+static void test_id_exact(void) {
+  static const char *const ids[] = {"18446744073709551616", "-12345678901234567890", "1e400", "-1e400", "1.50",
+                                    "-0", "1E+2", "0", "7", "9999999999999999", "9007199254740993", "1e-400",
+                                    "123456789012345678901234567890.000000000000000000001"};
+  char line[512], want[256];
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\" : %s }", ids[i]);
+    snprintf(want, sizeof want, ",\"id\":%s}", ids[i]);
+    char *r = run_text(line);
+    size_t rl = r ? strlen(r) : 0, wl = strlen(want);
+    TR_CHECK(r && rl > wl && strcmp(r + rl - wl, want) == 0 && strstr(r, "\"result\":"), "id %s echoed exactly (%s)",
+             ids[i], r ? r : "(no answer)");
+    free(r);
+    /* an error answer too */
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":%s}", ids[i]);
+    r = run_text(line);
+    rl = r ? strlen(r) : 0;
+    TR_CHECK(r && rl > wl && strcmp(r + rl - wl, want) == 0 && strstr(r, "-32601"), "id %s echoed in an error (%s)",
+             ids[i], r ? r : "(no answer)");
+    free(r);
+  }
+  /* a batch: each element its own id, in order, results and errors alike */
+  char *r = run_text("[{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":18446744073709551616},"
+                     " {\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":-12345678901234567890},"
+                     "{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":1.0},\"id\":1e400},"
+                     "{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":\"1e400\"}]");
+  const char *a = r ? strstr(r, "\"id\":18446744073709551616}") : NULL;
+  const char *b = a ? strstr(a, "\"id\":-12345678901234567890}") : NULL;
+  const char *c = b ? strstr(b, "\"id\":1e400}") : NULL;
+  const char *d = c ? strstr(c, "\"id\":\"1e400\"}") : NULL;
+  const char *e1 = a ? strstr(a, "-32601") : NULL, *e2 = b ? strstr(b, "-32602") : NULL;
+  TR_CHECK(d != NULL && e1 && e1 < b && e2 && e2 < c,
+           "a batch echoes each element's id exactly, in order (%s)", r ? r : "(no answer)");
+  free(r);
+  /* the member named with an escape is the id too (cJSON decodes names) */
+  r = run_text("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"\\u0069d\":18446744073709551616}");
+  TR_CHECK(r && strstr(r, "\"id\":18446744073709551616}"), "an id member written \\u0069d is echoed exactly (%s)",
+           r ? r : "(no answer)");
+  free(r);
+  /* an invalid request keeps its id */
+  r = run_text("{\"jsonrpc\":\"1.0\",\"method\":\"ledger.head\",\"id\":1e400}");
+  TR_CHECK(r && strstr(r, "-32600") && strstr(r, "\"id\":1e400}"), "an invalid request echoes its id (%s)",
+           r ? r : "(no answer)");
+  free(r);
+  /* tx.submit: the receipt path, committed and refused */
+  char *tx = open_tx(RPC_HARNESS_CHAIN, "dispatch-id"), *sub = submit_line(tx, true);
+  char *seven = strstr(sub, "\"id\":7");
+  size_t n = strlen(sub) + 64;
+  char *big = malloc(n);
+  if (seven) snprintf(big, n, "%.*s\"id\":-12345678901234567890}", (int)(seven - sub), sub);
+  r = seven ? run_text(big) : NULL;
+  TR_CHECK(r && strstr(r, "\"result\":{\"seq\":") && strstr(r, "\"id\":-12345678901234567890}"),
+           "a receipt echoes the id exactly (%s)", r ? r : "(no answer)");
+  free(r);
+  free(big);
+  free(sub);
+  sub = submit_line(tx, false);
+  seven = strstr(sub, "\"id\":7");
+  big = malloc(n);
+  if (seven) snprintf(big, n, "%.*s\"id\":1e400}", (int)(seven - sub), sub);
+  r = seven ? run_text(big) : NULL;
+  TR_CHECK(r && strstr(r, "bad_signature") && strstr(r, "\"id\":1e400}"), "a refusal echoes the id exactly (%s)",
+           r ? r : "(no answer)");
+  free(r);
+  free(big);
+  free(sub);
+  free(tx);
+}
+
 int main(void) {
   rpc_harness_setup();
   test_id_text();
+  test_id_exact();
   test_errors();
   test_batches_and_notifications();
   test_discover();

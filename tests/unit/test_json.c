@@ -381,6 +381,18 @@ static void test_spans(void) {
                memcmp(obj + vs, "{\"seq\":1.0}", 11) == 0, "member span of params");
   TR_CHECK(tr_json_member_span(obj, strlen(obj), "method", &vs, &vl) == TR_ENOT_FOUND, "absent member");
   TR_CHECK(tr_json_member_span("[1]", 3, "params", &vs, &vl) == TR_ENOT_FOUND, "member span of a non-object");
+  /* names compare decoded, as cJSON reads them */
+  const char *esc = "{\"\\u0069\\u0064x\":2, \"\\u0069d\" : 1e400 ,\"p\\u0061rams\":{\"a\":1.0},\"\\ud83d\\ude00\":3}";
+  TR_CHECK(tr_json_check(esc, strlen(esc), TR_JSON_ANY_VALUE, NULL) == 0, "escaped-name fixture is strict JSON");
+  TR_CHECK(tr_json_member_span(esc, strlen(esc), "id", &vs, &vl) == 0 && vl == 5 && memcmp(esc + vs, "1e400", 5) == 0,
+           "member \\u0069d is id (not idx)");
+  TR_CHECK(tr_json_member_span(esc, strlen(esc), "params", &vs, &vl) == 0 && vl == 9, "member p\\u0061rams is params");
+  TR_CHECK(tr_json_member_span(esc, strlen(esc), "\xF0\x9F\x98\x80", &vs, &vl) == 0 && vl == 1 && esc[vs] == '3',
+           "a surrogate-pair name decodes to its UTF-8");
+  TR_CHECK(tr_json_member_span(esc, strlen(esc), "i", &vs, &vl) == TR_ENOT_FOUND, "a decoded prefix is not a match");
+  /* bounded on text the checker refused: an unterminated escape in a name */
+  TR_CHECK(tr_json_member_span("{\"\\u00", 6, "id", &vs, &vl) == TR_ENOT_FOUND, "a cut escape is no match");
+  TR_CHECK(tr_json_member_span("{\"\\u00\":1}", 10, "id", &vs, &vl) == TR_ENOT_FOUND, "a short \\u escape is no match");
 }
 
 static void test_put_u64(void) {

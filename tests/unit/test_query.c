@@ -8,6 +8,7 @@
 #include <cJSON.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include "tr_hex.h"
 #include "tr_ledger.h"
 #include "tr_merkle.h"
+#include "tr_note.h"
 #include "tr_query.h"
 #include "tr_store.h"
 #include "tr_test.h"
@@ -275,7 +277,9 @@ static void test_empty(void) {
   TR_CHECK_EQ_STR(str(o, "root"), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                   "root of the empty tree is SHA-256 of nothing");
   cJSON_Delete(o);
-  TR_CHECK(tr_query_checkpoint(e, "k", &o, &err) == TR_ENOT_FOUND, "no checkpoint yet: not_found");
+  char vkey[TR_NOTE_VKEY_BUF_BYTES];
+  TR_CHECK(tr_note_vkey_format(CHAIN, node.pk, vkey, sizeof vkey) == 0, "node vkey");
+  TR_CHECK(tr_query_checkpoint(e, vkey, &o, &err) == TR_ENOT_FOUND, "no checkpoint yet: not_found");
   TR_CHECK(tr_query_entry(e, 1, &o, &err) == TR_ENOT_FOUND, "no entry 1 yet");
   tr_store_close(e);
 }
@@ -774,24 +778,91 @@ static void test_proofs(void) {
            "consistency to > journal: \"%s\"", err.message);
 }
 
+/* One row added to checkpoints as sqlite3 would (the schema stops UPDATE
+ * and DELETE, not INSERT), queried, then removed again. */
+static int checkpoint_with_row(uint64_t size, const uint8_t root[32], const char *note, const char *vkey,
+                               tr_query_error_t *err) {
+  cJSON *o = NULL;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(tr_store_db(S), "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, 1, ?3)",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+    sqlite3_bind_blob(st, 2, root, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, note, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_OK) return 1;
+  err->message[0] = '\0';
+  rc = tr_query_checkpoint(S, vkey, &o, err);
+  cJSON_Delete(o);
+  char sql[96];
+  snprintf(sql, sizeof sql, "DELETE FROM checkpoints WHERE size = %llu", (unsigned long long)size);
+  if (sqlite3_exec(tr_store_db(S), sql, NULL, NULL, NULL) != SQLITE_OK) return 1;
+  return rc;
+}
+
 static void test_checkpoint(void) {
   cJSON *o = NULL;
   tr_query_error_t err;
-  TR_CHECK(tr_query_checkpoint(S, "vk", &o, &err) == TR_ENOT_FOUND, "no checkpoint: not_found");
-  uint8_t root[32];
-  const char *notes[] = {"test.example/query\n3\nAAAA\n\n— test sig3\n", "test.example/query\n5\nBBBB\n\n— test sig5\n"};
+  char vkey[TR_NOTE_VKEY_BUF_BYTES], note[TR_CHECKPOINT_NOTE_BUF_BYTES], notes[2][TR_CHECKPOINT_NOTE_BUF_BYTES];
+  size_t len;
+  TR_CHECK(tr_note_vkey_format(CHAIN, node.pk, vkey, sizeof vkey) == 0, "node vkey");
+  TR_CHECK(tr_query_checkpoint(S, vkey, &o, &err) == TR_ENOT_FOUND, "no checkpoint: not_found");
+  TR_CHECK(tr_query_checkpoint(S, "vk", &o, &err) == TR_EARG, "no usable verifier key: nothing is served");
+  uint8_t root[32], zero[32] = {0};
   uint64_t sizes[] = {3, 5};
   for (int i = 0; i < 2; i++) {
     mth(0, sizes[i], root);
+    TR_CHECK(tr_checkpoint_sign(CHAIN, sizes[i], root, node.sk, notes[i], sizeof notes[i], &len) == 0, "signed %d", i);
     tr_store_begin(S);
     TR_CHECK(tr_store_checkpoint_put(S, sizes[i], root, T0, notes[i]) == 0, "checkpoint %d stored", i);
     tr_store_commit(S);
   }
-  TR_CHECK(tr_query_checkpoint(S, "test.example/query+01234567+AQ", &o, &err) == 0, "ledger.checkpoint");
+  TR_CHECK(tr_query_checkpoint(S, vkey, &o, &err) == 0, "ledger.checkpoint");
   TR_CHECK(str(o, "checkpoint") && strcmp(str(o, "checkpoint"), notes[1]) == 0, "the latest note text");
   TR_CHECK_EQ_INT(u64(o, "size"), 5, "size is the checkpoint's tree size");
-  TR_CHECK_EQ_STR(str(o, "vkey"), "test.example/query+01234567+AQ", "vkey passed through");
+  TR_CHECK_EQ_STR(str(o, "vkey"), vkey, "vkey passed through");
   TR_CHECK_EQ_INT(cJSON_GetArraySize(o), 3, "{checkpoint, size, vkey}");
+  cJSON_Delete(o);
+
+  /* Rows the node did not sign, or that do not match the store, are never
+   * served (issue #12, finding 10). */
+  TR_CHECK(sqlite3_exec(tr_store_db(S), "DROP TRIGGER checkpoints_append_only_d", NULL, NULL, NULL) == SQLITE_OK,
+           "test only: rows may be deleted again");
+  uint8_t root6[32], root7[32];
+  mth(0, 6, root6);
+  mth(0, 7, root7);
+  static const struct { int size; const char *mention, *what; } bad[] = {
+    {12, "not a note signed", "a bogus note beyond the head (the report: size 12, head 7)"},
+    {6, "not a note signed", "a note signed by another key"},
+    {6, "not a note signed", "a note signed by the node key for another origin"},
+    {6, "size or root column", "the root column differs from the note"},
+    {6, "size or root column", "the note is for another size than its row"},
+    {60, "beyond the journal", "a node-signed note beyond the journal"},
+    {6, "Merkle root", "a node-signed note with a root that is not the tree's"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const uint8_t *col = root6;
+    int rc = 0;
+    switch (i) {
+    case 0: snprintf(note, sizeof note, "bogus"); col = zero; break;
+    case 1: rc = tr_checkpoint_sign(CHAIN, 6, root6, admin.sk, note, sizeof note, &len); break;
+    case 2: rc = tr_checkpoint_sign("other.example/chain", 6, root6, node.sk, note, sizeof note, &len); break;
+    case 3: rc = tr_checkpoint_sign(CHAIN, 6, root6, node.sk, note, sizeof note, &len); col = zero; break;
+    case 4: rc = tr_checkpoint_sign(CHAIN, 7, root7, node.sk, note, sizeof note, &len); col = root7; break;
+    case 5: rc = tr_checkpoint_sign(CHAIN, 60, zero, node.sk, note, sizeof note, &len); col = zero; break;
+    default: rc = tr_checkpoint_sign(CHAIN, 6, zero, node.sk, note, sizeof note, &len); col = zero; break;
+    }
+    int got = rc == 0 ? checkpoint_with_row((uint64_t)bad[i].size, col, note, vkey, &err) : rc;
+    TR_CHECK(got == TR_ECORRUPT && strstr(err.message, bad[i].mention), "%s: refused, \"%s\"", bad[i].what,
+             err.message);
+  }
+  TR_CHECK(tr_checkpoint_sign(CHAIN, 6, root6, node.sk, note, sizeof note, &len) == 0 &&
+               checkpoint_with_row(6, root6, note, vkey, &err) == 0,
+           "a row the node signed for the tree at its size is served (%s)", err.message);
+  TR_CHECK(tr_query_checkpoint(S, vkey, &o, &err) == 0 && u64(o, "size") == 5, "the last good row is served again");
   cJSON_Delete(o);
 }
 

@@ -13,7 +13,9 @@
  * At the end tr_ledger_replay rebuilds the state from the journal and must
  * find it identical; then copies of the file are tampered with directly in
  * SQLite (triggers dropped) and replay must report TR_ECORRUPT and, for an
- * entry tamper, the right seq.
+ * entry tamper, the right seq.  Checkpoints signed by the node key are
+ * stored every few batches, as the daemon does; rows added to checkpoints
+ * that the node did not sign for this tree must fail the audit.
  */
 #include <sodium.h>
 #include <sqlite3.h>
@@ -28,6 +30,7 @@
 #include "tr_err.h"
 #include "tr_hex.h"
 #include "tr_ledger.h"
+#include "tr_note.h"
 #include "tr_store.h"
 #include "tr_tx.h"
 #include "tr_test.h"
@@ -459,6 +462,45 @@ static int tamper_tx_byte(const char *path, uint64_t seq) {
   return rc;
 }
 
+/* A checkpoint of the head signed by the node key (K[0]), as the sequencer
+ * stores one inside a batch's transaction. */
+static int put_checkpoint(tr_store_t *s, uint64_t time) {
+  uint64_t size = 0;
+  uint8_t root[32];
+  char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
+  size_t len;
+  int rc = tr_store_head(s, &size, NULL, NULL);
+  if (rc == 0) rc = tr_store_merkle_root(s, size, root);
+  if (rc == 0) rc = tr_checkpoint_sign(CHAIN, size, root, K[0].sk, note, sizeof note, &len);
+  if (rc == 0) rc = tr_store_checkpoint_put(s, size, root, time, note);
+  return rc;
+}
+
+/* Adds one row to checkpoints, as sqlite3 on the file would (no trigger stops
+ * an INSERT).  root NULL: 32 zero bytes; time_text: the time column as text. */
+static int insert_checkpoint(const char *path, uint64_t size, const uint8_t *root, const char *time_text,
+                             const char *note) {
+  static const uint8_t zero[32];
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(db, "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)", -1, &st,
+                            NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+    sqlite3_bind_blob(st, 2, root ? root : zero, 32, SQLITE_STATIC);
+    if (time_text) sqlite3_bind_text(st, 3, time_text, -1, SQLITE_STATIC);
+    else sqlite3_bind_int64(st, 3, 1700000000000LL);
+    sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+  }
+  if (rc != SQLITE_OK) printf("# insert checkpoint %llu on %s: %s\n", (unsigned long long)size, path, sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rc;
+}
+
 typedef struct {
   tr_store_t *s;
   uint64_t next, stop_at;
@@ -560,6 +602,7 @@ int main(void) {
     }
     w->now = clock;
     if (i % BATCH == BATCH - 1 || i == N_TXS - 1) {
+      if (batches % 7 == 3 && put_checkpoint(w->s, clock) != 0) internal_errors++;
       if (tr_store_commit(w->s) != 0) internal_errors++;
       batches++;
       violations += invariants(w, &violated);
@@ -606,8 +649,22 @@ int main(void) {
   rc = tr_store_entries_scan(w->s, 1, size, scan_check, &sc);
   TR_CHECK(rc == TR_ELIMIT && sc.next == 3, "entries_scan stops at the callback's first nonzero return (%s)", tr_strerror(rc));
 
+  /* A size with no checkpoint row, and the tree's root there and one past it. */
+  uint64_t cp_free = size / 3;
+  char q[96];
+  for (;; cp_free++) {
+    snprintf(q, sizeof q, "SELECT count(*) FROM checkpoints WHERE size = %llu", (unsigned long long)cp_free);
+    if (sql_int(path, q) == 0) break;
+  }
+  uint8_t root_free[32], root_next[32];
+  rc = tr_store_merkle_root(w->s, cp_free, root_free);
+  if (rc == 0) rc = tr_store_merkle_root(w->s, cp_free + 1, root_next);
+  TR_CHECK(rc == 0 && cp_free + 1 < size, "roots at %llu and %llu, which hold no checkpoint row",
+           (unsigned long long)cp_free, (unsigned long long)cp_free + 1);
   tr_store_close(w->s);
   free(w);
+  long long checkpoints = sql_int(path, "SELECT count(*) FROM checkpoints");
+  TR_CHECK(checkpoints >= 5, "the run stored checkpoints signed by the node key (%lld)", checkpoints);
 
   /* Replay equals the live state. */
   tr_replay_report_t rep;
@@ -700,6 +757,58 @@ int main(void) {
     copy_db(path, dir, "edit.db", copy, sizeof copy);
     TR_CHECK(seq >= 0 && sql_exec(copy, edits[i].sql) == SQLITE_OK, "edited a copy: %s", edits[i].what);
     expect_corrupt(copy, (uint64_t)seq, edits[i].mention, edits[i].what);
+  }
+
+  /* Rows added to checkpoints (issue #12, finding 10): each must be a note
+   * the genesis node key signed for this tree, its columns what the note
+   * says; the audit names the row. */
+  static const struct {
+    int kind;
+    const char *mention, *what;
+  } cps[] = {
+    {0, "checkpoint", "a bogus note beyond the head"},
+    {1, "not a note signed by the node key", "a note signed by the admin key"},
+    {2, "not a note signed by the node key", "a note signed by the node key for another origin"},
+    {3, "Merkle root", "a node-signed note whose root is not the tree's"},
+    {4, "beyond the journal", "a node-signed note beyond the journal"},
+    {5, "size or root column", "the root column is not the note's"},
+    {6, "size or root column", "the note is for the next size, not its row's"},
+    {7, "malformed columns", "the time column is text"},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(cps); i++) {
+    char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
+    size_t len;
+    uint64_t at = cp_free;
+    const uint8_t *col = root_free;
+    const char *time_text = NULL;
+    int src = 0;
+    static const uint8_t zero[32];
+    switch (cps[i].kind) {
+    case 0: snprintf(note, sizeof note, "bogus"); at = size + 5; col = NULL; break;
+    case 1: src = tr_checkpoint_sign(CHAIN, at, root_free, K[1].sk, note, sizeof note, &len); break;
+    case 2: src = tr_checkpoint_sign("other.example/chain", at, root_free, K[0].sk, note, sizeof note, &len); break;
+    case 3: src = tr_checkpoint_sign(CHAIN, at, zero, K[0].sk, note, sizeof note, &len); col = zero; break;
+    case 4: at = size + 3; src = tr_checkpoint_sign(CHAIN, at, zero, K[0].sk, note, sizeof note, &len); col = zero; break;
+    case 5: src = tr_checkpoint_sign(CHAIN, at, root_free, K[0].sk, note, sizeof note, &len); col = zero; break;
+    case 6: src = tr_checkpoint_sign(CHAIN, at + 1, root_next, K[0].sk, note, sizeof note, &len); col = root_next; break;
+    default: src = tr_checkpoint_sign(CHAIN, at, root_free, K[0].sk, note, sizeof note, &len); time_text = "noon"; break;
+    }
+    copy_db(path, dir, "edit.db", copy, sizeof copy);
+    TR_CHECK(src == 0 && insert_checkpoint(copy, at, col, time_text, note) == SQLITE_OK, "added a checkpoint row: %s",
+             cps[i].what);
+    char named[32];
+    snprintf(named, sizeof named, "checkpoint %llu", (unsigned long long)at);
+    expect_corrupt(copy, 0, named, cps[i].what);
+    expect_corrupt(copy, 0, cps[i].mention, cps[i].what);
+  }
+  {
+    char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
+    size_t len;
+    copy_db(path, dir, "edit.db", copy, sizeof copy);
+    rc = tr_checkpoint_sign(CHAIN, cp_free, root_free, K[0].sk, note, sizeof note, &len);
+    TR_CHECK(rc == 0 && insert_checkpoint(copy, cp_free, root_free, NULL, note) == SQLITE_OK &&
+                 tr_ledger_replay(copy, NULL, NULL, &rep) == 0,
+             "one more checkpoint the node key signed for the tree at its size passes (%s)", rep.message);
   }
 
   /* A node stopped hard holds the newest history rows in memory only: the
