@@ -407,6 +407,36 @@ static int check_against_checkpoint_file(tr_sequencer_t *seq, char *err, size_t 
   return rc;
 }
 
+/* The latest stored checkpoint must be one this node signed for this journal:
+ * a row added with sqlite3 would be served by nobody (tr_query_checkpoint
+ * checks too) but would collide with the node's own row at that size. */
+static int check_stored_checkpoint(tr_sequencer_t *seq, char *err, size_t errlen) {
+  char vkey_text[TR_NOTE_VKEY_BUF_BYTES], why[256] = "";
+  tr_note_vkey_t vkey;
+  uint64_t journal = 0, size = 0;
+  uint8_t root[32];
+  char *note = NULL;
+  int rc = tr_note_vkey_format(seq->ledger.chain, seq->ledger.node_key.b, vkey_text, sizeof vkey_text);
+  if (rc == 0) rc = tr_note_vkey_parse(vkey_text, strlen(vkey_text), &vkey);
+  if (rc == 0) rc = tr_store_read_begin(seq->writer);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot read the stored checkpoints: %s", tr_store_error_text(seq->writer, rc));
+    return rc;
+  }
+  rc = tr_store_head(seq->writer, &journal, NULL, NULL);
+  if (rc == 0) rc = tr_store_checkpoint_latest(seq->writer, &size, root, &note);
+  if (rc == TR_ENOT_FOUND) rc = 0; /* none yet (a node that never ran) */
+  else if (rc == 0) rc = tr_query_checkpoint_verify(seq->writer, &vkey, journal, size, root, note, why, sizeof why);
+  tr_store_read_end(seq->writer);
+  free(note);
+  if (rc == TR_ECORRUPT)
+    snprintf(err, errlen, "the checkpoints table holds a row this node did not sign (%s): it was edited; "
+             "restore a backup or remove that row", why);
+  else if (rc != 0)
+    snprintf(err, errlen, "cannot read the stored checkpoints: %s", tr_store_error_text(seq->writer, rc));
+  return rc;
+}
+
 /* Opens the journal (read-only when `readonly`), checks that it is sound,
  * that it belongs to this node key and that it extends the checkpoint file.
  * On failure seq->writer is closed again and err says why. */
@@ -427,6 +457,7 @@ static int journal_open(tr_sequencer_t *seq, const char *datadir, int readonly, 
     rc = TR_ECORRUPT;
   }
   if (rc == 0) rc = check_against_checkpoint_file(seq, err, errlen);
+  if (rc == 0) rc = check_stored_checkpoint(seq, err, errlen);
   if (rc != 0) {
     tr_store_close(seq->writer);
     seq->writer = NULL;

@@ -89,6 +89,8 @@ with tc.Node() as node:
     # INSERT; issue #12, finding 10): the audit names it and the node never
     # serves it.
     bogus_size = size_new + 5
+    db_clean = db + ".clean"
+    shutil.copyfile(db, db_clean)
     with sqlite3.connect(db) as con:
         con.execute("INSERT INTO checkpoints (size, root, time, note) VALUES (?, zeroblob(32), 0, 'bogus')",
                     (bogus_size,))
@@ -97,7 +99,22 @@ with tc.Node() as node:
     out = r.stdout.decode("utf-8", "replace") if isinstance(r.stdout, bytes) else r.stdout
     T.check(r.returncode == 1 and ("stored checkpoint %d" % bogus_size) in out and "not a note signed" in out,
             "tranchectl verify fails on the added checkpoint row and names it", out)
+    proc = tc.subprocess.run([node.tranched, "--datadir", node.datadir, "--listen", "127.0.0.1:%d" % tc.free_port()],
+                             stdout=tc.subprocess.PIPE, stderr=tc.subprocess.PIPE, timeout=30)
+    err = proc.stderr.decode("utf-8", "replace")
+    T.check(proc.returncode == 1 and ("checkpoint %d" % bogus_size) in err and "did not sign" in err,
+            "tranched refuses to start on the added checkpoint row and names it", err[-400:])
+
+    # The same row added while the node runs: it is never served.
+    for f in (db, db + "-wal", db + "-shm"):
+        if os.path.exists(f):
+            os.remove(f)
+    shutil.copyfile(db_clean, db)
     node.start()
+    with sqlite3.connect(db, timeout=10) as con:
+        con.execute("INSERT INTO checkpoints (size, root, time, note) VALUES (?, zeroblob(32), 0, 'bogus')",
+                    (bogus_size,))
+    con.close()
     resp = node.conn.call_raw("ledger.checkpoint")
     err = resp.get("error") or {}
     T.check(err.get("code") == -32603 and ("checkpoint %d" % bogus_size) in err.get("message", "")
