@@ -40,6 +40,10 @@ int tr_path_join(char *out, size_t outlen, const char *dir, const char *name);
  * database, node key, config and genesis entry with `admin` as the admin. */
 int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, char *err, size_t errlen);
 
+/* 0 when DIR's absolute control socket path fits a Unix socket address;
+ * else TR_ELIMIT and a message saying so (init refuses such a DIR). */
+int tr_node_socket_path_check(const char *datadir, char *err, size_t errlen);
+
 typedef struct {
   char listen[128];       /* HOST:PORT */
   unsigned workers;       /* 0 = number of cores */

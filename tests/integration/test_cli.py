@@ -428,11 +428,49 @@ def control_cases(node, cx):
     exits(ctl("verify", "--datadir", node.datadir), 0, "verify the stopped directory", stdout_has="OK: ")
 
 
+# ---------------------------------------------------------------- operator hazards (issue 12)
+
+def fifo_key_cases(tmp):
+    """Finding 14: a key file that is a FIFO is refused at once, never waited on."""
+    fifo = os.path.join(tmp, "fifo.key")
+    os.mkfifo(fifo, 0o600)
+    for args in (("sign", "--key", fifo, "--tx", "{}"),
+                 ("transfer", "--key", fifo, "--asset", "A", "--to", "ab" * 32, "--units", "1", "--print",
+                  "--chain", "cli.example/t")):
+        try:
+            r = ctl(*args, timeout=10)
+        except subprocess.TimeoutExpired:
+            r = (None, "", "timed out: blocked on the FIFO")
+        exits(r, 1, "%s --key FIFO is refused without blocking" % args[0], stderr_has="not a regular file")
+    exits(ctl("sign", "--key", tmp, "--tx", "{}", timeout=10), 1, "a directory as key file is refused",
+          stderr_has="not a regular file")
+
+
+def long_path_cases(tmp):
+    """Finding 15: init refuses a DIR whose control.sock path would not fit a Unix socket address."""
+    base = os.path.realpath(tmp)
+    room = 107 - len(base) - len("/control.sock") - 1  # the longest name that still fits
+    d_fit = os.path.join(base, "f" * room)
+    d_long = os.path.join(base, "l" * (room + 1))
+    T.eq(len(d_fit + "/control.sock"), 107, "test set-up: the fitting path is exactly 107 bytes")
+    exits(ctl("init", "--datadir", d_long, "--chain", "cli.example/t", "--admin", tc.Key().pk), 1,
+          "init refuses a DIR whose control socket path exceeds the Unix limit", stderr_has="too long")
+    T.check(not os.path.exists(d_long), "the refused init created nothing")
+    ok(ctl("init", "--datadir", d_fit, "--chain", "cli.example/t", "--admin", tc.Key().pk),
+       "init accepts a DIR whose control socket path is exactly 107 bytes")
+    rel = subprocess.run([CTL, "init", "--datadir", "r" * (room + 1), "--chain", "cli.example/t", "--admin",
+                          tc.Key().pk], cwd=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    T.check(rel.returncode == 1 and b"too long" in rel.stderr,
+            "a short relative DIR is judged by its absolute path", rel.stderr)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="tranche-cli-")
     try:
         T.section("init", init_cases, tmp)
         T.section("help", help_cases)
+        T.section("fifo key", fifo_key_cases, tmp)
+        T.section("long path", long_path_cases, tmp)
         with tc.Node() as node:
             node.init().start()
             cx = Ctx()
