@@ -987,13 +987,62 @@ int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json) {
  * WAL mode so it is one self-contained file, fsynced, then renamed into
  * place (and the directory fsynced): a crash leaves either no file or a
  * complete one. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define BACKUP_BUSY_RETRY_MS 10
+#define BACKUP_PARTIAL ".partial-"
+#define BACKUP_DIR_ENTRIES_MAX 100000 /* entries looked at for stale partials: a huge directory is not scanned forever */
+
+/* The pid of a "NAME.partial-PID" or "NAME.partial-PID-journal" (the copy's
+ * rollback journal) name, or 0 when the name is neither. */
+static long partial_pid(const char *name, bool *is_journal) {
+  const char *p = NULL;
+  for (const char *q = strstr(name, BACKUP_PARTIAL); q; q = strstr(q + 1, BACKUP_PARTIAL)) p = q;
+  if (p == NULL || p == name) return 0;
+  const char *digits = p + strlen(BACKUP_PARTIAL);
+  if (*digits < '1' || *digits > '9') return 0;
+  char *end;
+  errno = 0;
+  long pid = strtol(digits, &end, 10);
+  if (errno != 0 || pid <= 0) return 0;
+  *is_journal = strcmp(end, "-journal") == 0;
+  return *end == '\0' || *is_journal ? pid : 0;
+}
+
+/* A backup killed half-way (kill -9 of the daemon, a crash) leaves its
+ * NAME.partial-PID and NAME.partial-PID-journal behind; nothing else would
+ * ever remove them.  In the directory we are about to write, remove those of
+ * dead processes: our own uid's regular files, the copy itself only when it
+ * is empty or starts with SQLite's header. */
+static void backup_remove_stale_partials(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return;
+  int dfd = dirfd(d);
+  struct dirent *e;
+  for (size_t seen = 0; (e = readdir(d)) != NULL && seen < BACKUP_DIR_ENTRIES_MAX; seen++) {
+    bool journal = false;
+    long pid = partial_pid(e->d_name, &journal);
+    if (pid == 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    struct stat st;
+    if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+      continue;
+    if (!journal && st.st_size > 0) {
+      char head[16];
+      int fd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      ssize_t n = fd >= 0 ? read(fd, head, sizeof head) : -1;
+      if (fd >= 0) close(fd);
+      if (n != (ssize_t)sizeof head || memcmp(head, "SQLite format 3", 16) != 0) continue;
+    }
+    unlinkat(dfd, e->d_name, 0);
+  }
+  closedir(d);
+}
 
 static int backup_fsync_path(const char *path, bool is_dir) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
@@ -1046,6 +1095,8 @@ int tr_store_backup(const char *db_path, const char *dest_path, char *err, size_
   int n = snprintf(tmp, sizeof tmp, "%s.partial-%ld", dest_path, (long)getpid());
   if (n < 0 || (size_t)n >= sizeof tmp) return TR_ELIMIT;
   unlink(tmp); /* a leftover of an earlier crash with our pid */
+  snprintf(dir, sizeof dir, "%s", dest_path);
+  backup_remove_stale_partials(dirname(dir));
   sqlite3 *src = NULL;
   if (sqlite3_open_v2(db_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "cannot open %s: %s", db_path, src ? sqlite3_errmsg(src) : "out of memory");

@@ -82,6 +82,28 @@ with tc.Node() as node:
             T.check(True, "cycle %d: killed before the backup completed: no file at the target" % cycle)
         node.start()
         T.eq(node.head()["size"], size, "cycle %d: restarted node has every entry" % cycle)
+    # Finding 13 (issue 12): a backup killed half-way leaves NAME.partial-PID
+    # and its -journal; the next backup into that directory removes those of
+    # dead processes, and nothing else.
+    left = sorted(n for n in os.listdir(node.tmp) if ".partial-" in n)
+    T.comment("partials left by the kills: %r" % left)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = ["old.db.partial-%d" % dead.pid, "old.db.partial-%d-journal" % dead.pid]
+    live = "live.db.partial-%d" % os.getpid()          # a process that still runs
+    foreign = "notes.txt.partial-%d" % dead.pid         # not a database copy
+    for n in stale + [live]:
+        with open(os.path.join(node.tmp, n), "wb") as f:
+            f.write(b"SQLite format 3\x00" + b"\x00" * 100)
+    with open(os.path.join(node.tmp, foreign), "w") as f:
+        f.write("someone's notes\n")
+    r = node.ctl("backup", "--datadir", node.datadir, "--to", os.path.join(node.tmp, "after-kills.db"))
+    T.eq(r.returncode, 0, "a backup after the kills succeeds")
+    now = set(os.listdir(node.tmp))
+    T.eq(sorted(n for n in now if ".partial-" in n and n not in (live, foreign)), [],
+         "the next backup removed every partial of a dead process")
+    T.check(live in now, "a partial of a live process is kept")
+    T.check(foreign in now, "a file that is not a database copy is kept")
     T.eq(node.stop(), 0, "clean stop")
     r = node.ctl("verify", "--datadir", node.datadir)
     T.eq(r.returncode, 0, "the live directory verifies after all the kills")
