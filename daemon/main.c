@@ -85,11 +85,18 @@ static int parse_args(int argc, char **argv, args_t *a) {
   return 0;
 }
 
-/* Config file first, then flags (flags win). */
+/* Config file first, then flags (flags win).  The data directory and the
+ * config must be ours alone: refused otherwise (tr_node_check_private). */
 static int load_config(tr_daemon_t *d, const args_t *a) {
-  char path[TR_PATH_MAX], err[512];
+  char path[TR_PATH_MAX], err[512] = "";
   tr_config_defaults(&d->config);
   int rc = a->config ? 0 : tr_path_join(path, sizeof path, d->datadir, TR_CONFIG_FILE);
+  if (rc == 0) rc = tr_node_check_private(d->datadir, err, sizeof err);
+  if (rc == 0) rc = tr_node_check_private(a->config ? a->config : path, err, sizeof err);
+  if (rc != 0) {
+    log_error("main", "%s", err);
+    return rc;
+  }
   if (rc == 0) rc = tr_config_load(a->config ? a->config : path, a->config == NULL, &d->config, err, sizeof err);
   if (rc != 0) {
     log_error("main", "%s", err);

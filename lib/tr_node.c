@@ -353,6 +353,27 @@ int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port) {
   return 0;
 }
 
+int tr_node_check_private(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    return TR_EIO;
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    snprintf(err, errlen, "%s is owned by uid %u, not by uid %u (this process) or root: whoever owns it could change "
+             "the node's settings; chown it", path, (unsigned)st.st_uid, (unsigned)geteuid());
+    return TR_EARG;
+  }
+  if (st.st_mode & 022) {
+    snprintf(err, errlen, "%s is writable by %s (mode %03o): an outsider could change the node's settings; "
+             "chmod go-w it", path, (st.st_mode & 020) && (st.st_mode & 002) ? "group and others" :
+             (st.st_mode & 020) ? "its group" : "others", (unsigned)(st.st_mode & 0777));
+    return TR_EARG;
+  }
+  return 0;
+}
+
 int tr_node_lock(const char *datadir, int *fd_out, char *err, size_t errlen) {
   char path[TR_PATH_MAX];
   *fd_out = -1;

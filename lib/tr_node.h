@@ -65,6 +65,12 @@ int tr_file_read(const char *path, size_t max, char **out, size_t *len);
 /* Splits "HOST:PORT" ("[::1]:7707" too). */
 int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
 
+/* Like ssh's StrictModes, for the data directory and the config file: 0
+ * when path is missing or owned by this euid or root and not writable by
+ * group or others; else TR_EARG and why.  Whoever can write either could
+ * point `listen` at a public address or replace the database. */
+int tr_node_check_private(const char *path, char *err, size_t errlen);
+
 /* Takes the data directory's exclusive lock (flock on DIR/lock, which then
  * holds our pid) so that at most one process ever writes DIR.  Must be taken
  * before the database is opened for writing; it is held until *fd_out is

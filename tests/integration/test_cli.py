@@ -464,6 +464,40 @@ def long_path_cases(tmp):
             "a short relative DIR is judged by its absolute path", rel.stderr)
 
 
+def ownership_cases(tmp):
+    """Finding 16: tranched refuses (like ssh) a data directory or config that others can change."""
+    d = os.path.join(tmp, "own")
+    ok(ctl("init", "--datadir", d, "--chain", "cli.example/t", "--admin", tc.Key().pk), "init for the ownership cases")
+    conf = os.path.join(d, "tranche.conf")
+    tranched = os.environ["TRANCHED"]
+
+    def check():
+        r = subprocess.run([tranched, "--datadir", d, "--check"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+
+    ok(check(), "tranched --check accepts a private directory")
+    os.chmod(d, 0o770)
+    exits(check(), 1, "a group-writable data directory is refused", stderr_has="writable by its group")
+    os.chmod(d, 0o700)
+    os.chmod(conf, 0o602)
+    exits(check(), 1, "a world-writable tranche.conf is refused", stderr_has="writable by others")
+    os.chmod(conf, 0o600)
+    if os.geteuid() == 0:
+        os.chown(conf, 65534, 65534)
+        exits(check(), 1, "a tranche.conf owned by another user is refused", stderr_has="owned by uid 65534")
+        os.chown(conf, 0, 0)
+        other = os.path.join(tmp, "other.conf")
+        with open(other, "w") as f:
+            f.write("workers = 1\n")
+        os.chown(other, 65534, 65534)
+        r = subprocess.run([tranched, "--datadir", d, "--config", other, "--check"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        T.check(r.returncode == 1 and b"owned by uid 65534" in r.stderr, "--config FILE is judged the same way",
+                r.stderr)
+    ok(check(), "tranched --check accepts it again once private")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="tranche-cli-")
     try:
@@ -471,6 +505,7 @@ def main():
         T.section("help", help_cases)
         T.section("fifo key", fifo_key_cases, tmp)
         T.section("long path", long_path_cases, tmp)
+        T.section("ownership", ownership_cases, tmp)
         with tc.Node() as node:
             node.init().start()
             cx = Ctx()
