@@ -8,19 +8,22 @@
 
 static void walcheck_work_cb(uv_work_t *req) {
   tr_walcheck_t *w = req->data;
-  char err[256];
-  if (w->conn == NULL && tr_store_open(w->db_path, 0, &w->conn, err, sizeof err) != 0) {
+  w->err[0] = '\0';
+  if (w->conn == NULL && tr_store_open(w->db_path, 0, &w->conn, w->err, sizeof w->err) != 0) {
     w->rc = -1;
     return;
   }
   int frames = 0, done = 0;
   w->rc = tr_store_wal_checkpoint(w->conn, &frames, &done);
+  if (w->rc != 0) snprintf(w->err, sizeof w->err, "%s", tr_store_errmsg(w->conn));
 }
 
 static void walcheck_after_cb(uv_work_t *req, int status) {
   tr_walcheck_t *w = req->data;
   w->running = false;
-  if (status != 0 || w->rc != 0) log_warn("store", "WAL checkpoint did not run; will retry");
+  if (status != 0 || w->rc != 0)
+    log_warn("store", "WAL checkpoint did not run: %s; will retry",
+             status != 0 ? uv_strerror(status) : w->err[0] ? w->err : "the checkpoint failed");
   if (w->stopping) {
     tr_store_close(w->conn); /* the work is over: no thread uses it now */
     w->conn = NULL;

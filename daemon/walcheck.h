@@ -22,6 +22,7 @@ typedef struct {
   bool running, stopping;
   int rc;
   tr_store_t *conn;            /* used only inside the work callback */
+  char err[512];               /* why the connection could not be opened */
   char db_path[4096];
 } tr_walcheck_t;
 

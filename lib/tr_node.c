@@ -304,7 +304,11 @@ int tr_file_replace(const char *path, const char *text, size_t len) {
   if (close(fd) != 0 && rc == 0) rc = TR_EIO;
   if (rc == 0 && rename(tmp, path) != 0) rc = TR_EIO;
   if (rc == 0) rc = fsync_dir_of(path);
-  if (rc != 0) unlink(tmp);
+  if (rc != 0) {
+    int e = errno; /* the caller reports why: unlink must not overwrite it */
+    unlink(tmp);
+    errno = e;
+  }
   return rc;
 }
 

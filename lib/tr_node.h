@@ -57,7 +57,8 @@ void tr_config_defaults(tr_config_t *c);
  * A missing file is not an error when optional is set. */
 int tr_config_load(const char *path, int optional, tr_config_t *c, char *err, size_t errlen);
 
-/* Writes `text` to path atomically (temp file, fsync, rename, fsync dir). */
+/* Writes `text` to path atomically (temp file, fsync, rename, fsync dir).
+ * On failure errno says why (EMFILE, ENOSPC, ...). */
 int tr_file_replace(const char *path, const char *text, size_t len);
 /* Reads a whole small file (≤ max bytes) into a NUL-terminated heap buffer. */
 int tr_file_read(const char *path, size_t max, char **out, size_t *len);

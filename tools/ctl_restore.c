@@ -12,7 +12,7 @@
  *      rows), its genesis must name this directory's node.key, and it must
  *      extend DIR/checkpoint (the log anyone may hold); --force accepts one
  *      behind or beside it and moves that checkpoint aside.
- *   4. Install: the old database is kept as tranche.db.before-restore-TIME
+ *   4. Install: the old database is kept as tranche.db.before-restore-TIME-PID
  *      (a hard link), its -wal, -shm and -journal are moved beside it (so the
  *      kept copy stays whole and no stale WAL is left next to the new file),
  *      then the copy is renamed over tranche.db and DIR is fsynced.  At every
@@ -150,7 +150,7 @@ static int fsync_dir(const char *dir) {
 /* Step 4. */
 static int install(restore_t *r, char *aside, size_t asidelen) {
   char from[TR_PATH_MAX + 16], to[TR_PATH_MAX + 64], name[96];
-  snprintf(name, sizeof name, TR_DB_FILE ".before-restore-%lld", (long long)time(NULL));
+  snprintf(name, sizeof name, TR_DB_FILE ".before-restore-%lld-%ld", (long long)time(NULL), (long)getpid());
   if (tr_path_join(aside, asidelen, r->dir, name) != 0) return fail("%s: path too long%s", r->dir, "");
   struct stat st;
   bool had_db = lstat(r->db, &st) == 0;
@@ -162,7 +162,7 @@ static int install(restore_t *r, char *aside, size_t asidelen) {
   }
   if (r->checkpoint_aside) {
     char cp[TR_PATH_MAX];
-    snprintf(name, sizeof name, TR_CHECKPOINT_FILE ".before-restore-%lld", (long long)time(NULL));
+    snprintf(name, sizeof name, TR_CHECKPOINT_FILE ".before-restore-%lld-%ld", (long long)time(NULL), (long)getpid());
     if (tr_path_join(cp, sizeof cp, r->dir, TR_CHECKPOINT_FILE) != 0 || tr_path_join(to, sizeof to, r->dir, name) != 0)
       return fail("%s: path too long%s", r->dir, "");
     if (rename(cp, to) != 0 && errno != ENOENT) return fail("cannot move %s aside: %s", cp, strerror(errno));

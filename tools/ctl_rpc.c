@@ -182,7 +182,7 @@ static char *recv_line(int fd) {
     ssize_t got = recv(fd, buf + n, cap - n, 0);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      fprintf(stderr, "tranchectl: %s\n", got == 0 ? "the daemon closed the connection" :
+      fprintf(stderr, "tranchectl: %s\n", got == 0 || errno == ECONNRESET ? "the daemon closed the connection (its log says why)" :
               (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out waiting for the daemon" : strerror(errno));
       free(buf);
       return NULL;
@@ -234,7 +234,10 @@ int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **
   int rc = send_all(fd, line, len + 1);
   free(line);
   if (rc != 0) {
-    fprintf(stderr, "tranchectl: cannot send to the daemon: %s\n", strerror(errno));
+    int e = errno;
+    fprintf(stderr, "tranchectl: cannot send to the daemon: %s%s\n", strerror(e),
+            e == EPIPE || e == ECONNRESET ? " (it closed the connection without a word: its log says why, e.g. too "
+                                            "many open files)" : "");
     return CTL_DAEMON;
   }
   char *resp = recv_line(fd);

@@ -174,7 +174,7 @@ const ctl_cmd_t ctl_commands[] = {
    "(DIR/lock) and then writes nothing. Copies FILE into DIR, audits the copy as `verify` does,\n"
    "checks that its genesis names DIR/node.key and that it extends DIR/checkpoint (a backup behind\n"
    "the published checkpoint would fork the log: refused unless --force, which moves the checkpoint\n"
-   "aside). Then keeps the old database as DIR/tranche.db.before-restore-TIME with its WAL and\n"
+   "aside). Then keeps the old database as DIR/tranche.db.before-restore-TIME-PID with its WAL and\n"
    "renames the copy into place: no stale WAL is ever left beside it.\n\n"
    "example: tranchectl restore --datadir /var/lib/tranche/node --from /backup/tranche-2026-11-24.db"},
   {"log-level", ctl_cmd_log_level, "datadir=", 1, 1, "--datadir DIR error|warn|info|debug",

@@ -118,7 +118,7 @@ def main():
                 (rc, out, err))
         T.eq(side_files(node), [], "no WAL, -shm or journal beside the restored tranche.db")
         kept = [n for n in os.listdir(node.datadir) if n.startswith("tranche.db.before-restore-")]
-        T.check(any(n.endswith("-wal") for n in kept) and any("-" not in n[len("tranche.db.before-restore-"):]
+        T.check(any(n.endswith("-wal") for n in kept) and any(n[len("tranche.db.before-restore-"):].count("-") == 1
                                                                 for n in kept),
                 "the replaced database is kept with its WAL", kept)
         node.start()
