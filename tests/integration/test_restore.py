@@ -47,6 +47,27 @@ def restore(node, src, *extra):
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
+def restore_on_terminal(node, src):
+    """restore with stderr on a pseudo-terminal: (rc, stdout, what the terminal got)."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([node.tranchectl, "restore", "--datadir", node.datadir, "--from", src],
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    out = p.communicate(timeout=120)[0]
+    os.close(master)
+    return p.returncode, out.decode(), got.decode("utf-8", "replace")
+
+
 def side_files(node):
     return sorted(n for n in os.listdir(node.datadir) if n.startswith("tranche.db-"))
 
@@ -113,9 +134,11 @@ def main():
         T.eq(listing(node.datadir), before, "none of the refused restores changed DIR")
         T.eq(sorted(n for n in os.listdir(node.datadir) if "restore" in n), [], "no temporary copy is left")
 
-        rc, out, err = restore(node, b2)
+        rc, out, err = restore_on_terminal(node, b2)
         T.check(rc == 0 and ("restored %d entries" % n2) in out, "restore of the latest backup succeeds",
                 (rc, out, err))
+        T.check("\r" in err and "copy" in err and "signatures" in err and "replay" in err,
+                "restore shows its phases' progress on a terminal", err[-400:])
         T.eq(side_files(node), [], "no WAL, -shm or journal beside the restored tranche.db")
         kept = [n for n in os.listdir(node.datadir) if n.startswith("tranche.db.before-restore-")]
         T.check(any(n.endswith("-wal") for n in kept) and any(n[len("tranche.db.before-restore-"):].count("-") == 1
