@@ -275,7 +275,10 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 }
 
 static void on_connection(uv_stream_t *server, int status) {
-  if (status != 0) return;
+  if (status != 0) { /* EMFILE: libuv closes the pending connection; the client sees it closed */
+    log_warn("control", "cannot accept a control connection: %s", uv_strerror(status));
+    return;
+  }
   ctl_conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) return;
   if (uv_pipe_init(g.d->loop, &c->pipe, 0) != 0) {

@@ -5,8 +5,10 @@
  *
  * Runs in the foreground until SIGTERM or SIGINT, then stops accepting,
  * finishes what is in flight, writes a last checkpoint, closes the database
- * and exits 0.  SIGHUP re-reads the log level from the config file.
+ * and exits 0.  SIGHUP reopens the log file (--log-file) and re-reads the
+ * log level from the config file.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -32,19 +34,22 @@ static int exit_status = 0;
 static void usage(FILE *f) {
   fprintf(f,
           "usage: tranched --datadir DIR [--config FILE] [--listen HOST:PORT] [--workers N]\n"
-          "                [--log-level error|warn|info|debug] [--check]\n"
+          "                [--log-level error|warn|info|debug] [--log-file FILE] [--check] [--version]\n"
           "\n"
           "Runs the tranche ledger daemon in the foreground (JSON-RPC 2.0, one request per line).\n"
           "  --datadir DIR     data directory made by `tranchectl init`\n"
           "  --config FILE     config file (default DIR/" TR_CONFIG_FILE ")\n"
           "  --listen H:P      JSON-RPC address (default " TR_DEFAULT_LISTEN "); keep it private\n"
           "  --workers N       verification threads, 1-%d (default: one per core)\n"
-          "  --check           check the configuration and data directory, print \"configuration OK\", exit\n",
+          "  --log-file FILE   append the log to FILE instead of stderr; SIGHUP reopens it (logrotate)\n"
+          "  --check           check the configuration and data directory, print \"configuration OK\", exit\n"
+          "  --version         print the version and exit\n"
+          "Under systemd (stderr is the journal: $JOURNAL_STREAM) log lines carry <N> priorities, no timestamp.\n",
           TR_WORKERS_MAX);
 }
 
 typedef struct {
-  const char *datadir, *config, *listen, *log_level;
+  const char *datadir, *config, *listen, *log_level, *log_file;
   long workers;
   bool check;
 } args_t;
@@ -54,6 +59,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
       {"datadir", required_argument, 0, 'd'}, {"config", required_argument, 0, 'c'},
       {"listen", required_argument, 0, 'l'},  {"workers", required_argument, 0, 'w'},
       {"log-level", required_argument, 0, 'v'}, {"check", no_argument, 0, 'n'},
+      {"log-file", required_argument, 0, 'f'}, {"version", no_argument, 0, 'V'},
       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   a->workers = -1;
@@ -74,6 +80,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
       }
       break;
     }
+    case 'f': a->log_file = optarg; break;
+    case 'V': printf("tranched %s\n", TR_VERSION); exit(0);
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); return 2;
     }
@@ -85,11 +93,18 @@ static int parse_args(int argc, char **argv, args_t *a) {
   return 0;
 }
 
-/* Config file first, then flags (flags win). */
+/* Config file first, then flags (flags win).  The data directory and the
+ * config must be ours alone: refused otherwise (tr_node_check_private). */
 static int load_config(tr_daemon_t *d, const args_t *a) {
-  char path[TR_PATH_MAX], err[512];
+  char path[TR_PATH_MAX], err[512] = "";
   tr_config_defaults(&d->config);
   int rc = a->config ? 0 : tr_path_join(path, sizeof path, d->datadir, TR_CONFIG_FILE);
+  if (rc == 0) rc = tr_node_check_private(d->datadir, err, sizeof err);
+  if (rc == 0) rc = tr_node_check_private(a->config ? a->config : path, err, sizeof err);
+  if (rc != 0) {
+    log_error("main", "%s", err);
+    return rc;
+  }
   if (rc == 0) rc = tr_config_load(a->config ? a->config : path, a->config == NULL, &d->config, err, sizeof err);
   if (rc != 0) {
     log_error("main", "%s", err);
@@ -130,6 +145,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   tr_daemon_t *d = s->data;
   if (signum == SIGHUP) {
     char path[TR_PATH_MAX], err[512];
+    if (tr_log_reopen() != 0) log_error("main", "SIGHUP: cannot reopen the log file: %s", strerror(errno));
+    else if (tr_log_file() != NULL) log_info("main", "SIGHUP: log file %s reopened", tr_log_file());
     tr_config_t c;
     tr_config_defaults(&c);
     if (tr_path_join(path, sizeof path, d->datadir, TR_CONFIG_FILE) == 0 &&
@@ -214,6 +231,11 @@ int main(int argc, char **argv) {
   uint8_t node_sk[64];
   int rc = parse_args(argc, argv, &args);
   if (rc != 0) return rc;
+  tr_log_init();
+  if (args.log_file && tr_log_open_file(args.log_file) != 0) {
+    fprintf(stderr, "tranched: cannot open log file %s: %s\n", args.log_file, strerror(errno));
+    return 1;
+  }
   if (sodium_init() < 0) {
     log_error("main", "libsodium failed to initialise");
     return 1;

@@ -3,6 +3,7 @@
 #include "sequencer.h"
 
 #include <sodium.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +52,8 @@ static int checkpoint_if_due(tr_sequencer_t *seq, uint64_t mono_ms, uint64_t tim
 static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size, uint64_t mono_ms) {
   if (note == NULL) return;
   if (tr_file_replace(seq->checkpoint_path, note, strlen(note)) != 0)
-    log_error("seq", "cannot write %s; the database copy of checkpoint %llu is durable", seq->checkpoint_path,
-              (unsigned long long)size);
+    log_error("seq", "cannot write %s: %s; the database copy of checkpoint %llu is durable", seq->checkpoint_path,
+              strerror(errno), (unsigned long long)size);
   seq->cp_size = size;
   seq->cp_mono_ms = mono_ms;
   atomic_fetch_add(&seq->stats.checkpoints, 1);
@@ -465,6 +466,27 @@ static int journal_open(tr_sequencer_t *seq, const char *datadir, int readonly, 
   return rc;
 }
 
+/* The database may hold a newer checkpoint than the file: the file write
+ * failed (out of descriptors, disk full) or a forced restore moved the file
+ * aside.  Publish that one again, and never sign a second note for a size
+ * already stored (its row is unique). */
+static void checkpoint_file_catch_up(tr_sequencer_t *seq) {
+  uint64_t size = 0;
+  uint8_t root[32];
+  char *note = NULL;
+  if (tr_store_checkpoint_latest(seq->writer, &size, root, &note) != 0 || size <= seq->cp_size) {
+    free(note);
+    return;
+  }
+  if (tr_file_replace(seq->checkpoint_path, note, strlen(note)) != 0)
+    log_error("seq", "cannot write %s: %s; the database copy of checkpoint %llu is durable", seq->checkpoint_path,
+              strerror(errno), (unsigned long long)size);
+  else
+    log_info("seq", "%s brought up to the stored checkpoint %llu", seq->checkpoint_path, (unsigned long long)size);
+  seq->cp_size = size;
+  free(note);
+}
+
 static int sequencer_init(tr_sequencer_t *seq, const uint8_t node_sk[64], tr_mailbox_t *done) {
   memset(seq, 0, sizeof *seq);
   seq->done = done;
@@ -492,6 +514,7 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   seq->clock_ref_mono_ms = mono_ms();
   if (rc == 0) rc = journal_open(seq, datadir, 0, err, errlen);
   if (rc != 0) return rc;
+  checkpoint_file_catch_up(seq);
   uint64_t size = 0, rebuilt = 0;
   /* History rows of the last second before a hard stop were in memory only. */
   if ((rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)

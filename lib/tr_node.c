@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,7 +69,9 @@ int tr_key_file_write(const char *path, const uint8_t seed[32]) {
 
 int tr_key_file_read(const char *path, int refuse_lax_mode, uint8_t sk[64], tr_key_t *pk, char *err,
                      size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO (or a device) named as a key file must not block the
+   * open forever; anything but a regular file is refused below. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
     return TR_EIO;
@@ -75,7 +79,17 @@ int tr_key_file_read(const char *path, int refuse_lax_mode, uint8_t sk[64], tr_k
   struct stat st;
   char buf[80];
   ssize_t n = -1;
-  if (fstat(fd, &st) == 0) n = read(fd, buf, sizeof buf);
+  if (fstat(fd, &st) != 0) {
+    snprintf(err, errlen, "cannot stat key file %s: %s", path, strerror(errno));
+    close(fd);
+    return TR_EIO;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "key file %s is not a regular file", path);
+    close(fd);
+    return TR_EARG;
+  }
+  n = read(fd, buf, sizeof buf);
   close(fd);
   if (refuse_lax_mode && (st.st_mode & 077)) {
     snprintf(err, errlen, "key file %s is readable by others (mode %03o); chmod 600 it", path,
@@ -148,6 +162,29 @@ static void node_discard(const char *dir) {
   rmdir(dir);
 }
 
+/* A node is always reached by an absolute path (systemd, tranched's
+ * --datadir), so the absolute path is the one that must fit sun_path.
+ * Refusing here beats binding relative to the directory: tranchectl and
+ * any other client connect by the full path too. */
+int tr_node_socket_path_check(const char *datadir, char *err, size_t errlen) {
+  char a[TR_PATH_MAX], b[TR_PATH_MAX], parent[PATH_MAX], full[PATH_MAX + TR_PATH_MAX + 32];
+  struct sockaddr_un sa;
+  snprintf(a, sizeof a, "%s", datadir);
+  snprintf(b, sizeof b, "%s", datadir);
+  if (realpath(dirname(a), parent) == NULL) {
+    snprintf(err, errlen, "cannot resolve the directory of %s: %s", datadir, strerror(errno));
+    return TR_EIO;
+  }
+  int n = snprintf(full, sizeof full, "%s/%s/%s", strcmp(parent, "/") == 0 ? "" : parent, basename(b),
+                   TR_CONTROL_SOCKET);
+  if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+    snprintf(err, errlen, "data directory path %s is too long: its control socket %s would be %d bytes, and a Unix "
+             "socket path holds at most %zu; choose a shorter path", datadir, full, n, sizeof sa.sun_path - 1);
+    return TR_ELIMIT;
+  }
+  return 0;
+}
+
 /* Built in a private sibling directory and renamed into place at the end, so
  * that DIR either does not exist or is a complete node: an init killed
  * half-way leaves only a DIR.init-XXXXXX directory, never a half-made DIR. */
@@ -159,12 +196,14 @@ int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, 
              datadir);
     return TR_EEXISTS;
   }
+  int rc = tr_node_socket_path_check(datadir, err, errlen);
+  if (rc != 0) return rc;
   if (snprintf(tmp, sizeof tmp, "%s.init-XXXXXX", datadir) >= (int)sizeof tmp) return TR_ELIMIT;
   if (mkdtemp(tmp) == NULL) { /* mode 0700 */
     snprintf(err, errlen, "cannot create a directory beside %s: %s", datadir, strerror(errno));
     return TR_EIO;
   }
-  int rc = node_fill(tmp, chain, admin, err, errlen);
+  rc = node_fill(tmp, chain, admin, err, errlen);
   if (rc == 0 && rename(tmp, datadir) != 0) {
     snprintf(err, errlen, "cannot move the new node into %s: %s", datadir, strerror(errno));
     rc = errno == EEXIST || errno == ENOTEMPTY ? TR_EEXISTS : TR_EIO;
@@ -265,7 +304,11 @@ int tr_file_replace(const char *path, const char *text, size_t len) {
   if (close(fd) != 0 && rc == 0) rc = TR_EIO;
   if (rc == 0 && rename(tmp, path) != 0) rc = TR_EIO;
   if (rc == 0) rc = fsync_dir_of(path);
-  if (rc != 0) unlink(tmp);
+  if (rc != 0) {
+    int e = errno; /* the caller reports why: unlink must not overwrite it */
+    unlink(tmp);
+    errno = e;
+  }
   return rc;
 }
 
@@ -311,6 +354,27 @@ int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port) {
   long p = strtol(colon + 1, &end, 10);
   if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535) return TR_EINVALID;
   *port = (int)p;
+  return 0;
+}
+
+int tr_node_check_private(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    return TR_EIO;
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    snprintf(err, errlen, "%s is owned by uid %u, not by uid %u (this process) or root: whoever owns it could change "
+             "the node's settings; chown it", path, (unsigned)st.st_uid, (unsigned)geteuid());
+    return TR_EARG;
+  }
+  if (st.st_mode & 022) {
+    snprintf(err, errlen, "%s is writable by %s (mode %03o): an outsider could change the node's settings; "
+             "chmod go-w it", path, (st.st_mode & 020) && (st.st_mode & 002) ? "group and others" :
+             (st.st_mode & 020) ? "its group" : "others", (unsigned)(st.st_mode & 0777));
+    return TR_EARG;
+  }
   return 0;
 }
 

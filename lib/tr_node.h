@@ -40,6 +40,10 @@ int tr_path_join(char *out, size_t outlen, const char *dir, const char *name);
  * database, node key, config and genesis entry with `admin` as the admin. */
 int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, char *err, size_t errlen);
 
+/* 0 when DIR's absolute control socket path fits a Unix socket address;
+ * else TR_ELIMIT and a message saying so (init refuses such a DIR). */
+int tr_node_socket_path_check(const char *datadir, char *err, size_t errlen);
+
 typedef struct {
   char listen[128];       /* HOST:PORT */
   unsigned workers;       /* 0 = number of cores */
@@ -53,13 +57,20 @@ void tr_config_defaults(tr_config_t *c);
  * A missing file is not an error when optional is set. */
 int tr_config_load(const char *path, int optional, tr_config_t *c, char *err, size_t errlen);
 
-/* Writes `text` to path atomically (temp file, fsync, rename, fsync dir). */
+/* Writes `text` to path atomically (temp file, fsync, rename, fsync dir).
+ * On failure errno says why (EMFILE, ENOSPC, ...). */
 int tr_file_replace(const char *path, const char *text, size_t len);
 /* Reads a whole small file (≤ max bytes) into a NUL-terminated heap buffer. */
 int tr_file_read(const char *path, size_t max, char **out, size_t *len);
 
 /* Splits "HOST:PORT" ("[::1]:7707" too). */
 int tr_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
+
+/* Like ssh's StrictModes, for the data directory and the config file: 0
+ * when path is missing or owned by this euid or root and not writable by
+ * group or others; else TR_EARG and why.  Whoever can write either could
+ * point `listen` at a public address or replace the database. */
+int tr_node_check_private(const char *path, char *err, size_t errlen);
 
 /* Takes the data directory's exclusive lock (flock on DIR/lock, which then
  * holds our pid) so that at most one process ever writes DIR.  Must be taken

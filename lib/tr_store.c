@@ -74,6 +74,17 @@ sqlite3 *tr_store_db(tr_store_t *s) {
   s->wgen++; /* the caller may write behind the row caches */
   return s->db;
 }
+
+/* SQLite's message, plus the operating system's reason when a system call
+ * failed: "unable to open database file" alone hides "Too many open files". */
+static const char *db_errmsg(sqlite3 *db, char *buf, size_t len) {
+  if (db == NULL) return "out of memory";
+  int e = sqlite3_system_errno(db);
+  if (e == 0) return sqlite3_errmsg(db);
+  snprintf(buf, len, "%s (%s)", sqlite3_errmsg(db), strerror(e));
+  return buf;
+}
+
 const char *tr_store_errmsg(tr_store_t *s) { return sqlite3_errmsg(s->db); }
 
 /* The first SQLite failure since the last tr_store_begin on this thread.
@@ -185,7 +196,8 @@ static int configure(tr_store_t *s, char *errbuf, size_t errlen) {
     /* WAL: readers never block the writer; FULL: the WAL is fsynced at every
      * commit, so a receipt is only sent for an entry that survives power loss. */
     if (exec(s, "PRAGMA journal_mode = WAL") != 0 || exec(s, "PRAGMA synchronous = FULL") != 0) {
-      snprintf(errbuf, errlen, "cannot enable WAL: %s", sqlite3_errmsg(s->db));
+      char why[256];
+      snprintf(errbuf, errlen, "cannot enable WAL: %s", db_errmsg(s->db, why, sizeof why));
       return TR_EIO;
     }
     /* A WAL that grew under a burst is cut back to this size once it restarts. */
@@ -220,7 +232,8 @@ int tr_store_open(const char *path, int flags, tr_store_t **out, char *errbuf, s
     oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   }
   if (sqlite3_open_v2(name, &s->db, oflags, NULL) != SQLITE_OK) {
-    snprintf(errbuf, errlen, "cannot open %s: %s", name, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    char why[256];
+    snprintf(errbuf, errlen, "cannot open %s: %s", name, db_errmsg(s->db, why, sizeof why));
     tr_store_close(s);
     return TR_EIO;
   }
@@ -995,13 +1008,64 @@ int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json) {
  * WAL mode so it is one self-contained file, fsynced, then renamed into
  * place (and the directory fsynced): a crash leaves either no file or a
  * complete one. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define BACKUP_BUSY_RETRY_MS 10
+#define BACKUP_PARTIAL ".partial-"
+#define BACKUP_DIR_ENTRIES_MAX 100000 /* entries looked at for stale partials: a huge directory is not scanned forever */
+
+/* The pid of a "NAME.partial-PID" or "NAME.partial-PID-journal" (the copy's
+ * rollback journal) name, or 0 when the name is neither. */
+static long partial_pid(const char *name, bool *is_journal) {
+  const char *p = NULL;
+  for (const char *q = strstr(name, BACKUP_PARTIAL); q; q = strstr(q + 1, BACKUP_PARTIAL)) p = q;
+  if (p == NULL || p == name) return 0;
+  const char *digits = p + strlen(BACKUP_PARTIAL);
+  if (*digits < '1' || *digits > '9') return 0;
+  char *end;
+  errno = 0;
+  long pid = strtol(digits, &end, 10);
+  if (errno != 0 || pid <= 0) return 0;
+  *is_journal = strcmp(end, "-journal") == 0;
+  return *end == '\0' || *is_journal ? pid : 0;
+}
+
+/* A backup killed half-way (kill -9 of the daemon, a crash) leaves its
+ * NAME.partial-PID and NAME.partial-PID-journal behind; nothing else would
+ * ever remove them.  In the directory we are about to write, remove those of
+ * dead processes: our own uid's regular files, the copy itself only when it
+ * is empty or starts with SQLite's header (or zeros: page 1 not yet written). */
+static void backup_remove_stale_partials(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return;
+  int dfd = dirfd(d);
+  struct dirent *e;
+  for (size_t seen = 0; (e = readdir(d)) != NULL && seen < BACKUP_DIR_ENTRIES_MAX; seen++) {
+    bool journal = false;
+    long pid = partial_pid(e->d_name, &journal);
+    if (pid == 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    struct stat st;
+    if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+      continue;
+    if (!journal && st.st_size > 0) { /* page 1 may not be written yet: zeros are a copy in progress too */
+      static const char zeros[16];
+      char head[16];
+      int fd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      ssize_t n = fd >= 0 ? read(fd, head, sizeof head) : -1;
+      if (fd >= 0) close(fd);
+      if (n != (ssize_t)sizeof head || (memcmp(head, "SQLite format 3", 16) != 0 && memcmp(head, zeros, 16) != 0))
+        continue;
+    }
+    unlinkat(dfd, e->d_name, 0);
+  }
+  closedir(d);
+}
 
 static int backup_fsync_path(const char *path, bool is_dir) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
@@ -1015,14 +1079,15 @@ static int backup_fsync_path(const char *path, bool is_dir) {
 static int backup_copy(sqlite3 *src, const char *tmp_path, char *err, size_t errlen) {
   sqlite3 *dst = NULL;
   int rc = TR_EIO;
+  char why[256];
   if (sqlite3_open_v2(tmp_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "cannot create %s: %s", tmp_path, dst ? sqlite3_errmsg(dst) : "out of memory");
+    snprintf(err, errlen, "cannot create %s: %s", tmp_path, db_errmsg(dst, why, sizeof why));
     sqlite3_close(dst);
     return TR_EIO;
   }
   sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
   if (b == NULL) {
-    snprintf(err, errlen, "backup: %s", sqlite3_errmsg(dst));
+    snprintf(err, errlen, "backup: %s", db_errmsg(dst, why, sizeof why));
     sqlite3_close(dst);
     return TR_EIO;
   }
@@ -1033,9 +1098,12 @@ static int backup_copy(sqlite3 *src, const char *tmp_path, char *err, size_t err
     waited_ms += BACKUP_BUSY_RETRY_MS;
   }
   sqlite3_backup_finish(b);
-  if (step != SQLITE_DONE) snprintf(err, errlen, "backup: %s", sqlite3_errstr(step));
-  else if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
-    snprintf(err, errlen, "backup: cannot leave WAL mode: %s", sqlite3_errmsg(dst));
+  if (step != SQLITE_DONE) {
+    int e = sqlite3_system_errno(dst) ? sqlite3_system_errno(dst) : sqlite3_system_errno(src);
+    snprintf(err, errlen, "backup: %s%s%s%s", sqlite3_errstr(step), e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
+  } else if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "backup: cannot leave WAL mode: %s", db_errmsg(dst, why, sizeof why));
+  }
   else rc = 0;
   if (sqlite3_close(dst) != SQLITE_OK && rc == 0) {
     snprintf(err, errlen, "backup: cannot close %s", tmp_path);
@@ -1054,9 +1122,12 @@ int tr_store_backup(const char *db_path, const char *dest_path, char *err, size_
   int n = snprintf(tmp, sizeof tmp, "%s.partial-%ld", dest_path, (long)getpid());
   if (n < 0 || (size_t)n >= sizeof tmp) return TR_ELIMIT;
   unlink(tmp); /* a leftover of an earlier crash with our pid */
+  snprintf(dir, sizeof dir, "%s", dest_path);
+  backup_remove_stale_partials(dirname(dir));
   sqlite3 *src = NULL;
   if (sqlite3_open_v2(db_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "cannot open %s: %s", db_path, src ? sqlite3_errmsg(src) : "out of memory");
+    char why[256];
+    snprintf(err, errlen, "cannot open %s: %s", db_path, db_errmsg(src, why, sizeof why));
     sqlite3_close(src);
     return TR_EIO;
   }
@@ -1073,7 +1144,7 @@ int tr_store_backup(const char *db_path, const char *dest_path, char *err, size_
   }
   snprintf(dir, sizeof dir, "%s", dest_path);
   if (rc == 0 && backup_fsync_path(dirname(dir), true) != 0) {
-    snprintf(err, errlen, "cannot fsync the directory of %s", dest_path);
+    snprintf(err, errlen, "cannot fsync the directory of %s: %s", dest_path, strerror(errno));
     rc = TR_EIO;
   }
   if (rc != 0) unlink(tmp);

@@ -6,12 +6,15 @@
  * files, output), ctl_rpc.c (client), ctl_init.c (init, keygen), ctl_tx.c
  * (tx building, sign, submit), ctl_query.c (queries, rpc), ctl_verify.c
  * (offline audit), ctl_proof.c (checkpoints and proofs), ctl_node.c (control
- * socket: backup, log-level, stop).
+ * socket: backup, log-level, stop), ctl_restore.c (restore), ctl_progress.c
+ * (progress line), ctl_extra.c (ping, completion).
  */
 #ifndef TR_CTL_H
 #define TR_CTL_H
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +61,10 @@ struct ctl_cmd {
 /* Options common to commands that talk to the daemon. */
 #define CTL_CONN_SPEC "rpc=,datadir=,json"
 
+/* The command table (tranchectl.c), for completion. */
+extern const ctl_cmd_t ctl_commands[];
+extern const size_t ctl_commands_n;
+
 /* ---- ctl_util.c ---- */
 int ctl_opts_parse(const ctl_cmd_t *cmd, int argc, char **argv, ctl_opts_t *o);
 const char *ctl_opt(const ctl_opts_t *o, const char *name);   /* last value or NULL */
@@ -73,7 +80,29 @@ int ctl_abs_path(const char *path, char *out, size_t outlen);   /* realpath of t
 void ctl_json_digits(cJSON *v);
 void ctl_print_json(const cJSON *v);                             /* unformatted, one line */
 void ctl_print_human(const cJSON *v, const char *currency);      /* aligned keys, tables */
-bool ctl_progress_wanted(void);                                  /* stderr is a terminal */
+
+/* ---- ctl_progress.c ---- */
+extern bool ctl_quiet;                                          /* --quiet: no progress line */
+bool ctl_progress_wanted(void);                                  /* stderr is a terminal, not --quiet */
+typedef struct {
+  bool on, bytes;                  /* drawing at all; amounts are bytes (MiB, MiB/s) */
+  const char *phase;
+  uint64_t total;                  /* 0: unknown (no percentage, no ETA) */
+  double t0, drawn;                /* monotonic seconds: start, last draw */
+} ctl_progress_t;
+void ctl_progress_begin(ctl_progress_t *p, const char *phase, bool bytes, uint64_t total);
+void ctl_progress_update(ctl_progress_t *p, uint64_t done);     /* redraws at most every 200 ms */
+void ctl_progress_end(ctl_progress_t *p, uint64_t done);        /* last draw and a newline */
+/* A thread drawing the size of `path` (written by another process or thread) against total. */
+typedef struct {
+  ctl_progress_t p;
+  char path[4096];
+  pthread_t tid;
+  atomic_bool stop;
+  bool running;
+} ctl_progress_watch_t;
+void ctl_progress_watch_start(ctl_progress_watch_t *w, const char *phase, const char *path, uint64_t total);
+void ctl_progress_watch_stop(ctl_progress_watch_t *w, bool finished);
 
 /* ---- ctl_rpc.c ---- */
 /* JSON-RPC error codes of PROTOCOL.md §5 that change what a command does. */
@@ -85,6 +114,14 @@ bool ctl_progress_wanted(void);                                  /* stderr is a 
 /* Opens the TCP connection chosen by --rpc / --datadir / the default, or the
  * control socket of --datadir.  Both print their errors. Return fd or -1. */
 int ctl_connect_rpc(const ctl_opts_t *o);
+/* Where ctl_connect_rpc connects: --rpc, else $TRANCHE_RPC, else the `rpc` or
+ * `listen` key of DIR/tranche.conf, else 127.0.0.1:7707.  Prints errors; 0 or -1. */
+int ctl_rpc_address(const ctl_opts_t *o, char *out, size_t outlen);
+/* One TCP connection to HOST:PORT, no retries, nothing printed: fd, or -1 and err. */
+int ctl_connect_addr(const char *addr, char *err, size_t errlen);
+/* Global --wait SECS: connections refused (nobody listening yet) are retried this long. */
+extern long ctl_wait_ms;
+#define CTL_WAIT_S_MAX 3600
 int ctl_connect_control(const char *datadir);
 /* One JSON-RPC call (params is consumed; NULL = none).  On success *result
  * is the result (caller deletes) and CTL_OK is returned.  On an error
@@ -94,6 +131,12 @@ int ctl_connect_control(const char *datadir);
 int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **error);
 /* Connects with ctl_connect_rpc, calls, closes. */
 int ctl_rpc(const ctl_opts_t *o, const char *method, cJSON *params, cJSON **result);
+
+/* ---- ctl_verify.c ---- */
+/* Steps 1-2 of the audit (every signature, replay with every derived row)
+ * on the database file db; prints `FAILED ...` when it fails.  0 or CTL_FAILED. */
+int ctl_audit_journal(const char *db, unsigned threads, uint64_t *size);
+unsigned ctl_threads_default(void);                             /* one per core */
 
 /* ---- commands ---- */
 int ctl_cmd_init(const ctl_cmd_t *c, ctl_opts_t *o);
@@ -113,5 +156,8 @@ int ctl_cmd_proof_verify(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_backup(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_log_level(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_stop(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_restore(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_ping(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_completion(const ctl_cmd_t *c, ctl_opts_t *o);
 
 #endif

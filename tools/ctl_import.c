@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +23,6 @@
 #define IMPORT_WINDOW 64               /* the daemon's per-connection in-flight bound */
 #define IMPORT_LINE_BYTES_MAX (64 * 1024) /* a {tx, sig} line: a 16 KiB tx escaped, plus the signature */
 #define IMPORT_RETRY_PAUSE_MS 50       /* after `overloaded`, before sending that line again */
-#define IMPORT_PROGRESS_EVERY 1000
 
 typedef struct {
   int fd;
@@ -118,12 +118,23 @@ static int tally_response(const char *resp, const slot_t *s, tally_t *t) {
   return retry;
 }
 
-static void progress(const tally_t *t, bool final) {
+static void summary(const tally_t *t) {
   unsigned long n = t->accepted + t->duplicate + t->refused + t->malformed;
-  if (!final && (!ctl_progress_wanted() || n % IMPORT_PROGRESS_EVERY != 0)) return;
-  FILE *f = final ? stdout : stderr;
-  fprintf(f, "%simported %lu lines: %lu accepted, %lu duplicate, %lu refused, %lu malformed%s", final ? "" : "\r",
-          n, t->accepted, t->duplicate, t->refused, t->malformed, final ? "\n" : "");
+  printf("imported %lu lines: %lu accepted, %lu duplicate, %lu refused, %lu malformed\n", n, t->accepted,
+         t->duplicate, t->refused, t->malformed);
+}
+
+/* Lines in a regular file (the progress line's total); 0 for a pipe or on error. */
+static uint64_t count_lines(FILE *in) {
+  struct stat st;
+  if (in == stdin || fstat(fileno(in), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  char buf[65536];
+  uint64_t n = 0;
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+    for (char *p = buf; (p = memchr(p, '\n', (size_t)(buf + got - p))) != NULL; p++) n++;
+  rewind(in);
+  return n;
 }
 
 static void pause_ms(long ms) {
@@ -148,6 +159,8 @@ int ctl_cmd_import(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   unsigned long lineno = 0;
   bool eof = false, broken = false;
   rd.fd = fd;
+  ctl_progress_t prog;
+  ctl_progress_begin(&prog, "import", false, ctl_progress_wanted() ? count_lines(in) : 0);
   while (!broken && (!eof || inflight > 0)) {
     while (!eof && inflight < IMPORT_WINDOW) { /* fill the window */
       ssize_t n = getline(&line, &cap, in);
@@ -184,15 +197,15 @@ int ctl_cmd_import(const ctl_cmd_t *cmd, ctl_opts_t *o) {
       if (send_line(fd, s->request) != 0) broken = true;
     } else {
       free(s->request);
-      progress(&t, false);
+      ctl_progress_update(&prog, s->line);
     }
   }
   for (; inflight > 0; inflight--, head = (head + 1) % IMPORT_WINDOW) free(slots[head].request);
   free(line);
   close(fd);
   if (in != stdin) fclose(in);
-  if (ctl_progress_wanted()) fprintf(stderr, "\n");
-  progress(&t, true);
+  ctl_progress_end(&prog, lineno);
+  summary(&t);
   if (broken) {
     fprintf(stderr, "tranchectl import: the daemon went away after line %lu; rerun: accepted lines come back as "
             "duplicates\n", lineno);

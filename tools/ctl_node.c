@@ -33,6 +33,19 @@ static int control_call(const char *datadir, const char *method, cJSON *params, 
   return rc == CTL_OK ? CTL_OK : rc == CTL_USAGE ? CTL_USAGE : CTL_DAEMON;
 }
 
+/* The pid in DIR/lock (the daemon that will write FILE.partial-PID) and the
+ * database's size, for the progress line; 0 when unknown. */
+static long daemon_pid(const char *dir, uint64_t *db_bytes) {
+  char path[TR_PATH_MAX], *text = NULL;
+  struct stat st;
+  long pid = 0;
+  if (tr_path_join(path, sizeof path, dir, TR_DB_FILE) == 0 && stat(path, &st) == 0) *db_bytes = (uint64_t)st.st_size;
+  if (tr_path_join(path, sizeof path, dir, TR_LOCK_FILE) == 0 && tr_file_read(path, 32, &text, NULL) == 0)
+    pid = strtol(text, NULL, 10);
+  free(text);
+  return pid > 0 ? pid : 0;
+}
+
 int ctl_cmd_backup(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   const char *dir = ctl_opt(o, "datadir"), *to = ctl_opt(o, "to");
   char abs[TR_PATH_MAX];
@@ -48,7 +61,14 @@ int ctl_cmd_backup(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   }
   cJSON *params = cJSON_CreateObject(), *r = NULL;
   cJSON_AddStringToObject(params, "to", abs);
+  ctl_progress_watch_t w;
+  char partial[TR_PATH_MAX + 32];
+  uint64_t total = 0;
+  long pid = daemon_pid(dir, &total);
+  snprintf(partial, sizeof partial, "%s.partial-%ld", abs, pid);
+  if (pid > 0) ctl_progress_watch_start(&w, "backup", partial, total);
   int rc = control_call(dir, "backup", params, &r, BACKUP_TIMEOUT_S);
+  if (pid > 0) ctl_progress_watch_stop(&w, rc == 0);
   if (rc == 0 && o->json) ctl_print_json(r);
   else if (rc == 0) {
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(r, "size"), *bytes = cJSON_GetObjectItemCaseSensitive(r, "bytes");

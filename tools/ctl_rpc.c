@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -26,11 +27,39 @@ static void set_timeouts(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* The address to use: --rpc, the datadir's config, or the default. */
-static int rpc_address(const ctl_opts_t *o, char *out, size_t outlen) {
-  const char *rpc = ctl_opt(o, "rpc"), *dir = ctl_opt(o, "datadir");
+long ctl_wait_ms = 0;
+
+#define CTL_WAIT_RETRY_MS 100       /* between connection attempts under --wait */
+
+static long elapsed_ms(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void retry_pause(void) {
+  struct timespec ts = {.tv_sec = 0, .tv_nsec = CTL_WAIT_RETRY_MS * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Nobody listens yet (a daemon still starting): worth another try under --wait. */
+static bool not_up_yet(int err) { return err == ECONNREFUSED || err == ENOENT || err == EAGAIN; }
+
+/* --rpc, else $TRANCHE_RPC, else the datadir's config, else the default. */
+int ctl_rpc_address(const ctl_opts_t *o, char *out, size_t outlen) {
+  const char *rpc = ctl_opt(o, "rpc"), *dir = ctl_opt(o, "datadir"), *env = getenv("TRANCHE_RPC");
+  char host[128];
+  int port;
   if (rpc) {
     snprintf(out, outlen, "%s", rpc);
+    return 0;
+  }
+  if (env && *env) {
+    if (tr_hostport_parse(env, host, sizeof host, &port) != 0) {
+      fprintf(stderr, "tranchectl: bad TRANCHE_RPC=%s (want HOST:PORT)\n", env);
+      return -1;
+    }
+    snprintf(out, outlen, "%s", env);
     return 0;
   }
   snprintf(out, outlen, "%s", TR_DEFAULT_LISTEN);
@@ -46,34 +75,59 @@ static int rpc_address(const ctl_opts_t *o, char *out, size_t outlen) {
   return 0;
 }
 
-int ctl_connect_rpc(const ctl_opts_t *o) {
-  char addr[256], host[128], port_s[16];
+/* One round of connection attempts to every address of addr. */
+static int connect_addr_once(const char *addr, char *err, size_t errlen, int *last_errno) {
+  char host[128], port_s[16];
   int port;
-  if (rpc_address(o, addr, sizeof addr) != 0) return -1;
+  *last_errno = 0;
   if (tr_hostport_parse(addr, host, sizeof host, &port) != 0) {
-    fprintf(stderr, "tranchectl: bad address %s (want HOST:PORT)\n", addr);
+    snprintf(err, errlen, "bad address %s (want HOST:PORT)", addr);
     return -1;
   }
   snprintf(port_s, sizeof port_s, "%d", port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
   int rc = getaddrinfo(host, port_s, &hints, &res);
   if (rc != 0) {
-    fprintf(stderr, "tranchectl: cannot resolve %s: %s\n", host, gai_strerror(rc));
+    snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
     return -1;
   }
-  int fd = -1, err = 0;
+  int fd = -1, e = 0;
   for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
     fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      e = errno;
+      continue;
+    }
     set_timeouts(fd);
     if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      err = errno;
+      e = errno;
       close(fd);
       fd = -1;
     }
   }
   freeaddrinfo(res);
-  if (fd < 0) fprintf(stderr, "tranchectl: cannot connect to %s: %s\n", addr, strerror(err));
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(e));
+    *last_errno = e;
+  }
+  return fd;
+}
+
+int ctl_connect_addr(const char *addr, char *err, size_t errlen) {
+  int e;
+  return connect_addr_once(addr, err, errlen, &e);
+}
+
+int ctl_connect_rpc(const ctl_opts_t *o) {
+  char addr[256], err[512];
+  int e;
+  if (ctl_rpc_address(o, addr, sizeof addr) != 0) return -1;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int fd;
+  while ((fd = connect_addr_once(addr, err, sizeof err, &e)) < 0 && not_up_yet(e) && elapsed_ms(&t0) < ctl_wait_ms)
+    retry_pause();
+  if (fd < 0) fprintf(stderr, "tranchectl: %s\n", err);
   return fd;
 }
 
@@ -84,15 +138,24 @@ int ctl_connect_control(const char *datadir) {
     fprintf(stderr, "tranchectl: control socket path too long: %s/%s\n", datadir, TR_CONTROL_SOCKET);
     return -1;
   }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  set_timeouts(fd);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    fprintf(stderr, "tranchectl: cannot connect to %s: %s (is tranched running?)\n", sa.sun_path, strerror(errno));
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      fprintf(stderr, "tranchectl: cannot make a socket: %s\n", strerror(errno));
+      return -1;
+    }
+    set_timeouts(fd);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) return fd;
+    int e = errno;
     close(fd);
-    return -1;
+    if (!not_up_yet(e) || elapsed_ms(&t0) >= ctl_wait_ms) {
+      fprintf(stderr, "tranchectl: cannot connect to %s: %s (is tranched running?)\n", sa.sun_path, strerror(e));
+      return -1;
+    }
+    retry_pause();
   }
-  return fd;
 }
 
 static int send_all(int fd, const char *p, size_t len) {
@@ -119,7 +182,7 @@ static char *recv_line(int fd) {
     ssize_t got = recv(fd, buf + n, cap - n, 0);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      fprintf(stderr, "tranchectl: %s\n", got == 0 ? "the daemon closed the connection" :
+      fprintf(stderr, "tranchectl: %s\n", got == 0 || errno == ECONNRESET ? "the daemon closed the connection (its log says why)" :
               (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out waiting for the daemon" : strerror(errno));
       free(buf);
       return NULL;
@@ -171,7 +234,10 @@ int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **
   int rc = send_all(fd, line, len + 1);
   free(line);
   if (rc != 0) {
-    fprintf(stderr, "tranchectl: cannot send to the daemon: %s\n", strerror(errno));
+    int e = errno;
+    fprintf(stderr, "tranchectl: cannot send to the daemon: %s%s\n", strerror(e),
+            e == EPIPE || e == ECONNRESET ? " (it closed the connection without a word: its log says why, e.g. too "
+                                            "many open files)" : "");
     return CTL_DAEMON;
   }
   char *resp = recv_line(fd);

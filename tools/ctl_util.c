@@ -73,6 +73,7 @@ int ctl_opts_parse(const ctl_cmd_t *cmd, int argc, char **argv, ctl_opts_t *o) {
     if (eq) *eq = '\0'; /* argv is ours to cut */
     if (opt_add(cmd, o, name, value, kind) != 0) return CTL_USAGE;
     if (strcmp(name, "json") == 0) o->json = true;
+    if (strcmp(name, "quiet") == 0) ctl_quiet = true;
   }
   if (o->help) return 0;
   if (o->npos < cmd->pos_min) return ctl_usage_error(cmd, "missing argument");
@@ -179,7 +180,6 @@ int ctl_abs_path(const char *path, char *out, size_t outlen) {
   return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-bool ctl_progress_wanted(void) { return isatty(STDERR_FILENO) != 0; }
 
 /* ---- JSON output ---- */
 

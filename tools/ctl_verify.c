@@ -133,14 +133,14 @@ static uint64_t sigs_finish(sigcheck_t *s, pthread_t tids[], unsigned started, c
     atomic_store(&s->running, 1);
     sig_thread(s);
   }
-  bool tty = ctl_progress_wanted();
-  while (tty && atomic_load(&s->running) > 0) {
-    fprintf(stderr, "\rsignatures %llu/%llu", (unsigned long long)atomic_load(&s->done), (unsigned long long)s->size);
+  ctl_progress_t p;
+  ctl_progress_begin(&p, "signatures", false, s->size);
+  while (p.on && atomic_load(&s->running) > 0) {
+    ctl_progress_update(&p, atomic_load(&s->done));
     sleep_ms(VERIFY_PROGRESS_MS);
   }
   for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
-  if (tty) fprintf(stderr, "\rsignatures %llu/%llu\n", (unsigned long long)atomic_load(&s->done),
-                   (unsigned long long)s->size);
+  ctl_progress_end(&p, atomic_load(&s->done));
   pthread_mutex_destroy(&s->lock);
   uint64_t bad = atomic_load(&s->bad_seq);
   snprintf(why, whylen, "%s", s->bad_why);
@@ -148,9 +148,8 @@ static uint64_t sigs_finish(sigcheck_t *s, pthread_t tids[], unsigned started, c
 }
 
 static void replay_progress(void *ctx, uint64_t done, uint64_t total) {
-  (void)ctx;
-  fprintf(stderr, "\rreplay %llu/%llu%s", (unsigned long long)done, (unsigned long long)total,
-          done == total ? "\n" : "");
+  ctl_progress_t *p = ctx;
+  if (done < total) ctl_progress_update(p, done);
 }
 
 static double seconds_since(const struct timespec *t0) {
@@ -358,6 +357,54 @@ static void timing_print(uint64_t size, unsigned threads, size_t msg_len, double
             entry_us, entry_us / verify_us, threads, verify_us / entry_us);
 }
 
+/* Step 2, with a progress line on a terminal. */
+static int replay_with_progress(const char *copy, uint64_t size, tr_replay_report_t *rep) {
+  ctl_progress_t p;
+  ctl_progress_begin(&p, "replay", false, size);
+  memset(rep, 0, sizeof *rep);
+  int rc = tr_ledger_replay(copy, p.on ? replay_progress : NULL, &p, rep);
+  ctl_progress_end(&p, rep->size);
+  return rc;
+}
+
+/* The first bad seq of steps 1-2 as the verdict line; 0 when both passed. */
+static int journal_verdict(int rc, uint64_t bad_sig, const char *why, const tr_replay_report_t *rep) {
+  if (bad_sig && (rc == 0 || rep->bad_seq == 0 || bad_sig <= rep->bad_seq)) {
+    printf("FAILED at seq %llu: %s\n", (unsigned long long)bad_sig, why);
+    return CTL_FAILED;
+  }
+  if (rc != 0) {
+    if (rep->bad_seq) printf("FAILED at seq %llu: %s\n", (unsigned long long)rep->bad_seq, rep->message);
+    else printf("FAILED: %s\n", rep->message);
+    return CTL_FAILED;
+  }
+  return 0;
+}
+
+int ctl_audit_journal(const char *db, unsigned threads, uint64_t *size_out) {
+  char err[512], why[TR_PATH_MAX];
+  tr_store_t *st = NULL;
+  uint64_t size = 0, t;
+  uint8_t h[32];
+  if (tr_store_open(db, TR_STORE_READONLY, &st, err, sizeof err) != 0 || tr_store_head(st, &size, h, &t) != 0) {
+    printf("FAILED: cannot read the journal: %s\n", err);
+    tr_store_close(st);
+    return CTL_FAILED;
+  }
+  tr_store_close(st);
+  static sigcheck_t sc;
+  pthread_t tids[VERIFY_THREADS_MAX];
+  memset(&sc, 0, sizeof sc);
+  snprintf(sc.path, sizeof sc.path, "%s", db);
+  sc.size = size;
+  unsigned started = size ? sigs_start(&sc, threads, tids) : 0;
+  tr_replay_report_t rep;
+  int rc = replay_with_progress(db, size, &rep);
+  uint64_t bad_sig = size ? sigs_finish(&sc, tids, started, why, sizeof why) : 0;
+  *size_out = size;
+  return journal_verdict(rc, bad_sig, why, &rep);
+}
+
 /* Steps 1-3 on the copy; prints the verdict. */
 static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
   char err[512], why[TR_PATH_MAX];
@@ -380,7 +427,7 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
   sc.size = size;
   unsigned started = size ? sigs_start(&sc, threads, tids) : 0;
   tr_replay_report_t rep;
-  int rc = tr_ledger_replay(copy, ctl_progress_wanted() ? replay_progress : NULL, NULL, &rep);
+  int rc = replay_with_progress(copy, size, &rep);
   double replay_s = seconds_since(&t0);
   uint64_t bad_sig = size ? sigs_finish(&sc, tids, started, why, sizeof why) : 0;
   double total_s = seconds_since(&t0), cpu_s = process_cpu_s() - cpu0;
@@ -388,17 +435,11 @@ static int audit(const char *copy, unsigned threads, bool timing, cpsrc_t *c) {
     raw_after = raw_verify_rate(threads, msg_len);
     timing_print(size, threads, msg_len, replay_s, total_s, cpu_s, &rep, raw_before, raw_after);
   }
-  if (bad_sig && (rc == 0 || rep.bad_seq == 0 || bad_sig <= rep.bad_seq)) {
-    printf("FAILED at seq %llu: %s\n", (unsigned long long)bad_sig, why);
-    rc = CTL_FAILED;
-  } else if (rc != 0) {
-    if (rep.bad_seq) printf("FAILED at seq %llu: %s\n", (unsigned long long)rep.bad_seq, rep.message);
-    else printf("FAILED: %s\n", rep.message);
-    rc = CTL_FAILED;
-  } else if (c->have && c->note && open_own_checkpoint(st, c) != 0) {
+  rc = journal_verdict(rc, bad_sig, why, &rep);
+  if (rc == 0 && c->have && c->note && open_own_checkpoint(st, c) != 0) {
     printf("FAILED: the data directory's checkpoint is not signed by the genesis node key\n");
     rc = CTL_FAILED;
-  } else if (c->have) {
+  } else if (rc == 0 && c->have) {
     rc = check_root(st, size, &c->cp);
   }
   if (rc == 0 && c->have)
@@ -418,11 +459,12 @@ static unsigned threads_wanted(const ctl_opts_t *o) {
   uint64_t n = 0;
   const char *v = ctl_opt(o, "threads");
   if (v && (ctl_parse_u64(v, &n) != 0 || n < 1 || n > VERIFY_THREADS_MAX)) return 0;
-  if (!v) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    n = cores < 1 ? 1 : cores > VERIFY_THREADS_MAX ? VERIFY_THREADS_MAX : (uint64_t)cores;
-  }
-  return (unsigned)n;
+  return v ? (unsigned)n : ctl_threads_default();
+}
+
+unsigned ctl_threads_default(void) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores < 1 ? 1 : cores > VERIFY_THREADS_MAX ? VERIFY_THREADS_MAX : (unsigned)cores;
 }
 
 int ctl_cmd_verify(const ctl_cmd_t *cmd, ctl_opts_t *o) {

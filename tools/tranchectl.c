@@ -16,7 +16,7 @@
   "{\"tx\",\"sig\"} instead of submitting), --rpc HOST:PORT | --datadir DIR, --json.\n" \
   "Prints the receipt; a refusal prints `refused: <reason>: <detail>` and exits 1."
 
-static const ctl_cmd_t COMMANDS[] = {
+const ctl_cmd_t ctl_commands[] = {
   {"init", ctl_cmd_init, "datadir=,chain=,admin=,admin-out=", 0, 0,
    "--datadir DIR --chain ID (--admin PUBKEY | --admin-out FILE)",
    "Creates DIR (mode 0700: tranche.db, node.key, tranche.conf) and writes the genesis entry.\n"
@@ -94,11 +94,11 @@ static const ctl_cmd_t COMMANDS[] = {
   {"submit", ctl_cmd_submit, CTL_CONN_SPEC, 1, 1, "FILE|- [--rpc HOST:PORT | --datadir DIR] [--json]",
    "Submits a signed {\"tx\",\"sig\"} object (from `sign` or --print) and prints the receipt.\n\n"
    "example: tranchectl submit signed.json --rpc 10.0.0.5:7707"},
-  {"import", ctl_cmd_import, CTL_CONN_SPEC, 1, 1, "FILE|- [--rpc HOST:PORT | --datadir DIR]",
+  {"import", ctl_cmd_import, "quiet," CTL_CONN_SPEC, 1, 1, "FILE|- [--rpc HOST:PORT | --datadir DIR] [--quiet]",
    "Bulk import: submits every line of FILE, each a signed {\"tx\",\"sig\"} object, pipelined\n"
    "on one connection and in file order. `overloaded` answers are retried; refusals are\n"
-   "listed by line number and the import goes on. Shows progress on a terminal; prints a\n"
-   "summary. Exit 0 when every line is accepted or already in the journal, 1 otherwise.\n\n"
+   "listed by line number and the import goes on. Shows progress on a terminal (not with\n"
+   "--quiet); prints a summary. Exit 0 when every line is accepted or already in the journal, 1 otherwise.\n\n"
    "example: tranchectl import trades-2026-11-24.jsonl --datadir /var/lib/tranche/node"},
 
   {"account show", ctl_cmd_query, CTL_CONN_SPEC, 1, 1, "PK [--json]",
@@ -130,8 +130,8 @@ static const ctl_cmd_t COMMANDS[] = {
    "Calls any JSON-RPC method and prints its result as JSON.\n\n"
    "example: tranchectl rpc ledger.proof '{\"seq\":1,\"size\":10}'"},
 
-  {"verify", ctl_cmd_verify, "datadir=,checkpoint=,vkey=,threads=,timing", 0, 0,
-   "--datadir DIR [--checkpoint FILE --vkey VKEY] [--threads N] [--timing]",
+  {"verify", ctl_cmd_verify, "datadir=,checkpoint=,vkey=,threads=,timing,quiet", 0, 0,
+   "--datadir DIR [--checkpoint FILE --vkey VKEY] [--threads N] [--timing] [--quiet]",
    "Offline audit of a data directory: every signature (in parallel), chain links and hashes,\n"
    "genesis, replay of every rule in memory with a check of every stored derived row and of the\n"
    "schema (a dropped append-only trigger fails the audit), and the Merkle root\n"
@@ -140,7 +140,7 @@ static const ctl_cmd_t COMMANDS[] = {
    "copy taken with the SQLite backup API into a temporary file (in $TMPDIR, default /tmp).\n"
    "Signatures are checked on --threads threads (default: one per core) while the replay runs.\n"
    "--timing prints how long the audit took and the raw libsodium verify rate on as many threads,\n"
-   "measured just before and just after, for benchmarks.\n"
+   "measured just before and just after, for benchmarks.  Progress shows on a terminal (not with --quiet).\n"
    "Exit 0 and `OK: ...` when sound; exit 1 and `FAILED at seq N: reason` otherwise.\n\n"
    "example: tranchectl verify --datadir /var/lib/tranche --checkpoint cp.saved --vkey \"$VKEY\""},
   {"checkpoint verify", ctl_cmd_checkpoint_verify, "vkey=", 1, 1, "FILE --vkey VKEY",
@@ -163,18 +163,38 @@ static const ctl_cmd_t COMMANDS[] = {
    "the inclusion path. Prints the seq, time and txid it proves.\n\n"
    "example: tranchectl proof verify tx.proof --vkey \"$VKEY\""},
 
-  {"backup", ctl_cmd_backup, "datadir=,to=,json", 0, 0, "--datadir DIR --to FILE",
+  {"backup", ctl_cmd_backup, "datadir=,to=,json,quiet", 0, 0, "--datadir DIR --to FILE [--quiet]",
    "Asks the running node (control socket DIR/control.sock) for a consistent online copy of its\n"
-   "database; FILE must not exist. Restore by replacing DIR/tranche.db while the node is stopped.\n\n"
+   "database; FILE must not exist. Copies left by a backup that was killed are removed from FILE's\n"
+   "directory. Progress shows on a terminal (not with --quiet). Put a backup back with\n"
+   "`tranchectl restore`, never by copying it over DIR/tranche.db.\n\n"
    "example: tranchectl backup --datadir /var/lib/tranche --to /backup/tranche-$(date +%F).db"},
+  {"restore", ctl_cmd_restore, "datadir=,from=,force,quiet", 0, 0, "--datadir DIR --from FILE [--force] [--quiet]",
+   "Puts a backup back into a stopped node's directory. Refuses while a tranched holds DIR\n"
+   "(DIR/lock) and then writes nothing. Copies FILE into DIR, audits the copy as `verify` does,\n"
+   "checks that its genesis names DIR/node.key and that it extends DIR/checkpoint (a backup behind\n"
+   "the published checkpoint would fork the log: refused unless --force, which moves the checkpoint\n"
+   "aside). Then keeps the old database as DIR/tranche.db.before-restore-TIME-PID with its WAL and\n"
+   "renames the copy into place: no stale WAL is ever left beside it.\n\n"
+   "example: tranchectl restore --datadir /var/lib/tranche/node --from /backup/tranche-2026-11-24.db"},
   {"log-level", ctl_cmd_log_level, "datadir=", 1, 1, "--datadir DIR error|warn|info|debug",
    "Changes the running node's log level.\n\nexample: tranchectl log-level --datadir /var/lib/tranche debug"},
+  {"ping", ctl_cmd_ping, "rpc=,datadir=,wait=,quiet", 0, 0, "[--rpc HOST:PORT | --datadir DIR] [--wait SECS] [--quiet]",
+   "Asks the node for its status once (or until it answers, for up to --wait SECS). Exit codes as\n"
+   "pg_isready: 0 accepting requests, 1 refusing (it closed or answered an error), 2 no answer\n"
+   "(nothing listens, or it is silent), 3 usage error.\n\n"
+   "example: tranched --datadir /var/lib/tranche & tranchectl ping --wait 30 && echo up"},
+  {"completion", ctl_cmd_completion, "", 1, 1, "bash",
+   "Prints a bash completion script for every command and option.\n\n"
+   "example: tranchectl completion bash > /etc/bash_completion.d/tranchectl"},
   {"stop", ctl_cmd_stop, "datadir=", 0, 0, "--datadir DIR",
    "Stops the running node gracefully (as SIGTERM: drains, checkpoints, exits 0) and waits for it.\n\n"
    "example: tranchectl stop --datadir /var/lib/tranche"},
 };
 
-#define COMMANDS_N (sizeof COMMANDS / sizeof COMMANDS[0])
+const size_t ctl_commands_n = sizeof ctl_commands / sizeof ctl_commands[0];
+#define COMMANDS ctl_commands
+#define COMMANDS_N ctl_commands_n
 
 static void usage(FILE *f) {
   fprintf(f, "usage: tranchectl COMMAND [options]    (tranchectl COMMAND --help for details)\n\ncommands:\n");
@@ -184,7 +204,11 @@ static void usage(FILE *f) {
           "DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707. backup, log-level and stop use\n"
           "the node's Unix control socket DIR/control.sock instead.\n"
           "Output is for humans; --json prints the raw result for scripts.\n"
-          "\nexit codes:\n"
+          "Without --rpc the address comes from $TRANCHE_RPC when set.\n"
+          "\nglobal options (before or after the command):\n"
+          "  --wait SECS   retry connecting while nothing listens yet (a daemon starting), up to SECS\n"
+          "  --version     print the version\n"
+          "\nexit codes (ping has its own, as pg_isready):\n"
           "  0  done (verified, for verify and proofs)\n"
           "  1  refused by the ledger, not found, or a check failed\n"
           "  2  usage error\n"
@@ -224,8 +248,46 @@ static int group_usage(const char *group) {
   return CTL_USAGE;
 }
 
+/* Takes the global --wait SECS / --wait=SECS out of argv (anywhere but after
+ * a ping, whose own --wait it is).  0, or CTL_USAGE with a message. */
+static int take_global_wait(int *argc, char **argv) {
+  int out = 1;
+  bool ping = false;
+  for (int i = 1; i < *argc; i++) {
+    const char *v = NULL;
+    if (strcmp(argv[i], "ping") == 0 && out == 1) ping = true;
+    if (!ping && strcmp(argv[i], "--wait") == 0) {
+      if (i + 1 >= *argc) {
+        fprintf(stderr, "tranchectl: --wait needs a value\n");
+        return CTL_USAGE;
+      }
+      v = argv[++i];
+    } else if (!ping && strncmp(argv[i], "--wait=", 7) == 0) {
+      v = argv[i] + 7;
+    } else {
+      argv[out++] = argv[i];
+      continue;
+    }
+    uint64_t secs;
+    if (ctl_parse_u64(v, &secs) != 0 || secs > CTL_WAIT_S_MAX) {
+      fprintf(stderr, "tranchectl: --wait must be 0-%d seconds\n", CTL_WAIT_S_MAX);
+      return CTL_USAGE;
+    }
+    ctl_wait_ms = (long)secs * 1000;
+  }
+  *argc = out;
+  argv[out] = NULL;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   umask(077); /* keys, backups and data directories are private from birth */
+  if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
+    printf("tranchectl %s\n", TR_VERSION);
+    return CTL_OK;
+  }
+  int wrc = take_global_wait(&argc, argv);
+  if (wrc != 0) return wrc;
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? CTL_USAGE : CTL_OK;
@@ -239,7 +301,7 @@ int main(int argc, char **argv) {
   if (cmd == NULL) return group_usage(argv[1]);
   ctl_opts_t o;
   int rc = ctl_opts_parse(cmd, argc - 1 - words, argv + 1 + words, &o);
-  if (rc != 0) return rc;
+  if (rc != 0) return cmd->fn == ctl_cmd_ping ? 3 : rc; /* pg_isready's "no attempt" */
   if (o.help) {
     ctl_print_cmd_help(cmd, true);
     return CTL_OK;

@@ -82,8 +82,88 @@ with tc.Node() as node:
             T.check(True, "cycle %d: killed before the backup completed: no file at the target" % cycle)
         node.start()
         T.eq(node.head()["size"], size, "cycle %d: restarted node has every entry" % cycle)
+    # Finding 13 (issue 12): a backup killed half-way leaves NAME.partial-PID
+    # and its -journal; the next backup into that directory removes those of
+    # dead processes, and nothing else.
+    left = sorted(n for n in os.listdir(node.tmp) if ".partial-" in n)
+    T.comment("partials left by the kills: %r" % left)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = ["old.db.partial-%d" % dead.pid, "old.db.partial-%d-journal" % dead.pid]
+    live = "live.db.partial-%d" % os.getpid()          # a process that still runs
+    foreign = "notes.txt.partial-%d" % dead.pid         # not a database copy
+    for n in stale + [live]:
+        with open(os.path.join(node.tmp, n), "wb") as f:
+            f.write(b"SQLite format 3\x00" + b"\x00" * 100)
+    with open(os.path.join(node.tmp, foreign), "w") as f:
+        f.write("someone's notes\n")
+    r = node.ctl("backup", "--datadir", node.datadir, "--to", os.path.join(node.tmp, "after-kills.db"))
+    T.eq(r.returncode, 0, "a backup after the kills succeeds")
+    now = set(os.listdir(node.tmp))
+    T.eq(sorted(n for n in now if ".partial-" in n and n not in (live, foreign)), [],
+         "the next backup removed every partial of a dead process")
+    T.check(live in now, "a partial of a live process is kept")
+    T.check(foreign in now, "a file that is not a database copy is kept")
     T.eq(node.stop(), 0, "clean stop")
     r = node.ctl("verify", "--datadir", node.datadir)
     T.eq(r.returncode, 0, "the live directory verifies after all the kills")
 
+
+def emfile_cases():
+    """Finding 17 (issue 12): out of file descriptors, every failure says "too many open files".
+
+    tranched runs under RLIMIT_NOFILE from the lowest limit it starts with up
+    to the first at which a backup succeeds.  Every warning or error it logs
+    on the way (control accept, WAL checkpointer, checkpoint file, backup)
+    must name the cause, and so must tranchectl's answer to a failed backup.
+    """
+    import resource
+    node = tc.Node().init()
+    try:
+        good, named_by_ctl, tried = False, False, []
+        for limit in range(12, 80):
+            port = tc.free_port()
+            err_path = os.path.join(node.tmp, "emfile-%d.err" % limit)
+            with open(err_path, "wb") as err:
+                proc = subprocess.Popen(
+                    [node.tranched, "--datadir", node.datadir, "--listen", "127.0.0.1:%d" % port, "--workers", "2"],
+                    stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+            up = False
+            deadline = time.monotonic() + 10
+            while proc.poll() is None and time.monotonic() < deadline:
+                if node.ctl("ping", "--rpc", "127.0.0.1:%d" % port, "--quiet").returncode == 0:
+                    up = True
+                    break
+                time.sleep(0.1)
+            if not up:
+                proc.kill()
+                proc.wait()
+                continue
+            time.sleep(1.2)  # the WAL checkpointer and a checkpoint get their turn
+            target = os.path.join(node.tmp, "emfile-%d.db" % limit)
+            r = node.ctl("backup", "--datadir", node.datadir, "--to", target)
+            proc.terminate()
+            proc.wait(timeout=30)
+            with open(err_path, "rb") as f:
+                log = f.read().decode("utf-8", "replace")
+            bad = [l for l in log.splitlines() if (" warn " in l or " error " in l)
+                   and "too many open files" not in l.lower()]
+            tried.append(limit)
+            T.eq(bad, [], "limit %d: every warning and error in the log names too many open files" % limit)
+            err = r.stderr.decode("utf-8", "replace")
+            if r.returncode == 0:
+                good = True
+                break
+            T.check("too many open files" in err.lower() or "its log says why" in err,
+                    "limit %d: tranchectl backup says why it failed" % limit, err)
+            named_by_ctl = named_by_ctl or "too many open files" in err.lower()
+        T.comment("fd limits tried: %r" % tried)
+        T.check(tried and good, "a backup succeeds once enough descriptors are allowed")
+        T.check(named_by_ctl, "at some limit tranchectl backup itself says 'too many open files'")
+    finally:
+        node.cleanup()
+
+
+T.section("emfile", emfile_cases)
 T.done()

@@ -13,6 +13,7 @@ Standard library (+ trclient); prints TAP.
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -428,17 +429,318 @@ def control_cases(node, cx):
     exits(ctl("verify", "--datadir", node.datadir), 0, "verify the stopped directory", stdout_has="OK: ")
 
 
+# ---------------------------------------------------------------- operator hazards (issue 12)
+
+def fifo_key_cases(tmp):
+    """Finding 14: a key file that is a FIFO is refused at once, never waited on."""
+    fifo = os.path.join(tmp, "fifo.key")
+    os.mkfifo(fifo, 0o600)
+    for args in (("sign", "--key", fifo, "--tx", "{}"),
+                 ("transfer", "--key", fifo, "--asset", "A", "--to", "ab" * 32, "--units", "1", "--print",
+                  "--chain", "cli.example/t")):
+        try:
+            r = ctl(*args, timeout=10)
+        except subprocess.TimeoutExpired:
+            r = (None, "", "timed out: blocked on the FIFO")
+        exits(r, 1, "%s --key FIFO is refused without blocking" % args[0], stderr_has="not a regular file")
+    exits(ctl("sign", "--key", tmp, "--tx", "{}", timeout=10), 1, "a directory as key file is refused",
+          stderr_has="not a regular file")
+
+
+def long_path_cases(tmp):
+    """Finding 15: init refuses a DIR whose control.sock path would not fit a Unix socket address."""
+    base = os.path.realpath(tmp)
+    room = 107 - len(base) - len("/control.sock") - 1  # the longest name that still fits
+    d_fit = os.path.join(base, "f" * room)
+    d_long = os.path.join(base, "l" * (room + 1))
+    T.eq(len(d_fit + "/control.sock"), 107, "test set-up: the fitting path is exactly 107 bytes")
+    exits(ctl("init", "--datadir", d_long, "--chain", "cli.example/t", "--admin", tc.Key().pk), 1,
+          "init refuses a DIR whose control socket path exceeds the Unix limit", stderr_has="too long")
+    T.check(not os.path.exists(d_long), "the refused init created nothing")
+    ok(ctl("init", "--datadir", d_fit, "--chain", "cli.example/t", "--admin", tc.Key().pk),
+       "init accepts a DIR whose control socket path is exactly 107 bytes")
+    rel = subprocess.run([CTL, "init", "--datadir", "r" * (room + 1), "--chain", "cli.example/t", "--admin",
+                          tc.Key().pk], cwd=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    T.check(rel.returncode == 1 and b"too long" in rel.stderr,
+            "a short relative DIR is judged by its absolute path", rel.stderr)
+
+
+def ownership_cases(tmp):
+    """Finding 16: tranched refuses (like ssh) a data directory or config that others can change."""
+    d = os.path.join(tmp, "own")
+    ok(ctl("init", "--datadir", d, "--chain", "cli.example/t", "--admin", tc.Key().pk), "init for the ownership cases")
+    conf = os.path.join(d, "tranche.conf")
+    tranched = os.environ["TRANCHED"]
+
+    def check():
+        r = subprocess.run([tranched, "--datadir", d, "--check"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+
+    ok(check(), "tranched --check accepts a private directory")
+    os.chmod(d, 0o770)
+    exits(check(), 1, "a group-writable data directory is refused", stderr_has="writable by its group")
+    os.chmod(d, 0o700)
+    os.chmod(conf, 0o602)
+    exits(check(), 1, "a world-writable tranche.conf is refused", stderr_has="writable by others")
+    os.chmod(conf, 0o600)
+    if os.geteuid() == 0:
+        os.chown(conf, 65534, 65534)
+        exits(check(), 1, "a tranche.conf owned by another user is refused", stderr_has="owned by uid 65534")
+        os.chown(conf, 0, 0)
+        other = os.path.join(tmp, "other.conf")
+        with open(other, "w") as f:
+            f.write("workers = 1\n")
+        os.chown(other, 65534, 65534)
+        r = subprocess.run([tranched, "--datadir", d, "--config", other, "--check"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        T.check(r.returncode == 1 and b"owned by uid 65534" in r.stderr, "--config FILE is judged the same way",
+                r.stderr)
+    ok(check(), "tranched --check accepts it again once private")
+
+
+# ---------------------------------------------------------------- conveniences (issue 16)
+
+def run_pty(args, env=None, timeout=60):
+    """Runs CTL args with stderr on a pseudo-terminal; returns (rc, stdout, what the terminal got)."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([CTL] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    out = p.communicate(timeout=timeout)[0]
+    os.close(master)
+    return p.returncode, out.decode("utf-8", "replace"), got.decode("utf-8", "replace")
+
+
+class FakeServer:
+    """A loopback listener that accepts and either closes at once or answers one fixed line."""
+
+    def __init__(self, answer=None, port=None, delay=0.0):
+        import socket as so
+        self.port = port or tc.free_port()
+        self.answer, self.delay, self.stop = answer, delay, threading.Event()
+        self.th = threading.Thread(target=self.run, args=(so,), daemon=True)
+        self.th.start()
+
+    def run(self, so):
+        time.sleep(self.delay)
+        ls = so.socket(so.AF_INET, so.SOCK_STREAM)
+        ls.setsockopt(so.SOL_SOCKET, so.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(8)
+        ls.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                continue
+            if self.answer is not None:
+                c.settimeout(5)
+                try:
+                    c.recv(65536)
+                    c.sendall(self.answer)
+                except OSError:
+                    pass
+            c.close()
+        ls.close()
+
+    def close(self):
+        self.stop.set()
+        self.th.join(5)
+
+
+def version_cases(node, cx):
+    bench = os.path.join(os.path.dirname(CTL), "bench")
+    progs = {"tranched": os.environ["TRANCHED"], "tranchectl": CTL,
+             "tranche-bench": os.path.join(bench, "tranche-bench"), "ledger-bench": os.path.join(bench, "ledger-bench")}
+    versions = set()
+    for name, path in progs.items():
+        r = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        out = r.stdout.decode().strip()
+        good = r.returncode == 0 and out.startswith(name + " ") and len(out.split()) == 2
+        T.check(good, "%s --version prints its name and version, exit 0" % name, (r.returncode, out, r.stderr))
+        versions.add(out.split()[-1] if good else None)
+    T.eq(len(versions), 1, "every program reports the same version")
+
+
+def ping_cases(node, cx):
+    live = "127.0.0.1:%d" % node.port
+    exits(ctl("ping", "--rpc", live), 0, "ping a live node: exit 0", stdout_has="accepting")
+    dead = "127.0.0.1:%d" % tc.free_port()
+    exits(ctl("ping", "--rpc", dead), 2, "ping where nothing listens: exit 2", stdout_has="no answer")
+    t0 = time.monotonic()
+    exits(ctl("ping", "--rpc", dead, "--wait", "1"), 2, "ping --wait 1 where nothing listens: exit 2")
+    T.check(time.monotonic() - t0 >= 1.0, "ping --wait kept trying for the whole second")
+    closer = FakeServer()
+    exits(ctl("ping", "--rpc", "127.0.0.1:%d" % closer.port), 1, "ping a server that closes at once: exit 1",
+          stdout_has="refusing")
+    closer.close()
+    erring = FakeServer(answer=b'{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"overloaded"}}\n')
+    exits(ctl("ping", "--rpc", "127.0.0.1:%d" % erring.port), 1, "ping a node answering an error: exit 1",
+          stdout_has="overloaded")
+    erring.close()
+    exits(ctl("ping", "--rpc", live, "--wait", "x"), 3, "ping with a bad --wait: exit 3 (pg_isready's no attempt)")
+    exits(ctl("ping", "--rpc", live, "--quiet"), 0, "ping --quiet: exit 0")
+    T.eq(ctl("ping", "--rpc", live, "--quiet")[1], "", "ping --quiet prints nothing")
+    # a daemon that comes up late: ping --wait and the global --wait wait for it
+    port = tc.free_port()
+    late = FakeServer(answer=b'{"jsonrpc":"2.0","id":1,"result":{"size":7}}\n', port=port, delay=1.0)
+    exits(ctl("ping", "--rpc", "127.0.0.1:%d" % port, "--wait", "20"), 0, "ping --wait succeeds once the node is up")
+    late.close()
+    port = tc.free_port()
+    exits(ctl("ledger", "head", "--rpc", "127.0.0.1:%d" % port), 3, "without --wait a command fails at once")
+    late = FakeServer(answer=b'{"jsonrpc":"2.0","id":1,"result":{"size":7}}\n', port=port, delay=1.0)
+    r = ctl("--wait", "20", "ledger", "head", "--rpc", "127.0.0.1:%d" % port, "--json")
+    T.check(r[0] == 0 and '"size":7' in r[1], "global --wait retries until the daemon listens", r)
+    late.close()
+    exits(ctl("--wait", "soon", "status"), 2, "a bad global --wait is a usage error")
+
+
+def env_cases(node, cx):
+    live = "127.0.0.1:%d" % node.port
+    env = dict(os.environ, TRANCHE_RPC=live)
+    r = subprocess.run([CTL, "ledger", "head", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    T.check(r.returncode == 0 and b'"size"' in r.stdout, "TRANCHE_RPC names the node when no --rpc", r.stderr)
+    env = dict(os.environ, TRANCHE_RPC="127.0.0.1:%d" % tc.free_port())
+    r = subprocess.run([CTL, "ledger", "head", "--json", "--rpc", live], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    T.eq(r.returncode, 0, "--rpc wins over TRANCHE_RPC")
+    r = subprocess.run([CTL, "ledger", "head"], env=dict(os.environ, TRANCHE_RPC="nonsense"), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    T.check(r.returncode != 0 and b"TRANCHE_RPC" in r.stderr, "a bad TRANCHE_RPC is named in the error", r.stderr)
+
+
+def completion_cases(node, cx):
+    rc, script, err = ctl("completion", "bash")
+    T.check(rc == 0 and "complete -F _tranchectl tranchectl" in script, "completion bash prints a script", err)
+    path = os.path.join(node.tmp, "completion.bash")
+    with open(path, "w") as f:
+        f.write(script)
+
+    def complete(*words):
+        w = " ".join("'%s'" % x for x in words)
+        cmd = "source %s; COMP_WORDS=(tranchectl %s); COMP_CWORD=%d; _tranchectl; echo \"${COMPREPLY[*]}\"" % (
+            path, w, len(words))
+        r = subprocess.run(["bash", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        return set(r.stdout.decode().split())
+
+    top = complete("")
+    want = {"init", "keygen", "account", "asset", "transfer", "verify", "backup", "restore", "ping", "completion",
+            "stop", "ledger", "proof", "status"}
+    T.check(want <= top, "the first word completes to every command", sorted(want - top))
+    T.eq(complete("asset", ""), {"create", "update", "issue", "redeem", "distribute", "status", "show", "list",
+                                 "holders", "payouts"}, "asset completes to its subcommands")
+    T.check({"--key", "--asset", "--to", "--units"} <= complete("transfer", "--"), "transfer's options complete")
+    T.eq(complete("restore", "--f"), {"--from", "--force"}, "restore --f completes to --from and --force")
+    T.check({"--key", "--account", "--roles"} <= complete("account", "open", "--"), "account open's options complete")
+
+
+def daemon_log_cases(node, cx):
+    """journald priority prefixes, and --log-file reopened on SIGHUP."""
+    d = os.path.join(node.tmp, "logs-node")
+    ok(ctl("init", "--datadir", d, "--chain", "cli.example/t", "--admin", tc.Key().pk), "init for the log cases")
+    tranched = os.environ["TRANCHED"]
+
+    def run(extra, env, stderr_path):
+        port = tc.free_port()
+        with open(stderr_path, "wb") as err:
+            env_all = dict(os.environ, **env)
+            env_all.pop("JOURNAL_STREAM", None) if "JOURNAL_STREAM" not in env else None
+            if callable(env.get("JOURNAL_STREAM")):
+                st = os.fstat(err.fileno())
+                env_all["JOURNAL_STREAM"] = env["JOURNAL_STREAM"](st)
+            p = subprocess.Popen([tranched, "--datadir", d, "--listen", "127.0.0.1:%d" % port, "--workers", "1"] +
+                                 extra, stdout=subprocess.DEVNULL, stderr=err, env=env_all)
+        exits(ctl("ping", "--rpc", "127.0.0.1:%d" % port, "--wait", "20", "--quiet"), 0, "the log-case node is up")
+        return p
+
+    jpath = os.path.join(node.tmp, "journal.err")
+    p = run([], {"JOURNAL_STREAM": lambda st: "%d:%d" % (st.st_dev, st.st_ino)}, jpath)
+    p.terminate()
+    p.wait(30)
+    lines = open(jpath).read().splitlines()
+    T.check(lines and all(l.startswith(("<6>info ", "<4>warn ", "<3>error", "<7>debug")) for l in lines),
+            "with $JOURNAL_STREAM naming stderr, every line has a <N> priority and no timestamp", lines[:5])
+    npath = os.path.join(node.tmp, "plain.err")
+    p = run([], {"JOURNAL_STREAM": lambda st: "%d:%d" % (st.st_dev, st.st_ino + 1)}, npath)
+    p.terminate()
+    p.wait(30)
+    lines = open(npath).read().splitlines()
+    T.check(lines and all(l[:4].isdigit() and "Z " in l[:30] for l in lines),
+            "a $JOURNAL_STREAM naming another stream is ignored: timestamps", lines[:3])
+
+    logf = os.path.join(node.tmp, "tranched.log")
+    p = run(["--log-file", logf], {}, os.path.join(node.tmp, "filelog.err"))
+    os.rename(logf, logf + ".1")
+    p.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (os.path.exists(logf) and "reopened" in open(logf).read()):
+        time.sleep(0.1)
+    p.terminate()
+    rc = p.wait(30)
+    old, new = open(logf + ".1").read(), open(logf).read() if os.path.exists(logf) else ""
+    T.check("serving chain" in old, "--log-file receives the log", old[-500:])
+    T.check("reopened" in new and "stopped cleanly" in new and "serving chain" not in new,
+            "after SIGHUP the log goes to a new file at the same path", new[-500:])
+    T.eq(rc, 0, "the log-file node stops cleanly")
+    T.eq(stat.S_IMODE(os.stat(logf).st_mode), 0o600, "the log file is mode 0600")
+
+
+def progress_cases(node, cx):
+    rc, out, term = run_pty(["verify", "--datadir", node.datadir])
+    T.check(rc == 0 and "\r" in term and "signatures" in term and "replay" in term and "/s" in term,
+            "verify draws phase, done/total and rate on a terminal", term[-400:])
+    rc, out, term = run_pty(["verify", "--datadir", node.datadir, "--quiet"])
+    T.check(rc == 0 and "\r" not in term and "signatures" not in term, "verify --quiet draws nothing", term[-400:])
+    r = ctl("verify", "--datadir", node.datadir)
+    T.check(r[0] == 0 and "\r" not in r[2] and r[2] == "", "verify with stderr not a terminal is silent", r[2])
+    b = os.path.join(node.tmp, "progress.db")
+    rc, out, term = run_pty(["backup", "--datadir", node.datadir, "--to", b])
+    T.check(rc == 0 and "backup" in term and "MiB" in term and "100%" in term,
+            "backup shows its progress on a terminal", term[-400:])
+    b2 = os.path.join(node.tmp, "progress-quiet.db")
+    rc, out, term = run_pty(["backup", "--datadir", node.datadir, "--to", b2, "--quiet"])
+    T.check(rc == 0 and "MiB" not in term, "backup --quiet draws nothing", term[-400:])
+    admin = tc.Key.load(node.admin_key_path)
+    lines = []
+    for _ in range(30):
+        t = tc.tx_bytes(tc.make_tx("account.open", admin, chain=node.chain, account=tc.Key().pk, roles=["investor"],
+                                   jurisdiction="US", kyc=True))
+        lines.append(json.dumps({"tx": t.decode(), "sig": tc.sign_tx(t, admin)}))
+    f = os.path.join(node.tmp, "progress.jsonl")
+    with open(f, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    rc, out, term = run_pty(["import", f, "--rpc", "127.0.0.1:%d" % node.port])
+    T.check(rc == 0 and "import 30/30" in term and "accepted" in out, "import shows lines done of the total",
+            (term[-400:], out))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="tranche-cli-")
     try:
         T.section("init", init_cases, tmp)
         T.section("help", help_cases)
+        T.section("fifo key", fifo_key_cases, tmp)
+        T.section("long path", long_path_cases, tmp)
+        T.section("ownership", ownership_cases, tmp)
         with tc.Node() as node:
             node.init().start()
             cx = Ctx()
             for name, fn in (("tx", tx_cases), ("offline", offline_cases), ("query", query_cases),
                              ("proof", proof_cases), ("verify", verify_cases), ("backup", backup_cases),
-                             ("control", control_cases)):
+                             ("version", version_cases), ("ping", ping_cases), ("env", env_cases),
+                             ("completion", completion_cases), ("daemon log", daemon_log_cases),
+                             ("progress", progress_cases), ("control", control_cases)):
                 T.section(name, fn, node, cx)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

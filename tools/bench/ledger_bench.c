@@ -121,6 +121,10 @@ static void report_queries(const char *db, const key_t_ *holder, uint64_t size) 
 int main(int argc, char **argv) {
   long entries = 100000, batch = 256;
   const char *dir = NULL;
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+    printf("ledger-bench %s\n", TR_VERSION);
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--entries") == 0) entries = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--batch") == 0) batch = atol(argv[i + 1]);

@@ -632,6 +632,10 @@ int main(int argc, char **argv) {
   default_paths(&o);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--version") == 0) {
+      printf("tranche-bench %s\n", TR_VERSION);
+      return 0;
+    }
     if (strcmp(a, "--scaling") == 0) o.scaling = true;
     else if (strcmp(a, "--keep") == 0) o.keep = true;
     else if (v == NULL) usage();
