@@ -24,6 +24,9 @@
 
 typedef struct {
   atomic_ullong connections_accepted, connections_refused, connections_open;
+  atomic_ullong connections_refused_peer; /* refused: their address held its share (also in connections_refused) */
+  atomic_ullong connections_evicted;     /* closed to make room for a newcomer */
+  atomic_ullong deadline_closed;         /* a request did not arrive whole in time */
   atomic_ullong lines, requests, overloaded, line_too_long, parse_errors;
   atomic_ullong inflight_bytes;
   atomic_size_t out_unwritten;         /* response bytes made and not yet written, all connections */

@@ -21,10 +21,19 @@
 
 #define READ_CHUNK_BYTES (64 * 1024)
 
+/* A peer's IP address, IPv4-mapped IPv6 folded to IPv4, for the per-peer cap. */
+typedef struct {
+  uint8_t len; /* 4 or 16; 0 when unknown */
+  uint8_t b[16];
+} tr_peer_t;
+
 typedef struct tr_conn {
   uv_tcp_t tcp;
-  uv_timer_t idle;
+  uv_timer_t timer;             /* the request deadline while a request is partial, else the idle timeout */
   tr_daemon_t *d;
+  tr_peer_t peer;
+  uint64_t partial_since_ms;    /* loop time of a partial request's first byte; 0 when none */
+  uint64_t progress_ms;         /* loop time of the last whole request (or of accept) */
   struct tr_conn *next, *prev;
   char *buf;                    /* bytes of the line being received */
   size_t len, cap;
@@ -42,6 +51,7 @@ typedef struct tr_conn {
 } tr_conn_t;
 
 static void conn_maybe_read(tr_conn_t *c);
+static void conn_arm_timer(tr_conn_t *c);
 static void conn_process_buffer(tr_conn_t *c);
 static void conn_close(tr_conn_t *c);
 static void job_finish(tr_daemon_t *d, tr_job_t *job);
@@ -143,7 +153,7 @@ static void conn_close(tr_conn_t *c) {
   conn_reap(c);
   c->handles_closed = true;
   uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
-  uv_close((uv_handle_t *)&c->idle, conn_handle_closed_cb);
+  uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
 }
 
 /* ---- writing ---- */
@@ -396,6 +406,7 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_lis
     return;
   }
   d->next_ticket++;
+  c->progress_ms = uv_now(d->loop);
   job->shed = tr_pool_depth(&d->pool) + out->n >= TR_INTAKE_JOBS_MAX || d->stopping;
   if (job->shed) atomic_fetch_add(&d->stats.overloaded, 1);
   job->started_ns = tr_clock_ns();
@@ -479,9 +490,9 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->len += (size_t)nread;
-  uv_timer_again(&c->idle);
   conn_process_buffer(c);
   conn_maybe_read(c);
+  conn_arm_timer(c);
 }
 
 static void conn_maybe_read(tr_conn_t *c) {
@@ -497,44 +508,155 @@ static void conn_maybe_read(tr_conn_t *c) {
   }
 }
 
-static void conn_idle_cb(uv_timer_t *t) {
+/* ---- deadlines ---- */
+
+/* Bytes of a request that has not arrived whole: a partial line.  Whole
+ * lines waiting in the buffer wait for us (backpressure), not for the peer. */
+static bool conn_has_partial(const tr_conn_t *c) {
+  return c->len > 0 && memchr(c->buf, '\n', c->len) == NULL;
+}
+
+static void conn_timer_cb(uv_timer_t *t);
+
+/* After every read: a partial request runs against the deadline from its
+ * first byte (later bytes never extend it); otherwise the idle timeout
+ * restarts. */
+static void conn_arm_timer(tr_conn_t *c) {
+  if (c->closing) return;
+  tr_daemon_t *d = c->d;
+  uint64_t now = uv_now(d->loop);
+  if (conn_has_partial(c)) {
+    if (c->partial_since_ms != 0) return; /* already running */
+    c->partial_since_ms = now;
+    uv_timer_start(&c->timer, conn_timer_cb, (uint64_t)d->config.request_deadline_s * 1000u, 0);
+  } else {
+    c->partial_since_ms = 0;
+    uv_timer_start(&c->timer, conn_timer_cb, TR_RPC_IDLE_TIMEOUT_MS, 0);
+  }
+}
+
+static void conn_timer_cb(uv_timer_t *t) {
   tr_conn_t *c = t->data;
+  tr_daemon_t *d = c->d;
+  if (c->partial_since_ms != 0 && conn_has_partial(c)) {
+    /* Too slow: answer what it asked already, read nothing more. */
+    log_debug("net", "closing a connection whose request took over %us", d->config.request_deadline_s);
+    atomic_fetch_add(&d->stats.deadline_closed, 1);
+    c->partial_since_ms = 0;
+    c->len = 0;
+    c->eof = true;
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    conn_flush(c);
+    return;
+  }
   if (c->inflight == 0 && c->writes_pending == 0) {
     log_debug("net", "closing an idle connection");
     conn_close(c);
+    return;
   }
+  conn_arm_timer(c); /* busy, or its partial bytes became whole lines: look again later */
 }
 
 /* ---- accepting ---- */
 
 static void refuse_close_cb(uv_handle_t *h) { free(h); }
 
+static void peer_of(uv_tcp_t *tcp, tr_peer_t *p) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  memset(p, 0, sizeof *p);
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
+  if (ss.ss_family == AF_INET) {
+    p->len = 4;
+    memcpy(p->b, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, v4mapped, 12) == 0) {
+      p->len = 4;
+      memcpy(p->b, a + 12, 4);
+    } else {
+      p->len = 16;
+      memcpy(p->b, a, 16);
+    }
+  }
+}
+
+static bool peer_eq(const tr_peer_t *a, const tr_peer_t *b) {
+  return a->len != 0 && a->len == b->len && memcmp(a->b, b->b, a->len) == 0;
+}
+
+/* When every slot is taken: the connection with nothing in flight whose last
+ * whole request is oldest (a slow sender that never completes one, a silent
+ * one, then the longest idle).  Connections being answered are never chosen:
+ * refusing the newcomer would let whoever holds the slots keep them, while
+ * evicting the least progress leaves honest clients served, and a request
+ * deadline ends the slow ones anyway. */
+static tr_conn_t *eviction_victim(tr_daemon_t *d) {
+  tr_conn_t *victim = NULL;
+  for (tr_conn_t *c = d->conns; c; c = c->next) {
+    if (c->closing || c->inflight > 0 || c->writes_pending > 0) continue;
+    if (victim == NULL || c->progress_ms < victim->progress_ms) victim = c;
+  }
+  return victim;
+}
+
+static void refuse(tr_daemon_t *d, uv_stream_t *server, atomic_ullong *counter) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  if (t && uv_tcp_init(d->loop, t) == 0) {
+    if (uv_accept(server, (uv_stream_t *)t) != 0) log_debug("net", "accept failed while refusing");
+    uv_close((uv_handle_t *)t, refuse_close_cb);
+  } else {
+    free(t);
+  }
+  atomic_fetch_add(&d->stats.connections_refused, 1);
+  if (counter) atomic_fetch_add(counter, 1);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   tr_daemon_t *d = server->data;
   if (status != 0 || d->stopping) return;
-  if (atomic_load(&d->stats.connections_open) >= TR_RPC_CONNECTIONS_MAX) {
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (t && uv_tcp_init(d->loop, t) == 0 && uv_accept(server, (uv_stream_t *)t) == 0)
-      uv_close((uv_handle_t *)t, refuse_close_cb);
-    else free(t);
-    atomic_fetch_add(&d->stats.connections_refused, 1);
+  tr_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    refuse(d, server, NULL);
     return;
   }
-  tr_conn_t *c = calloc(1, sizeof *c);
-  if (c == NULL) return;
   c->d = d;
   if (uv_tcp_init(d->loop, &c->tcp) != 0) {
     free(c);
+    refuse(d, server, NULL);
     return;
   }
   c->tcp.data = c;
   c->open_handles = 1;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_timer_init(d->loop, &c->idle) != 0) {
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_timer_init(d->loop, &c->timer) != 0) {
     c->handles_closed = true;
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
     return;
   }
-  c->idle.data = c;
+  c->timer.data = c;
+  peer_of(&c->tcp, &c->peer);
+  unsigned same_peer = 0;
+  for (tr_conn_t *o = d->conns; o; o = o->next)
+    if (peer_eq(&o->peer, &c->peer)) same_peer++;
+  tr_conn_t *victim = NULL;
+  bool full = atomic_load(&d->stats.connections_open) >= d->config.connections_max;
+  if (same_peer >= d->config.connections_per_peer || (full && (victim = eviction_victim(d)) == NULL)) {
+    /* Over its address's share, or every slot busy answering: the newcomer goes. */
+    if (same_peer >= d->config.connections_per_peer) atomic_fetch_add(&d->stats.connections_refused_peer, 1);
+    atomic_fetch_add(&d->stats.connections_refused, 1);
+    c->handles_closed = true;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+    c->open_handles = 2;
+    return;
+  }
+  if (victim) {
+    log_debug("net", "all %u connections taken: evicting the one that made least progress", d->config.connections_max);
+    atomic_fetch_add(&d->stats.connections_evicted, 1);
+    conn_close(victim);
+  }
   c->open_handles = 2;
   atomic_init(&c->out.unwritten, 0);
   atomic_init(&c->out.oldest, UINT64_MAX);
@@ -545,7 +667,8 @@ static void on_connection(uv_stream_t *server, int status) {
   d->conns = c;
   atomic_fetch_add(&d->stats.connections_open, 1);
   atomic_fetch_add(&d->stats.connections_accepted, 1);
-  uv_timer_start(&c->idle, conn_idle_cb, TR_RPC_IDLE_TIMEOUT_MS, TR_RPC_IDLE_TIMEOUT_MS);
+  c->progress_ms = uv_now(d->loop);
+  conn_arm_timer(c);
   conn_maybe_read(c);
 }
 

@@ -110,7 +110,15 @@ static const char DEFAULT_CONFIG[] =
     "\n"
     "# Seconds the system clock may run ahead of the time elapsed since the last\n"
     "# entry before a reading is refused (entry times never jump into the future).\n"
-    "clock_skew_max = 60\n";
+    "clock_skew_max = 60\n"
+    "\n"
+    "# Connections in all (at most 1024) and from one address.  When all are\n"
+    "# taken, a newcomer evicts the idle connection that made least progress.\n"
+    "connections_max = 1024\n"
+    "connections_per_peer = 256\n"
+    "\n"
+    "# Seconds a request may take to arrive from its first byte (slow senders).\n"
+    "request_deadline = 30\n";
 
 /* Fills a fresh directory `dir` with node key, config and genesis. */
 static int node_fill(const char *dir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
@@ -181,6 +189,20 @@ void tr_config_defaults(tr_config_t *c) {
   snprintf(c->listen, sizeof c->listen, "%s", TR_DEFAULT_LISTEN);
   snprintf(c->log_level, sizeof c->log_level, "info");
   c->clock_skew_max_s = TR_CLOCK_SKEW_MAX_S_DEFAULT;
+  c->connections_max = TR_RPC_CONNECTIONS_MAX;
+  c->connections_per_peer = TR_RPC_CONNECTIONS_PER_PEER_DEFAULT;
+  c->request_deadline_s = TR_RPC_REQUEST_DEADLINE_S_DEFAULT;
+}
+
+/* A decimal in [lo, hi], digits only. */
+static int parse_uint_in(const char *value, unsigned long lo, unsigned long hi, unsigned *out) {
+  char *end;
+  if (*value < '0' || *value > '9') return TR_EINVALID;
+  errno = 0;
+  unsigned long v = strtoul(value, &end, 10);
+  if (errno != 0 || *end != '\0' || v < lo || v > hi) return TR_EINVALID;
+  *out = (unsigned)v;
+  return 0;
 }
 
 static char *trim(char *s) {
@@ -212,6 +234,11 @@ static int config_set(tr_config_t *c, const char *key, const char *value) {
     c->clock_skew_max_s = (unsigned)v;
     return 0;
   }
+  if (strcmp(key, "connections_max") == 0) return parse_uint_in(value, 1, TR_RPC_CONNECTIONS_MAX, &c->connections_max);
+  if (strcmp(key, "connections_per_peer") == 0)
+    return parse_uint_in(value, 1, TR_RPC_CONNECTIONS_MAX, &c->connections_per_peer);
+  if (strcmp(key, "request_deadline") == 0)
+    return parse_uint_in(value, 1, TR_RPC_REQUEST_DEADLINE_S_LIMIT, &c->request_deadline_s);
   if (strcmp(key, "log_level") == 0) {
     static const char *levels[] = {"error", "warn", "info", "debug"};
     for (size_t i = 0; i < 4; i++)
