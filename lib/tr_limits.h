@@ -44,6 +44,15 @@
 #define TR_OUT_BYTES_TOTAL_MAX   (256u * 1024 * 1024) /* unwritten responses of all connections; past it reading pauses */
 #define TR_INFLIGHT_BYTES_MAX    (256u * 1024 * 1024) /* all request lines in flight; past it reading pauses */
 
+/* ---- HTTP on the same port (PROTOCOL.md §5.1) ---- */
+#define TR_HTTP_URL_BYTES_MAX    2048          /* our paths are short; a longer target is 431 */
+#define TR_HTTP_FIELD_NAME_BYTES_MAX 64        /* longer names are none we read (still counted) */
+#define TR_HTTP_VALUE_BYTES_MAX  512           /* Host, Content-Type, Origin, Upgrade...: all short */
+#define TR_HTTP_HEAD_BYTES_MAX   (16 * 1024)   /* request line + headers; browsers send < 8 KiB */
+#define TR_HTTP_HEADERS_MAX      100           /* header lines per request */
+#define TR_HTTP_LINGER_MS        2000          /* after a refusal mid-request, its input is drained this long */
+/* The body of POST / is one JSON-RPC request: TR_RPC_LINE_BYTES_MAX, else 413. */
+
 /* ---- Pipeline (daemon) ---- */
 #define TR_WORKERS_MAX           64            /* more threads than this only adds contention */
 #define TR_WORKER_GRAB_MAX       32            /* jobs a worker takes per hand-off: amortises locking */

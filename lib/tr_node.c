@@ -239,6 +239,24 @@ static int config_set(tr_config_t *c, const char *key, const char *value) {
     return parse_uint_in(value, 1, TR_RPC_CONNECTIONS_MAX, &c->connections_per_peer);
   if (strcmp(key, "request_deadline") == 0)
     return parse_uint_in(value, 1, TR_RPC_REQUEST_DEADLINE_S_LIMIT, &c->request_deadline_s);
+  if (strcmp(key, "http_hosts") == 0) {
+    /* names, IPv6 literals in brackets, commas: nothing that could end a header */
+    if (strlen(value) >= sizeof c->http_hosts || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                               "0123456789.-_:[]*, ") != strlen(value))
+      return TR_EINVALID;
+    snprintf(c->http_hosts, sizeof c->http_hosts, "%s", value);
+    return 0;
+  }
+  if (strcmp(key, "http_cors") == 0) {
+    /* echoed in Access-Control-Allow-Origin: one origin, no spaces or controls */
+    size_t n = strlen(value);
+    bool ok = n < sizeof c->http_cors && (strcmp(value, "*") == 0 || strncmp(value, "http://", 7) == 0 ||
+                                          strncmp(value, "https://", 8) == 0);
+    for (size_t i = 0; ok && i < n; i++) ok = value[i] > ' ' && value[i] < 0x7f;
+    if (!ok) return TR_EINVALID;
+    snprintf(c->http_cors, sizeof c->http_cors, "%s", value);
+    return 0;
+  }
   if (strcmp(key, "log_level") == 0) {
     static const char *levels[] = {"error", "warn", "info", "debug"};
     for (size_t i = 0; i < 4; i++)

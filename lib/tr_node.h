@@ -49,6 +49,8 @@ typedef struct {
   unsigned connections_max;  /* 1..TR_RPC_CONNECTIONS_MAX */
   unsigned connections_per_peer; /* 1..connections_max: slots one address may hold */
   unsigned request_deadline_s; /* a request must arrive whole this long after its first byte */
+  char http_hosts[512];   /* Host names HTTP requests may name besides loopback and listen; "*" = any */
+  char http_cors[256];    /* the one Origin allowed cross-origin ("*" = any), "" = CORS off */
 } tr_config_t;
 
 void tr_config_defaults(tr_config_t *c);

@@ -509,9 +509,14 @@ def case_notifications(ctx):
 
 
 def case_garbage(ctx):
-    c = ctx.node.connect()
     data = bytes(RNG.getrandbits(8) for _ in range(256 * 1024))
-    t = sender(c.sock, [data, b"\n"])
+    if data[0] not in b"{[ \t\r\n":  # section 5.1: junk first bytes are closed, nothing executed
+        c = ctx.node.connect()
+        c.send_raw(data[:4096])
+        T.check(c.at_eof(timeout=10) and not c.buf, "random first bytes: closed without an answer")
+        c.close()
+    c = ctx.node.connect()
+    t = sender(c.sock, [b"\n", data, b"\n"])  # JSON whitespace first: line framing
     t.join(30)
     n = 0
     while n < 10000:
