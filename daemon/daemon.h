@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "http.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "pool.h"
 #include "sequencer.h"
 #include "walcheck.h"
@@ -24,6 +26,12 @@
 
 typedef struct {
   atomic_ullong connections_accepted, connections_refused, connections_open;
+  atomic_ullong connections_refused_peer; /* refused: their address held its share (also in connections_refused) */
+  atomic_ullong connections_evicted;     /* closed to make room for a newcomer */
+  atomic_ullong deadline_closed;         /* a request did not arrive whole in time */
+  atomic_ullong junk_closed;             /* first bytes neither HTTP nor JSON */
+  atomic_ullong http_requests;
+  tr_hist_t request_seconds;             /* taking a request to its answer being ready */
   atomic_ullong lines, requests, overloaded, line_too_long, parse_errors;
   atomic_ullong inflight_bytes;
   atomic_size_t out_unwritten;         /* response bytes made and not yet written, all connections */
@@ -56,6 +64,8 @@ typedef struct tr_daemon {
   struct tr_conn *flush_list;   /* connections with new responses, written after the mailbox drains */
   size_t jobs_in_flight;
   bool budget_paused;           /* some connection waits for TR_INFLIGHT_BYTES_MAX room */
+  char listen_host[128];        /* config.listen's host, for the HTTP Host allowlist */
+  tr_http_policy_t http_policy;
 
   tr_server_stats_t stats;
 } tr_daemon_t;

@@ -20,4 +20,14 @@ typedef enum {
  * past the "\n"; otherwise leaves *pos alone. */
 tr_frame_t tr_frame_next(const char *buf, size_t len, size_t *pos, size_t max, size_t *line_len);
 
+/* The first bytes of a connection choose its framing (PROTOCOL.md §5.1). */
+typedef enum {
+  TR_SNIFF_MORE = 0,   /* too few bytes to tell */
+  TR_SNIFF_LINES,      /* '{', '[' or JSON whitespace: newline-delimited JSON-RPC */
+  TR_SNIFF_HTTP,       /* an HTTP method and a space */
+  TR_SNIFF_JUNK,       /* anything else: closed, nothing executed */
+} tr_sniff_t;
+
+tr_sniff_t tr_frame_sniff(const char *buf, size_t len);
+
 #endif

@@ -75,6 +75,9 @@ typedef struct tr_job {
   uint64_t started_ns;
   tr_out_budget_t *out;             /* its connection's; NULL for jobs answered at once */
   size_t out_counted;               /* bytes this job added to out->unwritten */
+  bool http;                        /* the body of POST /: answered as an HTTP response */
+  bool http_keep_alive;
+  const char *http_cors;            /* Access-Control-Allow-Origin to send, or NULL */
 } tr_job_t;
 
 tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket);

@@ -276,7 +276,9 @@ static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
     note = NULL;
   }
   atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
-  atomic_fetch_add(&seq->stats.commit_ns, tr_clock_ns() - t1);
+  uint64_t commit_ns = tr_clock_ns() - t1;
+  atomic_fetch_add(&seq->stats.commit_ns, commit_ns);
+  tr_hist_observe(&seq->stats.commit_seconds, &TR_HIST_DURATION, commit_ns);
   checkpoint_published(seq, note, cp_size, now_mono);
   history_published(seq, now_mono);
   uint64_t size = 0;
@@ -350,6 +352,7 @@ static void sequencer_main(void *arg) {
       batch_commit(seq, b);
       atomic_fetch_add(&seq->stats.batches, 1);
       atomic_store(&seq->stats.last_batch, b->n);
+      tr_hist_observe(&seq->stats.batch_size, &TR_HIST_BATCH, b->n);
       if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
       rate_update(seq, b->n);
       while (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) { /* receipts are owed: never drop them */

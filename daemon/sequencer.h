@@ -26,6 +26,7 @@
 
 #include "job.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "tr_ledger.h"
 #include "tr_note.h"
 #include "tr_store.h"
@@ -49,6 +50,7 @@ typedef struct {
   atomic_llong clock_ahead_ms;          /* last wall reading minus the elapsed-time estimate */
   atomic_ullong clock_refused;          /* readings further ahead than clock_skew_max */
   atomic_bool halted;                   /* the database is damaged: no more writes */
+  tr_hist_t batch_size, commit_seconds; /* for /metrics (metrics.h) */
 } tr_seq_stats_t;
 
 typedef struct tr_sequencer {

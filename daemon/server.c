@@ -21,10 +21,30 @@
 
 #define READ_CHUNK_BYTES (64 * 1024)
 
+typedef enum {
+  CONN_SNIFF = 0,   /* no byte yet: the first ones choose (tr_frame_sniff) */
+  CONN_LINES,       /* newline-delimited JSON-RPC */
+  CONN_HTTP,        /* HTTP/1.1 (http.c) */
+} conn_mode_t;
+
+/* A peer's IP address, IPv4-mapped IPv6 folded to IPv4, for the per-peer cap. */
+typedef struct {
+  uint8_t len; /* 4 or 16; 0 when unknown */
+  uint8_t b[16];
+} tr_peer_t;
+
 typedef struct tr_conn {
   uv_tcp_t tcp;
-  uv_timer_t idle;
+  uv_timer_t timer;             /* the request deadline while a request is partial, else the idle timeout */
   tr_daemon_t *d;
+  tr_peer_t peer;
+  conn_mode_t mode;
+  tr_http_t *http;              /* CONN_HTTP: the parser and the request being read */
+  bool linger;                  /* refused mid-request: discard its input until it closes (conn_done) */
+  bool shut;                    /* linger: our side is shut down */
+  uv_shutdown_t shutdown_req;
+  uint64_t partial_since_ms;    /* loop time of a partial request's first byte; 0 when none */
+  uint64_t progress_ms;         /* loop time of the last whole request (or of accept) */
   struct tr_conn *next, *prev;
   char *buf;                    /* bytes of the line being received */
   size_t len, cap;
@@ -42,14 +62,19 @@ typedef struct tr_conn {
 } tr_conn_t;
 
 static void conn_maybe_read(tr_conn_t *c);
+static void conn_arm_timer(tr_conn_t *c);
+static void conn_done(tr_conn_t *c);
 static void conn_process_buffer(tr_conn_t *c);
 static void conn_close(tr_conn_t *c);
+static void conn_timer_cb_linger(uv_timer_t *t) { conn_close(t->data); }
 static void job_finish(tr_daemon_t *d, tr_job_t *job);
 
 /* ---- lifetime ---- */
 
 static void conn_free_if_done(tr_conn_t *c) {
   if (!c->handles_closed || c->open_handles > 0 || c->jobs_alive > 0 || c->writes_pending > 0) return;
+  if (c->http) tr_http_free(c->http);
+  free(c->http);
   free(c->buf);
   free(c);
 }
@@ -143,7 +168,39 @@ static void conn_close(tr_conn_t *c) {
   conn_reap(c);
   c->handles_closed = true;
   uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
-  uv_close((uv_handle_t *)&c->idle, conn_handle_closed_cb);
+  uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+}
+
+/* ---- finishing ---- */
+
+static void conn_shutdown_cb(uv_shutdown_t *req, int status) {
+  (void)status;
+  tr_conn_t *c = req->data;
+  c->writes_pending--;
+  if (c->closing) {
+    conn_free_if_done(c);
+    return;
+  }
+  uv_timer_start(&c->timer, conn_timer_cb_linger, TR_HTTP_LINGER_MS, 0);
+}
+
+/* Everything asked is answered and nothing more will be read.  A peer
+ * refused mid-request (413: it may still be sending its body) would get a
+ * reset that destroys the answer it has not read yet, so its side of the
+ * stream is drained first: FIN, then its bytes are discarded until it
+ * closes, for at most TR_HTTP_LINGER_MS. */
+static void conn_done(tr_conn_t *c) {
+  if (!c->linger || c->shut) {
+    conn_close(c);
+    return;
+  }
+  c->shut = true;
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0) {
+    conn_close(c);
+    return;
+  }
+  c->writes_pending++; /* the request points at c */
 }
 
 /* ---- writing ---- */
@@ -174,7 +231,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
     conn_free_if_done(c);
     return;
   }
-  if (c->eof && c->inflight == 0 && c->writes_pending == 0) conn_close(c); /* answered all it asked */
+  if (c->eof && c->inflight == 0 && c->writes_pending == 0) conn_done(c); /* answered all it asked */
   else conn_maybe_read(c);
   shutdown_progress(c->d);
 }
@@ -230,7 +287,7 @@ static void conn_flush(tr_conn_t *c) {
       return;
     }
   }
-  if (c->eof && c->inflight == 0 && !c->closing && c->writes_pending == 0) conn_close(c);
+  if (c->eof && c->inflight == 0 && !c->closing && c->writes_pending == 0) conn_done(c);
 }
 
 /* ---- jobs coming back ---- */
@@ -240,8 +297,12 @@ static void conn_flush(tr_conn_t *c) {
  * writev per connection costs far less than one per response.  A queued
  * connection cannot be freed before then (handles close on a later loop
  * turn). */
+static void job_wrap_http(tr_job_t *job);
+
 static void job_finish(tr_daemon_t *d, tr_job_t *job) {
   if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
+  if (job->http) job_wrap_http(job);
+  if (job->started_ns) tr_hist_observe(&d->stats.request_seconds, &TR_HIST_DURATION, tr_clock_ns() - job->started_ns);
   d->jobs_in_flight--;
   tr_conn_t *c = job->conn;
   if (c->closing) {
@@ -396,6 +457,7 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_lis
     return;
   }
   d->next_ticket++;
+  c->progress_ms = uv_now(d->loop);
   job->shed = tr_pool_depth(&d->pool) + out->n >= TR_INTAKE_JOBS_MAX || d->stopping;
   if (job->shed) atomic_fetch_add(&d->stats.overloaded, 1);
   job->started_ns = tr_clock_ns();
@@ -425,8 +487,39 @@ static bool conn_may_take_line(tr_conn_t *c) {
   return false;
 }
 
-/* Takes complete lines from the buffer while the connection's bounds allow. */
+static void conn_process_http(tr_conn_t *c);
+
+/* The first bytes choose the framing, once; anything but HTTP or JSON is
+ * closed before a byte of it is executed. */
+static bool conn_choose_framing(tr_conn_t *c) {
+  tr_sniff_t k = tr_frame_sniff(c->buf, c->len);
+  if (k == TR_SNIFF_MORE) return false;
+  if (k == TR_SNIFF_JUNK) {
+    log_debug("net", "closing a connection whose first bytes are neither HTTP nor JSON");
+    atomic_fetch_add(&c->d->stats.junk_closed, 1);
+    conn_close(c);
+    return false;
+  }
+  if (k == TR_SNIFF_HTTP) {
+    if ((c->http = malloc(sizeof *c->http)) == NULL) {
+      conn_close(c);
+      return false;
+    }
+    tr_http_init(c->http);
+    c->mode = CONN_HTTP;
+  } else {
+    c->mode = CONN_LINES;
+  }
+  return true;
+}
+
+/* Takes complete requests from the buffer while the connection's bounds allow. */
 static void conn_process_buffer(tr_conn_t *c) {
+  if (c->mode == CONN_SNIFF && !conn_choose_framing(c)) return;
+  if (c->mode == CONN_HTTP) {
+    conn_process_http(c);
+    return;
+  }
   size_t pos = 0, len = 0;
   tr_frame_t f = TR_FRAME_PARTIAL;
   job_list_t jobs = {NULL, NULL, 0};
@@ -471,7 +564,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     uv_read_stop(s);
     c->reading = false;
     c->eof = true; /* half-closed: answer what was asked, then close */
-    if (nread != UV_EOF) {
+    if (nread != UV_EOF || (c->linger && c->shut)) {
       conn_close(c);
       return;
     }
@@ -479,9 +572,13 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->len += (size_t)nread;
-  uv_timer_again(&c->idle);
+  if (c->linger) { /* refused: what it still sends is discarded */
+    c->len = 0;
+    return;
+  }
   conn_process_buffer(c);
   conn_maybe_read(c);
+  conn_arm_timer(c);
 }
 
 static void conn_maybe_read(tr_conn_t *c) {
@@ -497,44 +594,315 @@ static void conn_maybe_read(tr_conn_t *c) {
   }
 }
 
-static void conn_idle_cb(uv_timer_t *t) {
+/* ---- HTTP (PROTOCOL.md §5.1) ---- */
+
+/* The JSON-RPC answer to POST / becomes an HTTP response: 200 with the
+ * response (JSON-RPC errors included), 204 when only notifications came. */
+static void job_wrap_http(tr_job_t *job) {
+  char extra[320] = "";
+  if (job->http_cors) snprintf(extra, sizeof extra, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", job->http_cors);
+  size_t body_len = job->response_len;
+  if (body_len > 0 && job->response[body_len - 1] == '\n') body_len--;
+  size_t len = 0;
+  char *r = tr_http_response(job->response ? 200 : 204, job->response ? "application/json" : NULL, extra,
+                             job->response, body_len, job->http_keep_alive, false, &len);
+  if (r == NULL) log_error("net", "out of memory making an HTTP response");
+  free(job->response);
+  job->response = r;
+  job->response_len = r ? len : 0;
+}
+
+/* An answer made here, queued in request order behind the ones in work. */
+static void conn_http_reply_extra(tr_conn_t *c, int status, const char *ctype, const char *extra, const char *body,
+                                  size_t body_len, bool keep_alive, bool head_only) {
+  tr_job_t *job = tr_job_new(c, "", 0, 0);
+  size_t len = 0;
+  char *r = job ? tr_http_response(status, ctype, extra, body, body_len, keep_alive, head_only, &len) : NULL;
+  if (r == NULL) {
+    tr_job_free(job);
+    log_error("net", "out of memory answering an HTTP request: closing");
+    conn_close(c);
+    return;
+  }
+  job->response = r;
+  job->response_len = len;
+  job->complete = true;
+  conn_enqueue(c, job);
+  if (!keep_alive) { /* read nothing more; close once everything is answered */
+    c->eof = true;
+    if (c->reading && !c->linger) uv_read_stop((uv_stream_t *)&c->tcp);
+    if (!c->linger) c->reading = false;
+  }
+}
+
+static void conn_http_reply(tr_conn_t *c, int status, const char *ctype, const char *extra, const char *body,
+                            size_t body_len, bool keep_alive) {
+  conn_http_reply_extra(c, status, ctype, extra, body, body_len, keep_alive, false);
+}
+
+/* Journal open, writer running and not halted, not shutting down. */
+static bool node_ready(tr_daemon_t *d, const char **why) {
+  if (d->stopping) return *why = "shutting down\n", false;
+  if (atomic_load(&d->seq.stats.halted)) return *why = "writes halted: the database is damaged\n", false;
+  return *why = "ready\n", true;
+}
+
+static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_list_t *out);
+
+/* One whole request: its route, then an answer queued in order. */
+static void conn_http_request(tr_conn_t *c, job_list_t *jobs) {
+  tr_daemon_t *d = c->d;
+  tr_http_t *h = c->http;
+  atomic_fetch_add(&d->stats.http_requests, 1);
+  int status;
+  const char *why;
+  tr_route_t r = tr_http_route(h, &d->http_policy, &status, &why);
+  bool keep = h->keep_alive && !h->upgrade_wanted, head = h->method == HTTP_HEAD;
+  const char *cors = tr_http_cors_origin(h, &d->http_policy);
+  char extra[320] = "";
+  if (cors) snprintf(extra, sizeof extra, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", cors);
+  switch (r) {
+  case TR_ROUTE_RPC: {
+    size_t before = jobs->n;
+    conn_submit_line(c, h->body ? h->body : "", h->body_len, jobs);
+    if (c->closing || jobs->n == before) return;
+    tr_job_t *job = jobs->tail;
+    job->http = true;
+    job->http_keep_alive = keep;
+    job->http_cors = cors;
+    if (!keep) {
+      c->eof = true;
+      if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+      c->reading = false;
+    }
+    return;
+  }
+  case TR_ROUTE_HEALTH:
+    conn_http_reply_extra(c, 200, "text/plain; charset=utf-8", extra, "ok\n", 3, keep, head);
+    return;
+  case TR_ROUTE_READY: {
+    bool ok = node_ready(d, &why);
+    conn_http_reply_extra(c, ok ? 200 : 503, "text/plain; charset=utf-8", extra, why, strlen(why), keep, head);
+    return;
+  }
+  case TR_ROUTE_METRICS: {
+    size_t len = 0;
+    char *text = tr_metrics_text(d, &len);
+    if (text == NULL) {
+      conn_http_reply(c, 503, "text/plain", extra, "out of memory\n", 14, false);
+      return;
+    }
+    conn_http_reply_extra(c, 200, "text/plain; version=0.0.4; charset=utf-8", extra, text, len, keep, head);
+    free(text);
+    return;
+  }
+  case TR_ROUTE_PREFLIGHT: {
+    char pre[512];
+    snprintf(pre, sizeof pre,
+             "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type\r\n"
+             "Access-Control-Max-Age: 600\r\n", extra);
+    conn_http_reply(c, 204, NULL, pre, NULL, 0, keep);
+    return;
+  }
+  case TR_ROUTE_WS:
+    status = 404, why = "WebSocket is not served yet\n";
+    /* fall through */
+  case TR_ROUTE_REFUSE:
+    conn_http_reply_extra(c, status, "text/plain; charset=utf-8",
+                          status == 405 ? "Allow: GET, HEAD, POST, OPTIONS\r\n" : extra, why, strlen(why),
+                          keep && status != 400, head);
+    return;
+  }
+}
+
+/* Feeds the buffer to the parser one request at a time, while the
+ * connection's bounds allow (the rest waits in the buffer, unparsed). */
+static void conn_process_http(tr_conn_t *c) {
+  size_t pos = 0;
+  job_list_t jobs = {NULL, NULL, 0};
+  while (pos < c->len && !c->closing && !c->eof && conn_may_take_line(c)) {
+    size_t used = 0;
+    tr_http_event_t ev = tr_http_feed(c->http, c->buf + pos, c->len - pos, &used);
+    pos += used;
+    if (ev == TR_HTTP_MORE) break;
+    if (ev == TR_HTTP_BAD) {
+      int st = c->http->error_status;
+      const char *why = st == 413 ? "body over the 1 MiB limit\n" : st == 431 ? "request head too large\n"
+                                                                            : "malformed HTTP request\n";
+      if (st == 413) atomic_fetch_add(&c->d->stats.line_too_long, 1);
+      c->linger = c->reading;
+      conn_http_reply(c, st, "text/plain; charset=utf-8", NULL, why, strlen(why), false);
+      pos = c->len;
+      c->http->in_message = false;
+      break;
+    }
+    conn_http_request(c, &jobs);
+    tr_http_next(c->http);
+  }
+  if (jobs.n > 0) tr_pool_push_list(&c->d->pool, jobs.head, jobs.tail, jobs.n);
+  if (c->closing) return;
+  if (pos > 0) {
+    memmove(c->buf, c->buf + pos, c->len - pos);
+    c->len -= pos;
+  }
+  if (c->eof) c->len = 0; /* nothing after a closing request is read */
+  conn_flush(c);
+}
+
+/* ---- deadlines ---- */
+
+/* Bytes of a request that has not arrived whole: a partial line.  Whole
+ * lines waiting in the buffer wait for us (backpressure), not for the peer. */
+static bool conn_has_partial(const tr_conn_t *c) {
+  if (c->mode == CONN_HTTP) return c->http->in_message;
+  return c->len > 0 && memchr(c->buf, '\n', c->len) == NULL;
+}
+
+static void conn_timer_cb(uv_timer_t *t);
+static void conn_http_reply(tr_conn_t *c, int status, const char *ctype, const char *extra, const char *body,
+                            size_t body_len, bool keep_alive);
+
+/* After every read: a partial request runs against the deadline from its
+ * first byte (later bytes never extend it); otherwise the idle timeout
+ * restarts. */
+static void conn_arm_timer(tr_conn_t *c) {
+  if (c->closing) return;
+  tr_daemon_t *d = c->d;
+  uint64_t now = uv_now(d->loop);
+  if (conn_has_partial(c)) {
+    if (c->partial_since_ms != 0) return; /* already running */
+    c->partial_since_ms = now;
+    uv_timer_start(&c->timer, conn_timer_cb, (uint64_t)d->config.request_deadline_s * 1000u, 0);
+  } else {
+    c->partial_since_ms = 0;
+    uv_timer_start(&c->timer, conn_timer_cb, TR_RPC_IDLE_TIMEOUT_MS, 0);
+  }
+}
+
+static void conn_timer_cb(uv_timer_t *t) {
   tr_conn_t *c = t->data;
+  tr_daemon_t *d = c->d;
+  if (c->partial_since_ms != 0 && conn_has_partial(c)) {
+    /* Too slow: answer what it asked already, read nothing more. */
+    log_debug("net", "closing a connection whose request took over %us", d->config.request_deadline_s);
+    atomic_fetch_add(&d->stats.deadline_closed, 1);
+    c->partial_since_ms = 0;
+    c->len = 0;
+    if (c->mode == CONN_HTTP) c->linger = c->reading;
+    if (c->mode == CONN_HTTP) conn_http_reply(c, 408, "text/plain", NULL, "request not received in time\n", 29, false);
+    c->eof = true;
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    conn_flush(c);
+    return;
+  }
   if (c->inflight == 0 && c->writes_pending == 0) {
     log_debug("net", "closing an idle connection");
     conn_close(c);
+    return;
   }
+  conn_arm_timer(c); /* busy, or its partial bytes became whole lines: look again later */
 }
 
 /* ---- accepting ---- */
 
 static void refuse_close_cb(uv_handle_t *h) { free(h); }
 
+static void peer_of(uv_tcp_t *tcp, tr_peer_t *p) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  memset(p, 0, sizeof *p);
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
+  if (ss.ss_family == AF_INET) {
+    p->len = 4;
+    memcpy(p->b, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, v4mapped, 12) == 0) {
+      p->len = 4;
+      memcpy(p->b, a + 12, 4);
+    } else {
+      p->len = 16;
+      memcpy(p->b, a, 16);
+    }
+  }
+}
+
+static bool peer_eq(const tr_peer_t *a, const tr_peer_t *b) {
+  return a->len != 0 && a->len == b->len && memcmp(a->b, b->b, a->len) == 0;
+}
+
+/* When every slot is taken: the connection with nothing in flight whose last
+ * whole request is oldest (a slow sender that never completes one, a silent
+ * one, then the longest idle).  Connections being answered are never chosen:
+ * refusing the newcomer would let whoever holds the slots keep them, while
+ * evicting the least progress leaves honest clients served, and a request
+ * deadline ends the slow ones anyway. */
+static tr_conn_t *eviction_victim(tr_daemon_t *d) {
+  tr_conn_t *victim = NULL;
+  for (tr_conn_t *c = d->conns; c; c = c->next) {
+    if (c->closing || c->inflight > 0 || c->writes_pending > 0) continue;
+    if (victim == NULL || c->progress_ms < victim->progress_ms) victim = c;
+  }
+  return victim;
+}
+
+static void refuse(tr_daemon_t *d, uv_stream_t *server, atomic_ullong *counter) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  if (t && uv_tcp_init(d->loop, t) == 0) {
+    if (uv_accept(server, (uv_stream_t *)t) != 0) log_debug("net", "accept failed while refusing");
+    uv_close((uv_handle_t *)t, refuse_close_cb);
+  } else {
+    free(t);
+  }
+  atomic_fetch_add(&d->stats.connections_refused, 1);
+  if (counter) atomic_fetch_add(counter, 1);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   tr_daemon_t *d = server->data;
   if (status != 0 || d->stopping) return;
-  if (atomic_load(&d->stats.connections_open) >= TR_RPC_CONNECTIONS_MAX) {
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (t && uv_tcp_init(d->loop, t) == 0 && uv_accept(server, (uv_stream_t *)t) == 0)
-      uv_close((uv_handle_t *)t, refuse_close_cb);
-    else free(t);
-    atomic_fetch_add(&d->stats.connections_refused, 1);
+  tr_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    refuse(d, server, NULL);
     return;
   }
-  tr_conn_t *c = calloc(1, sizeof *c);
-  if (c == NULL) return;
   c->d = d;
   if (uv_tcp_init(d->loop, &c->tcp) != 0) {
     free(c);
+    refuse(d, server, NULL);
     return;
   }
   c->tcp.data = c;
   c->open_handles = 1;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_timer_init(d->loop, &c->idle) != 0) {
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_timer_init(d->loop, &c->timer) != 0) {
     c->handles_closed = true;
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
     return;
   }
-  c->idle.data = c;
+  c->timer.data = c;
+  peer_of(&c->tcp, &c->peer);
+  unsigned same_peer = 0;
+  for (tr_conn_t *o = d->conns; o; o = o->next)
+    if (peer_eq(&o->peer, &c->peer)) same_peer++;
+  tr_conn_t *victim = NULL;
+  bool full = atomic_load(&d->stats.connections_open) >= d->config.connections_max;
+  if (same_peer >= d->config.connections_per_peer || (full && (victim = eviction_victim(d)) == NULL)) {
+    /* Over its address's share, or every slot busy answering: the newcomer goes. */
+    if (same_peer >= d->config.connections_per_peer) atomic_fetch_add(&d->stats.connections_refused_peer, 1);
+    atomic_fetch_add(&d->stats.connections_refused, 1);
+    c->handles_closed = true;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+    c->open_handles = 2;
+    return;
+  }
+  if (victim) {
+    log_debug("net", "all %u connections taken: evicting the one that made least progress", d->config.connections_max);
+    atomic_fetch_add(&d->stats.connections_evicted, 1);
+    conn_close(victim);
+  }
   c->open_handles = 2;
   atomic_init(&c->out.unwritten, 0);
   atomic_init(&c->out.oldest, UINT64_MAX);
@@ -545,7 +913,8 @@ static void on_connection(uv_stream_t *server, int status) {
   d->conns = c;
   atomic_fetch_add(&d->stats.connections_open, 1);
   atomic_fetch_add(&d->stats.connections_accepted, 1);
-  uv_timer_start(&c->idle, conn_idle_cb, TR_RPC_IDLE_TIMEOUT_MS, TR_RPC_IDLE_TIMEOUT_MS);
+  c->progress_ms = uv_now(d->loop);
+  conn_arm_timer(c);
   conn_maybe_read(c);
 }
 
@@ -557,6 +926,8 @@ int tr_server_start(tr_daemon_t *d, char *err, size_t errlen) {
     snprintf(err, errlen, "bad listen address %s (want HOST:PORT)", d->config.listen);
     return -1;
   }
+  snprintf(d->listen_host, sizeof d->listen_host, "%s", host);
+  d->http_policy = (tr_http_policy_t){d->listen_host, d->config.http_hosts, d->config.http_cors};
   int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
                              : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
   if (rc == 0) rc = uv_tcp_init(d->loop, &d->listener);

@@ -30,10 +30,28 @@
 #define TR_RPC_PAGE_LIMIT_DEFAULT 100          /* contract */
 #define TR_RPC_CONNECTIONS_MAX   1024          /* keeps fds and buffers bounded; more are closed at accept */
 #define TR_RPC_IDLE_TIMEOUT_MS   (5 * 60 * 1000) /* a silent peer cannot hold a slot forever */
+/* Slowloris: an idle timer that every byte restarts lets one byte per minute
+ * hold a slot for ever, so a request (line, or HTTP head and body) must arrive
+ * whole within this long of its first byte: 1 MiB needs only ~35 KB/s. */
+#define TR_RPC_REQUEST_DEADLINE_S_DEFAULT 30
+#define TR_RPC_REQUEST_DEADLINE_S_LIMIT 3600   /* the most request_deadline may say */
+/* One address may hold a quarter of the slots: filling them takes four, and
+ * a newcomer then evicts the connection that made least progress (server.c).
+ * A TLS terminator in front is one address: raise it there (config). */
+#define TR_RPC_CONNECTIONS_PER_PEER_DEFAULT 256
 #define TR_RPC_OUT_BYTES_MAX     (8 * 1024 * 1024) /* unread responses per connection before we stop reading */
 #define TR_RPC_RESPONSE_BYTES_MAX (16 * 1024 * 1024) /* answers to one line; the rest of a batch gets -32600 */
 #define TR_OUT_BYTES_TOTAL_MAX   (256u * 1024 * 1024) /* unwritten responses of all connections; past it reading pauses */
 #define TR_INFLIGHT_BYTES_MAX    (256u * 1024 * 1024) /* all request lines in flight; past it reading pauses */
+
+/* ---- HTTP on the same port (PROTOCOL.md §5.1) ---- */
+#define TR_HTTP_URL_BYTES_MAX    2048          /* our paths are short; a longer target is 431 */
+#define TR_HTTP_FIELD_NAME_BYTES_MAX 64        /* longer names are none we read (still counted) */
+#define TR_HTTP_VALUE_BYTES_MAX  512           /* Host, Content-Type, Origin, Upgrade...: all short */
+#define TR_HTTP_HEAD_BYTES_MAX   (16 * 1024)   /* request line + headers; browsers send < 8 KiB */
+#define TR_HTTP_HEADERS_MAX      100           /* header lines per request */
+#define TR_HTTP_LINGER_MS        2000          /* after a refusal mid-request, its input is drained this long */
+/* The body of POST / is one JSON-RPC request: TR_RPC_LINE_BYTES_MAX, else 413. */
 
 /* ---- Pipeline (daemon) ---- */
 #define TR_WORKERS_MAX           64            /* more threads than this only adds contention */

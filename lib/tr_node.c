@@ -124,7 +124,15 @@ static const char DEFAULT_CONFIG[] =
     "\n"
     "# Seconds the system clock may run ahead of the time elapsed since the last\n"
     "# entry before a reading is refused (entry times never jump into the future).\n"
-    "clock_skew_max = 60\n";
+    "clock_skew_max = 60\n"
+    "\n"
+    "# Connections in all (at most 1024) and from one address.  When all are\n"
+    "# taken, a newcomer evicts the idle connection that made least progress.\n"
+    "connections_max = 1024\n"
+    "connections_per_peer = 256\n"
+    "\n"
+    "# Seconds a request may take to arrive from its first byte (slow senders).\n"
+    "request_deadline = 30\n";
 
 /* Fills a fresh directory `dir` with node key, config and genesis. */
 static int node_fill(const char *dir, const char *chain, const tr_key_t *admin, char *err, size_t errlen) {
@@ -220,6 +228,20 @@ void tr_config_defaults(tr_config_t *c) {
   snprintf(c->listen, sizeof c->listen, "%s", TR_DEFAULT_LISTEN);
   snprintf(c->log_level, sizeof c->log_level, "info");
   c->clock_skew_max_s = TR_CLOCK_SKEW_MAX_S_DEFAULT;
+  c->connections_max = TR_RPC_CONNECTIONS_MAX;
+  c->connections_per_peer = TR_RPC_CONNECTIONS_PER_PEER_DEFAULT;
+  c->request_deadline_s = TR_RPC_REQUEST_DEADLINE_S_DEFAULT;
+}
+
+/* A decimal in [lo, hi], digits only. */
+static int parse_uint_in(const char *value, unsigned long lo, unsigned long hi, unsigned *out) {
+  char *end;
+  if (*value < '0' || *value > '9') return TR_EINVALID;
+  errno = 0;
+  unsigned long v = strtoul(value, &end, 10);
+  if (errno != 0 || *end != '\0' || v < lo || v > hi) return TR_EINVALID;
+  *out = (unsigned)v;
+  return 0;
 }
 
 static char *trim(char *s) {
@@ -249,6 +271,29 @@ static int config_set(tr_config_t *c, const char *key, const char *value) {
     unsigned long v = strtoul(value, &end, 10);
     if (*value < '0' || *value > '9' || *end != '\0' || v < 1 || v > TR_CLOCK_SKEW_MAX_S_LIMIT) return TR_EINVALID;
     c->clock_skew_max_s = (unsigned)v;
+    return 0;
+  }
+  if (strcmp(key, "connections_max") == 0) return parse_uint_in(value, 1, TR_RPC_CONNECTIONS_MAX, &c->connections_max);
+  if (strcmp(key, "connections_per_peer") == 0)
+    return parse_uint_in(value, 1, TR_RPC_CONNECTIONS_MAX, &c->connections_per_peer);
+  if (strcmp(key, "request_deadline") == 0)
+    return parse_uint_in(value, 1, TR_RPC_REQUEST_DEADLINE_S_LIMIT, &c->request_deadline_s);
+  if (strcmp(key, "http_hosts") == 0) {
+    /* names, IPv6 literals in brackets, commas: nothing that could end a header */
+    if (strlen(value) >= sizeof c->http_hosts || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                               "0123456789.-_:[]*, ") != strlen(value))
+      return TR_EINVALID;
+    snprintf(c->http_hosts, sizeof c->http_hosts, "%s", value);
+    return 0;
+  }
+  if (strcmp(key, "http_cors") == 0) {
+    /* echoed in Access-Control-Allow-Origin: one origin, no spaces or controls */
+    size_t n = strlen(value);
+    bool ok = n < sizeof c->http_cors && (strcmp(value, "*") == 0 || strncmp(value, "http://", 7) == 0 ||
+                                          strncmp(value, "https://", 8) == 0);
+    for (size_t i = 0; ok && i < n; i++) ok = value[i] > ' ' && value[i] < 0x7f;
+    if (!ok) return TR_EINVALID;
+    snprintf(c->http_cors, sizeof c->http_cors, "%s", value);
     return 0;
   }
   if (strcmp(key, "log_level") == 0) {

@@ -50,6 +50,11 @@ typedef struct {
   char log_level[16];     /* error, warn, info, debug */
   char rpc[128];          /* where tranchectl connects (defaults to listen) */
   unsigned clock_skew_max_s; /* a clock reading further ahead is refused */
+  unsigned connections_max;  /* 1..TR_RPC_CONNECTIONS_MAX */
+  unsigned connections_per_peer; /* 1..connections_max: slots one address may hold */
+  unsigned request_deadline_s; /* a request must arrive whole this long after its first byte */
+  char http_hosts[512];   /* Host names HTTP requests may name besides loopback and listen; "*" = any */
+  char http_cors[256];    /* the one Origin allowed cross-origin ("*" = any), "" = CORS off */
 } tr_config_t;
 
 void tr_config_defaults(tr_config_t *c);

@@ -4,6 +4,8 @@ set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libsodium-dev libsqlite3-dev libuv1-dev
           libcjson-dev python3 python3-cryptography sqlite3 clang libclang-rt-14-dev netcat-openbsd)
 packages+=(faketime)  # the clock-step tests (libfaketime, monotonic clock left alone)
+packages+=(node-llhttp)  # llhttp 8.1 C sources, compiled into tranched (HTTP on the JSON-RPC port)
+packages+=(curl python3-requests python3-prometheus-client)  # test_http: standard HTTP clients, the Prometheus text parser
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,9 +7,12 @@ fresh connection must answer, and its resident memory (VmRSS) must stay
 bounded (growth under RSS_GROWTH_MAX_KB over the whole run).  Cases: over-
 long line, a line that never ends, invalid UTF-8, deep nesting, hostile
 numbers in params and in tx bytes, duplicate names, NUL raw and escaped,
-1100 connections (limit 1024), a client that pipelines without reading,
+1100 connections from five addresses (limit 1024), 300 from one address
+(limit 256 per address), a client that pipelines without reading,
 half-closed sockets, batches of 101 / 0 / 100, notifications only, binary
-garbage.  Only 127.0.0.1; bounded in time.  Prints TAP.
+garbage; then, on a second node with a 2 s request deadline, Slowloris: 1030
+connections dribbling one byte at a time while honest clients keep being
+served.  Only 127.0.0.0/8; bounded in time.  Prints TAP.
 """
 import json
 import os
@@ -247,16 +250,22 @@ def case_nul(ctx):
     c.close()
 
 
-def case_many_connections(ctx, total=1100):
+def case_many_connections(ctx, total=1100, sources=5, per_peer=None):
+    """total connections from `sources` loopback addresses, all idle at first:
+    at most CONNECTIONS_MAX (or per_peer from one address) are served, the
+    rest are closed (refused, or evicted as the least progressed), none hangs."""
     limit = raise_nofile(total + 200)
     if limit < total + 50:
         T.comment("RLIMIT_NOFILE %d is too low for %d connections; case skipped" % (limit, total))
         return
+    served_max = per_peer if per_peer is not None else CONNECTIONS_MAX
     socks, refused_at_connect = [], 0
     try:
-        for _ in range(total):
+        for k in range(total):
             try:
-                socks.append(socket.create_connection(("127.0.0.1", ctx.node.port), timeout=10))
+                src = ("127.0.0.%d" % (1 + k % sources), 0)
+                socks.append(socket.create_connection(("127.0.0.1", ctx.node.port), timeout=10,
+                                                      source_address=src))
             except OSError:
                 refused_at_connect += 1
         time.sleep(0.5)
@@ -283,14 +292,97 @@ def case_many_connections(ctx, total=1100):
                 closed += 1
         T.comment("%d connections: %d answered, %d closed, %d refused at connect" % (
             total, answered, closed, refused_at_connect))
-        T.check(CONNECTIONS_MAX - 8 <= answered <= CONNECTIONS_MAX,
-                "%d connections: about %d served (got %d)" % (total, CONNECTIONS_MAX, answered))
-        T.check(answered + closed + refused_at_connect == total and closed + refused_at_connect >= total - CONNECTIONS_MAX,
+        T.check(served_max - 8 <= answered <= served_max,
+                "%d connections from %d address(es): about %d served (got %d)" % (total, sources, served_max, answered))
+        T.check(answered + closed + refused_at_connect == total and closed + refused_at_connect >= total - served_max,
                 "the excess connections are closed, none hangs")
     finally:
         for s in socks:
             s.close()
     time.sleep(0.5)
+
+
+def case_one_peer(ctx):
+    case_many_connections(ctx, total=300, sources=1, per_peer=PER_PEER_MAX)
+
+
+def case_slowloris(node, deadline_s):
+    """1030 connections from five addresses each send a partial line and then
+    one more byte every 0.25 s.  Honest clients from a sixth address must be
+    answered throughout (a newcomer evicts the connection that made least
+    progress), and every dribbling connection is closed within the request
+    deadline although it never stops sending."""
+    total, sources = 1030, 5
+    if raise_nofile(total + 300) < total + 100:
+        T.comment("RLIMIT_NOFILE too low for %d connections; case skipped" % total)
+        return
+    attackers = []
+    for k in range(total):
+        s = socket.create_connection(("127.0.0.1", node.port), timeout=10,
+                                     source_address=("127.0.0.%d" % (2 + k % sources), 0))
+        s.setblocking(False)
+        attackers.append(s)
+    start = time.monotonic()
+    dribble = b'{"jsonrpc":"2.0","method":"ledger.head","id":1}'
+    alive = {s: 0 for s in attackers}
+
+    def tick():
+        """One byte to every attacker still open; returns how many are open."""
+        for s, i in list(alive.items()):
+            try:
+                if s.recv(4096, socket.MSG_DONTWAIT) == b"":
+                    del alive[s]
+                    continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                del alive[s]
+                continue
+            try:
+                s.send(dribble[i % len(dribble):i % len(dribble) + 1])
+                alive[s] = i + 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                del alive[s]
+        return len(alive)
+
+    honest_ok, honest_n, honest_worst = 0, 0, 0.0
+    while time.monotonic() - start < deadline_s * 0.75:  # before any deadline can fire
+        tick()
+        t0 = time.monotonic()
+        try:
+            with tc.Rpc("127.0.0.1", node.port, timeout=5) as c:
+                r = c.call("ledger.head", {})
+                honest_ok += isinstance(r, dict) and r.get("size", 0) >= 1
+        except Exception:  # noqa: BLE001
+            pass
+        honest_n += 1
+        honest_worst = max(honest_worst, time.monotonic() - t0)
+        time.sleep(0.05)
+    T.comment("slowloris: %d of %d honest requests answered while 1030 dribblers were connected (worst %.2f s)" % (
+        honest_ok, honest_n, honest_worst))
+    T.check(honest_n >= 3 and honest_ok == honest_n,
+            "slowloris: every honest client is served while all slots are held by dribblers")
+    while alive and time.monotonic() - start < deadline_s + 4:
+        tick()
+        time.sleep(0.25)
+    T.check(not alive, "slowloris: every dribbling connection is closed within the %d s request deadline "
+            "although it keeps sending (%d still open after %.1f s)" % (deadline_s, len(alive), time.monotonic() - start))
+    st = node.call("node.status", {})["counters"]
+    T.comment("slowloris: evicted %d, closed as too slow %d" % (st["connections_evicted"], st["requests_too_slow"]))
+    T.check(st["connections_evicted"] >= 1 and st["requests_too_slow"] >= 1,
+            "slowloris: node.status counts evictions and requests over the deadline", st)
+    for s in attackers:
+        s.close()
+    # A line that completes within the deadline is not cut, however slowly it started.
+    c = node.connect(timeout=10)
+    c.send_raw(b'{"jsonrpc":"2.0",')
+    time.sleep(deadline_s * 0.5)
+    c.send_raw(b'"method":"ledger.head","id":5}\n')
+    r = c.recv(timeout=10)
+    T.check(r.get("id") == 5 and "result" in r, "a line completed within the deadline is answered", r)
+    c.close()
 
 
 def case_slow_reader(ctx):
@@ -491,9 +583,14 @@ def case_notifications(ctx):
 
 
 def case_garbage(ctx):
-    c = ctx.node.connect()
     data = bytes(RNG.getrandbits(8) for _ in range(256 * 1024))
-    t = sender(c.sock, [data, b"\n"])
+    if data[0] not in b"{[ \t\r\n":  # section 5.1: junk first bytes are closed, nothing executed
+        c = ctx.node.connect()
+        c.send_raw(data[:4096])
+        T.check(c.at_eof(timeout=10) and not c.buf, "random first bytes: closed without an answer")
+        c.close()
+    c = ctx.node.connect()
+    t = sender(c.sock, [b"\n", data, b"\n"])  # JSON whitespace first: line framing
     t.join(30)
     n = 0
     while n < 10000:
@@ -541,8 +638,10 @@ CASES = [
     ("duplicate keys", case_duplicate_keys), ("NUL bytes", case_nul), ("bad envelopes", case_bad_envelopes),
     ("batches", case_batches), ("notifications", case_notifications), ("half-close", case_half_close),
     ("random bytes", case_garbage), ("1100 connections", case_many_connections),
-    ("slow reader", case_slow_reader), ("big answers unread", case_big_answers_unread),
+    ("one address", case_one_peer), ("slow reader", case_slow_reader), ("big answers unread", case_big_answers_unread),
 ]
+PER_PEER_MAX = 256
+SLOW_DEADLINE_S = 2
 
 
 def main():
@@ -561,6 +660,17 @@ def main():
             ctx.alive(name)
         T.comment("RSS: start %d kB, max %d kB" % (ctx.rss0, ctx.rss_max))
         T.eq(node.stop(), 0, "tranched exits 0 on SIGTERM after the catalogue")
+        slow = tc.Node(workers=2)
+        try:
+            slow.init()
+            with open(os.path.join(slow.datadir, "tranche.conf"), "a") as f:
+                f.write("request_deadline = %d\n" % SLOW_DEADLINE_S)
+            slow.start()
+            T.comment("--- slowloris")
+            T.section("slowloris", case_slowloris, slow, SLOW_DEADLINE_S)
+            T.eq(slow.stop(), 0, "tranched exits 0 after the slowloris case")
+        finally:
+            slow.cleanup()
     except Exception:  # noqa: BLE001
         import traceback
         T.check(False, "no exception", traceback.format_exc() + "\n" + node.logs())

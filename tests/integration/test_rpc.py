@@ -405,6 +405,10 @@ def pagination(node):
 
 def garbage(node):
     c = fresh(node)
+    # The first bytes choose the framing (section 5.1): a JSON request first, so
+    # garbage afterwards is judged line by line.
+    c.send_raw(b'{"jsonrpc":"2.0","method":"ledger.head","id":"first"}\n')
+    T.check(c.recv(timeout=15).get("id") == "first", "a line-framed connection for the garbage cases")
     cases = [
         (b"\xff\xfe\xfd\n", "invalid UTF-8"),
         (b'{"jsonrpc":"2.0","method":"ledger.head","id":"\xc0\xaf"}\n', "overlong UTF-8 in a string"),

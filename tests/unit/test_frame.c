@@ -37,8 +37,29 @@ static void test_limit(void) {
            "a newline past the limit is never searched for");
 }
 
+/* PROTOCOL.md §5.1: the first bytes choose the framing. */
+static void test_sniff(void) {
+  TR_CHECK(tr_frame_sniff("", 0) == TR_SNIFF_MORE, "no bytes: wait");
+  TR_CHECK(tr_frame_sniff("{", 1) == TR_SNIFF_LINES && tr_frame_sniff("[", 1) == TR_SNIFF_LINES,
+           "'{' or '[' first: lines");
+  TR_CHECK(tr_frame_sniff(" ", 1) == TR_SNIFF_LINES && tr_frame_sniff("\t", 1) == TR_SNIFF_LINES &&
+               tr_frame_sniff("\r", 1) == TR_SNIFF_LINES && tr_frame_sniff("\n", 1) == TR_SNIFF_LINES,
+           "JSON whitespace first: lines");
+  TR_CHECK(tr_frame_sniff("POST / HTTP/1.1", 15) == TR_SNIFF_HTTP && tr_frame_sniff("GET ", 4) == TR_SNIFF_HTTP &&
+               tr_frame_sniff("OPTIONS *", 9) == TR_SNIFF_HTTP,
+           "an HTTP method and a space: HTTP");
+  TR_CHECK(tr_frame_sniff("PO", 2) == TR_SNIFF_MORE && tr_frame_sniff("POST", 4) == TR_SNIFF_MORE &&
+               tr_frame_sniff("P", 1) == TR_SNIFF_MORE,
+           "a method's prefix: wait for more");
+  TR_CHECK(tr_frame_sniff("POSTX", 5) == TR_SNIFF_JUNK && tr_frame_sniff("get ", 4) == TR_SNIFF_JUNK &&
+               tr_frame_sniff("\x16\x03\x01", 3) == TR_SNIFF_JUNK && tr_frame_sniff("x", 1) == TR_SNIFF_JUNK &&
+               tr_frame_sniff("\0", 1) == TR_SNIFF_JUNK && tr_frame_sniff("\"a\"", 3) == TR_SNIFF_JUNK,
+           "anything else (unknown or lower-case method, TLS, a JSON string, NUL): junk");
+}
+
 int main(void) {
   test_lines();
   test_limit();
+  test_sniff();
   return tr_test_done();
 }
