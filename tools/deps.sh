@@ -2,7 +2,7 @@
 # tools/deps.sh — installs what tranche needs on Debian 12 (only what is missing).
 set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libsodium-dev libsqlite3-dev libuv1-dev
-          libcjson-dev python3 python3-cryptography sqlite3 clang libclang-rt-14-dev netcat-openbsd)
+          libcjson-dev python3 python3-cryptography python3-nacl python3-pytest sqlite3 clang libclang-rt-14-dev netcat-openbsd)
 packages+=(faketime)  # the clock-step tests (libfaketime, monotonic clock left alone)
 packages+=(node-llhttp)  # llhttp 8.1 C sources, compiled into tranched (HTTP on the JSON-RPC port)
 packages+=(curl python3-requests python3-prometheus-client)  # test_http: standard HTTP clients, the Prometheus text parser

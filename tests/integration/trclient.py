@@ -1,6 +1,10 @@
-"""trclient.py - a small client library for tranche's black-box integration tests.
-
-Standard library plus `cryptography` (Ed25519) only; run with /usr/bin/python3.
+"""trclient.py - the integration tests' helpers, a thin layer over the client
+library `tranche` (tools/python; meson sets PYTHONPATH), so that every test run
+exercises the library: keys, signatures, txids, entry hashes, Merkle proofs,
+checkpoints and the JSON-RPC connection all come from it.  What stays here is
+what only tests need: raw and malformed sends, building invalid txs, proof
+*builders* to compare the node's proofs with, the node fixture and TAP.
+Run with /usr/bin/python3 (Debian's, with python3-nacl).
 Everything here follows /work/shared/PROTOCOL.md (the contract), never the C code.
 
   Key            Ed25519 key from a 32-byte seed; seed files are 64 hex chars + "\\n".
@@ -14,7 +18,6 @@ Everything here follows /work/shared/PROTOCOL.md (the contract), never the C cod
   entry_hash(), merkle_root(), verify_checkpoint(): independent recomputation
                  of section 3.
 """
-import base64
 import hashlib
 import json
 import os
@@ -22,21 +25,18 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
-                                                               Ed25519PublicKey)
+import tranche
+from tranche import verify as _verify
 
 CHAIN = "test.example/it"
-TX_DOMAIN = b"TRANCHE/TX/1\n"
-ENTRY_DOMAIN = b"TRANCHE/ENTRY/1\n"
+TX_DOMAIN = tranche.TX_DOMAIN
+ENTRY_DOMAIN = _verify.ENTRY_DOMAIN
 LINE_MAX = 1024 * 1024
 HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
@@ -91,43 +91,18 @@ class Tap:
 
 # --------------------------------------------------------------------------- keys
 
-class Key:
-    """An Ed25519 key pair from a 32-byte seed."""
+class Key(tranche.Key):
+    """tranche.Key with the names the tests use: Key() is a fresh key, `pk` the
+    public key hex, `pk_bytes` its bytes; load() is the library's (0600 only)."""
 
     def __init__(self, seed=None):
-        self.seed = seed if seed is not None else os.urandom(32)
-        assert len(self.seed) == 32
-        self._sk = Ed25519PrivateKey.from_private_bytes(self.seed)
-        self.pk_bytes = self._sk.public_key().public_bytes(serialization.Encoding.Raw,
-                                                           serialization.PublicFormat.Raw)
-        self.pk = self.pk_bytes.hex()
-
-    @classmethod
-    def load(cls, path):
-        with open(path, "rb") as f:
-            data = f.read()
-        if not re.fullmatch(rb"[0-9a-f]{64}\n", data):
-            raise ValueError("%s: not 64 lowercase hex chars and a newline: %r" % (path, data[:80]))
-        return cls(bytes.fromhex(data[:64].decode()))
-
-    def save(self, path):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.seed.hex() + "\n")
-
-    def sign(self, msg):
-        return self._sk.sign(msg)
-
-    def __repr__(self):
-        return "Key(%s...)" % self.pk[:12]
+        super().__init__(seed if seed is not None else os.urandom(32))
+        self.pk_bytes = self.public_bytes
+        self.pk = self.public
 
 
 def verify_sig(pk_hex, sig_bytes, msg):
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(pk_hex)).verify(sig_bytes, msg)
-        return True
-    except (InvalidSignature, ValueError):
-        return False
+    return tranche.verify_signature(pk_hex, sig_bytes, msg)
 
 
 # --------------------------------------------------------------------------- txs
@@ -142,11 +117,11 @@ def tx_bytes(tx):
 
 
 def sign_tx(tx, key):
-    return key.sign(TX_DOMAIN + tx_bytes(tx)).hex()
+    return tranche.sign(tx_bytes(tx), key)
 
 
 def txid_of(tx):
-    return hashlib.sha256(tx_bytes(tx)).hexdigest()
+    return tranche.txid(tx_bytes(tx))
 
 
 _id_counter = [0]
@@ -167,25 +142,11 @@ def make_tx(type_, key, chain=CHAIN, id=None, **fields):
 
 # --------------------------------------------------------------------------- journal math (section 3)
 
-def entry_bytes(seq, time_ms, prev, txid, sig):
-    return ENTRY_DOMAIN + struct.pack(">QQ", seq, time_ms) + prev + txid + sig
-
-
-def entry_hash(seq, time_ms, prev, txid, sig):
-    return hashlib.sha256(b"\x00" + entry_bytes(seq, time_ms, prev, txid, sig)).digest()
-
-
-def merkle_root(leaves):
-    """RFC 9162 MTH over already-hashed leaves (entry hashes)."""
-    n = len(leaves)
-    if n == 0:
-        return hashlib.sha256(b"").digest()
-    if n == 1:
-        return leaves[0]
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return hashlib.sha256(b"\x01" + merkle_root(leaves[:k]) + merkle_root(leaves[k:])).digest()
+entry_bytes = _verify.entry_bytes
+entry_hash = _verify.entry_hash
+merkle_root = _verify.merkle_root
+verify_inclusion = _verify.verify_inclusion
+verify_consistency = _verify.verify_consistency
 
 
 def _k(n):
@@ -193,10 +154,6 @@ def _k(n):
     while k * 2 < n:
         k *= 2
     return k
-
-
-def _node(l, r):
-    return hashlib.sha256(b"\x01" + l + r).digest()
 
 
 def inclusion_path(m, leaves):
@@ -221,98 +178,18 @@ def consistency_path(m, leaves, b=True):
     return consistency_path(m - k, leaves[k:], False) + [merkle_root(leaves[:k])]
 
 
-def verify_inclusion(index, size, leaf, path, root):
-    """RFC 9162 2.1.3.2."""
-    if index >= size:
-        return False
-    fn, sn, r = index, size - 1, leaf
-    for p in path:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = _node(p, r)
-            if not fn & 1:
-                while not (fn & 1 or fn == 0):
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = _node(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
-
-
-def verify_consistency(first, second, first_hash, second_hash, path):
-    """RFC 9162 2.1.4.2."""
-    if first == second:
-        return path == [] and first_hash == second_hash
-    if first == 0 or first > second or not path:
-        return False
-    path = list(path)
-    if first & (first - 1) == 0:
-        path = [first_hash] + path
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = _node(c, fr)
-            sr = _node(c, sr)
-            if not fn & 1:
-                while not (fn & 1 or fn == 0):
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = _node(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == first_hash and sr == second_hash and sn == 0
-
-
 def vkey_of(chain, pk_bytes):
-    key_id = hashlib.sha256(chain.encode() + b"\x0a\x01" + pk_bytes).digest()[:4]
-    return "%s+%s+%s" % (chain, key_id.hex(), base64.b64encode(b"\x01" + pk_bytes).decode()), key_id
+    vk = tranche.Vkey(chain, pk_bytes)
+    return str(vk), vk.key_id
 
 
 def parse_checkpoint(text, chain, node_pk_bytes):
-    """Check a C2SP checkpoint signed by the node key. Returns (size, root bytes) or raises."""
-    body, sep, sigs = text.partition("\n\n")
-    if not sep:
-        raise ValueError("no blank line in checkpoint")
-    lines = body.split("\n")
-    if len(lines) != 3:
-        raise ValueError("checkpoint body must have 3 lines: %r" % body)
-    if lines[0] != chain:
-        raise ValueError("origin %r != %r" % (lines[0], chain))
-    if not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
-        raise ValueError("bad size line %r" % lines[1])
-    root = base64.b64decode(lines[2], validate=True)
-    if len(root) != 32:
-        raise ValueError("root is not 32 bytes")
-    signed = (body + "\n").encode()
-    _, key_id = vkey_of(chain, node_pk_bytes)
-    if not sigs.endswith("\n"):
-        raise ValueError("signature block does not end in newline")
-    ok = False
-    for line in sigs[:-1].split("\n"):
-        m = re.fullmatch("\u2014 (\\S+) (\\S+)", line)
-        if not m:
-            raise ValueError("bad signature line %r" % line)
-        if m.group(1) != chain:
-            continue
-        blob = base64.b64decode(m.group(2), validate=True)
-        if blob[:4] != key_id:
-            continue
-        if len(blob) != 68 or not verify_sig(node_pk_bytes.hex(), blob[4:], signed):
-            raise ValueError("node signature does not verify")
-        ok = True
-    if not ok:
-        raise ValueError("no signature by the node key")
-    return int(lines[1]), root
+    """Check a C2SP checkpoint signed by the node key. Returns (size, root bytes) or raises ValueError."""
+    try:
+        cp = tranche.open_checkpoint(text, tranche.Vkey(chain, node_pk_bytes))
+    except tranche.VerifyError as e:
+        raise ValueError(str(e)) from None
+    return cp.size, cp.root
 
 
 # --------------------------------------------------------------------------- JSON helpers
@@ -342,22 +219,14 @@ class RpcError(Exception):
     pass
 
 
-class Rpc:
-    """JSON-RPC 2.0 over TCP with newline framing."""
+class Rpc(tranche.Connection):
+    """JSON-RPC 2.0 over TCP with newline framing: the library's Connection,
+    plus what the tests need (raw sends, EOF and silence checks, error objects
+    as values)."""
 
     def __init__(self, host, port, timeout=30.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
-        self.buf = b""
-        self.next_id = 1
+        super().__init__(host, port, timeout)
         self.last_raw = None
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def __enter__(self):
         return self
@@ -366,32 +235,14 @@ class Rpc:
         self.close()
 
     # raw layer
-    def send_raw(self, data):
-        self.sock.sendall(data)
-
     def send_obj(self, obj):
         self.send_raw(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
     def recv_line(self, timeout=None):
         """One response line (bytes, without the newline). None on EOF/reset; socket.timeout on timeout."""
-        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("no response line")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(1 << 16)
-            except ConnectionResetError:
-                return None
-            if not chunk:
-                if self.buf:
-                    line, self.buf = self.buf, b""
-                    return line  # unterminated last line: still report it
-                return None
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        self.last_raw = line
+        line = super().recv_line(timeout)
+        if line is not None:
+            self.last_raw = line
         return line
 
     def recv(self, timeout=None):
@@ -424,16 +275,7 @@ class Rpc:
         self.buf += data
         return False
 
-    # request layer
-    def request(self, method, params=None, id=None):
-        if id is None:
-            id = self.next_id
-            self.next_id += 1
-        req = {"jsonrpc": "2.0", "method": method, "id": id}
-        if params is not None:
-            req["params"] = params
-        return req
-
+    # request layer (request() is the library's)
     def call_raw(self, method, params=None):
         """The whole response object of one call."""
         req = self.request(method, params)
