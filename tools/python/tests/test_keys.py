@@ -68,3 +68,8 @@ def test_public_key_validity():
     assert not tranche.is_public_key("00" * 32)           # small order (the identity's encoding is 01 00..)
     assert not tranche.is_public_key("01" + "00" * 31)    # the identity point
     assert not tranche.is_public_key(k.public[:-2])
+    sig = k.sign(b"m").hex()
+    assert tranche.verify_signature(k.public, sig, b"m")
+    assert not tranche.verify_signature(k.public.upper(), sig, b"m")
+    assert not tranche.verify_signature(k.public, sig.upper(), b"m")
+    assert not tranche.verify_signature(k.public, sig, b"n")

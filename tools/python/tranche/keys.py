@@ -19,6 +19,7 @@ from .limits import KEY_FILE_BYTES_MAX
 
 _KEY_FILE = re.compile(rb"[0-9a-f]{64}\n")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
 
 class Key:
@@ -98,6 +99,8 @@ def verify_signature(public, signature, message):
     """libsodium's crypto_sign_verify_detached, as the node: True or False.
     public: 32 bytes or 64 hex; signature: 64 bytes or 128 hex."""
     try:
+        if any(isinstance(x, str) and not _LOWER_HEX.fullmatch(x) for x in (public, signature)):
+            return False  # PROTOCOL.md §1: uppercase or odd-length hex is invalid
         pk = bytes.fromhex(public) if isinstance(public, str) else bytes(public)
         sig = bytes.fromhex(signature) if isinstance(signature, str) else bytes(signature)
         if len(pk) != 32 or len(sig) != 64:
