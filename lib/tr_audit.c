@@ -1,14 +1,16 @@
 /* tr_audit.c — the offline audit's replay (tr_ledger_replay): the journal's
- * rules re-run by tr_ledger.c against plain in-memory state, and every
- * derived row checked against the stored database.
+ * rules re-run by tr_ledger.c against the in-memory state (tr_mem.h), and
+ * every derived row checked against the stored database.
  *
  * Workload: one pass over up to millions of entries, mostly transfers, each
  * a handful of hash lookups.  The stored database is only ever scanned in key
  * order: entries by seq as they are replayed; receipts, distributions and
  * payouts in step with the replay, since the rules produce them in key order;
- * accounts, assets, holdings, account history, Merkle nodes and meta once the
- * journal is replayed.  No second copy of the journal is kept: what stays in
- * memory is the live state plus, per entry, its (signer, id) digest, its
+ * accounts, assets, holdings and meta when the replay reaches the derived
+ * mark (a node writes those rows behind its journal: derived_progress says
+ * how far); account history, Merkle nodes and checkpoints once the journal
+ * is replayed.  No second copy of the journal is kept: what stays in memory
+ * is the live state plus, per entry, its (signer, id) digest, its
  * account-history rows and its Merkle nodes (~120 bytes an entry).
  */
 #include <sodium.h>
@@ -20,22 +22,20 @@
 
 #include "tr_err.h"
 #include "tr_hex.h"
+#include "tr_delta.h"
 #include "tr_ledger.h"
+#include "tr_mem.h"
 #include "tr_merkle.h"
 #include "tr_note.h"
 #include "tr_query.h"
 #include "tr_state.h"
 
-#define NONE UINT32_MAX
+#define NONE TR_MEM_NONE
 #define REPLAY_PROGRESS_ENTRIES 1000 /* progress callback period */
 #define META_MAX 8                   /* meta rows genesis writes (two), with room */
 
-/* ------------------------------------------------------------------------ */
-/* Growable arrays and an open-addressing index of record numbers            */
-
 /* Array v (n used, *cap allocated) with room for one more element: v or its
- * new place, or NULL when memory runs out (then v is untouched).  Record
- * numbers are uint32_t: no array grows past NONE elements. */
+ * new place, or NULL when memory runs out (then v is untouched). */
 static void *grown(void *v, size_t n, size_t *cap, size_t elem) {
   if (n < *cap) return v;
   size_t want = *cap ? *cap * 2 : 64;
@@ -46,89 +46,9 @@ static void *grown(void *v, size_t n, size_t *cap, size_t elem) {
 }
 
 typedef struct {
-  uint64_t hash;
-  uint32_t rec;                 /* record number, NONE = empty slot */
-} slot_t;
-
-/* Maps a key's hash to record numbers; the caller confirms the key. Load ≤ 1/2. */
-typedef struct {
-  slot_t *slots;
-  size_t mask, used;
-} index_t;
-
-static int index_grow(index_t *ix) {
-  size_t cap = ix->slots ? (ix->mask + 1) * 2 : 1024;
-  slot_t *s = malloc(cap * sizeof *s);
-  if (s == NULL) return TR_ENOMEM;
-  for (size_t i = 0; i < cap; i++) s[i].rec = NONE;
-  for (size_t i = 0; ix->slots && i <= ix->mask; i++) {
-    if (ix->slots[i].rec == NONE) continue;
-    size_t j = ix->slots[i].hash & (cap - 1);
-    while (s[j].rec != NONE) j = (j + 1) & (cap - 1);
-    s[j] = ix->slots[i];
-  }
-  free(ix->slots);
-  ix->slots = s;
-  ix->mask = cap - 1;
-  return 0;
-}
-
-static int index_add(index_t *ix, uint64_t hash, uint32_t rec) {
-  if ((ix->slots == NULL || 2 * (ix->used + 1) > ix->mask + 1) && index_grow(ix) != 0) return TR_ENOMEM;
-  size_t j = hash & ix->mask;
-  while (ix->slots[j].rec != NONE) j = (j + 1) & ix->mask;
-  ix->slots[j].hash = hash;
-  ix->slots[j].rec = rec;
-  ix->used++;
-  return 0;
-}
-
-/* Walks the records whose key has `hash`: call with *pos = hash & mask first. */
-static uint32_t index_next(const index_t *ix, uint64_t hash, size_t *pos) {
-  if (ix->slots == NULL) return NONE;
-  for (;; *pos = (*pos + 1) & ix->mask) {
-    const slot_t *s = &ix->slots[*pos];
-    if (s->rec == NONE) return NONE;
-    if (s->hash == hash) {
-      *pos = (*pos + 1) & ix->mask;
-      return s->rec;
-    }
-  }
-}
-
-/* ------------------------------------------------------------------------ */
-/* The in-memory state                                                       */
-
-/* Every key the journal names: accounts, and keys only seen in history rows
- * (the node key signs genesis but is never an account). */
-typedef struct {
-  tr_account_t a;               /* a.id is the key */
-  bool is_account;
-  uint32_t holdings;            /* this key's first holding, NONE */
-  uint32_t rank;                /* position in key order (account history sort) */
-} key_rec_t;
-
-typedef struct {
-  tr_asset_t a;                 /* a.documents_json owned */
-  uint32_t holdings;            /* this asset's first holding, NONE */
-} asset_rec_t;
-
-/* Holdings are never removed: one that drops to 0 stays, as units 0. */
-typedef struct {
-  uint32_t asset, key, next_of_asset, next_of_key;
-  tr_holding_t h;
-} holding_rec_t;
-
-typedef struct {
   uint32_t key;                 /* a key record, later its rank */
   uint64_t seq;
 } history_t;
-
-/* (signer, id) → seq, by a 128-bit keyed digest; seq 0 = empty. */
-typedef struct {
-  uint8_t digest[16];
-  uint64_t seq;
-} sigid_slot_t;
 
 /* A stored table read in key order in step with the replay. */
 typedef struct {
@@ -138,23 +58,9 @@ typedef struct {
 
 typedef struct {
   tr_store_t *src;              /* the audited database, read-only, in one read transaction */
-  uint8_t hash_key[crypto_shorthash_KEYBYTES], digest_key[crypto_shorthash_siphashx24_KEYBYTES];
+  tr_mem_t m;                   /* the replayed state; its rows come to the sink below */
+  uint64_t derived_through;     /* stored derived_progress: rows are due up to it */
 
-  uint64_t size, head_time;
-  uint8_t head_hash[32];
-
-  sigid_slot_t *sigids;
-  size_t sigid_mask, sigids_used;
-
-  key_rec_t *keys;
-  size_t keys_n, keys_cap, accounts_n, admins_unfrozen;
-  index_t key_ix;
-  asset_rec_t *assets;
-  size_t assets_n, assets_cap;
-  index_t asset_ix;
-  holding_rec_t *holdings;
-  size_t holdings_n, holdings_cap, holdings_positive;
-  index_t holding_ix;
   history_t *history;
   uint64_t history_through;     /* stored history_progress, once read */
   size_t history_n, history_cap;
@@ -162,7 +68,6 @@ typedef struct {
   /* Merkle: level L >= 1 node idx is levels[L][idx] (produced in idx order). */
   uint8_t (*levels[TR_MERKLE_PATH_MAX + 1])[32];
   size_t level_n[TR_MERKLE_PATH_MAX + 1], level_cap[TR_MERKLE_PATH_MAX + 1];
-  uint8_t frontier[TR_MERKLE_PATH_MAX + 1][32]; /* last complete node of each level, level 0 too */
 
   struct { char key[32], value[128]; } meta[META_MAX];
   size_t meta_n, meta_checked;
@@ -188,103 +93,6 @@ static int differ(audit_t *au, uint64_t seq, const char *fmt, ...) {
     au->bad_seq = seq;
   }
   return TR_ECORRUPT;
-}
-
-static uint64_t hash_bytes(const audit_t *au, const void *p, size_t n) {
-  uint64_t h;
-  crypto_shorthash((unsigned char *)&h, p, n, au->hash_key);
-  return h;
-}
-
-/* Record numbers are dense and not chosen by anyone: a mix suffices. */
-static uint64_t hash_pair(uint32_t a, uint32_t b) {
-  uint64_t x = ((uint64_t)a << 32 | b) + 0x9e3779b97f4a7c15u;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-  return x ^ (x >> 31);
-}
-
-static uint32_t key_find(const audit_t *au, const tr_key_t *k) {
-  uint64_t h = hash_bytes(au, k->b, 32);
-  size_t pos = h & au->key_ix.mask;
-  for (uint32_t r; (r = index_next(&au->key_ix, h, &pos)) != NONE;)
-    if (memcmp(au->keys[r].a.id.b, k->b, 32) == 0) return r;
-  return NONE;
-}
-
-/* The record of key k, made (not an account yet) when new. */
-static int key_intern(audit_t *au, const tr_key_t *k, uint32_t *out) {
-  if ((*out = key_find(au, k)) != NONE) return 0;
-  key_rec_t *keys = grown(au->keys, au->keys_n, &au->keys_cap, sizeof *keys);
-  if (keys == NULL) return TR_ENOMEM;
-  au->keys = keys;
-  uint32_t r = (uint32_t)au->keys_n;
-  if (index_add(&au->key_ix, hash_bytes(au, k->b, 32), r) != 0) return TR_ENOMEM;
-  memset(&au->keys[r], 0, sizeof au->keys[r]);
-  au->keys[r].a.id = *k;
-  au->keys[r].holdings = NONE;
-  au->keys_n++;
-  *out = r;
-  return 0;
-}
-
-static uint32_t asset_find(const audit_t *au, const char *id) {
-  uint64_t h = hash_bytes(au, id, strlen(id));
-  size_t pos = h & au->asset_ix.mask;
-  for (uint32_t r; (r = index_next(&au->asset_ix, h, &pos)) != NONE;)
-    if (strcmp(au->assets[r].a.id, id) == 0) return r;
-  return NONE;
-}
-
-static uint32_t holding_find(const audit_t *au, uint32_t asset, uint32_t key) {
-  uint64_t h = hash_pair(asset, key);
-  size_t pos = h & au->holding_ix.mask;
-  for (uint32_t r; (r = index_next(&au->holding_ix, h, &pos)) != NONE;)
-    if (au->holdings[r].asset == asset && au->holdings[r].key == key) return r;
-  return NONE;
-}
-
-static bool unfrozen_admin(const key_rec_t *k) {
-  return k->is_account && (k->a.roles & TR_ROLE_ADMIN) && !k->a.frozen;
-}
-
-/* ---- (signer, id) ---- */
-
-static void sigid_digest(const audit_t *au, const tr_key_t *signer, const char *id, uint8_t out[16]) {
-  uint8_t in[32 + TR_TX_ID_CHARS_MAX];
-  size_t n = strlen(id);
-  if (n > TR_TX_ID_CHARS_MAX) n = TR_TX_ID_CHARS_MAX; /* decoded ids are never longer */
-  memcpy(in, signer->b, 32);
-  memcpy(in + 32, id, n);
-  crypto_shorthash_siphashx24(out, in, 32 + n, au->digest_key);
-}
-
-static sigid_slot_t *sigid_slot(audit_t *au, const uint8_t d[16]) {
-  uint64_t h;
-  memcpy(&h, d, sizeof h);
-  for (size_t j = h & au->sigid_mask;; j = (j + 1) & au->sigid_mask)
-    if (au->sigids[j].seq == 0 || memcmp(au->sigids[j].digest, d, 16) == 0) return &au->sigids[j];
-}
-
-static int sigid_add(audit_t *au, const uint8_t d[16], uint64_t seq) {
-  if (au->sigids == NULL || 2 * (au->sigids_used + 1) > au->sigid_mask + 1) {
-    size_t cap = au->sigids ? (au->sigid_mask + 1) * 2 : 4096;
-    sigid_slot_t *old = au->sigids;
-    size_t old_cap = old ? au->sigid_mask + 1 : 0;
-    if ((au->sigids = calloc(cap, sizeof *au->sigids)) == NULL) {
-      au->sigids = old;
-      return TR_ENOMEM;
-    }
-    au->sigid_mask = cap - 1;
-    for (size_t i = 0; i < old_cap; i++)
-      if (old[i].seq != 0) *sigid_slot(au, old[i].digest) = old[i];
-    free(old);
-  }
-  sigid_slot_t *s = sigid_slot(au, d);
-  memcpy(s->digest, d, 16);
-  s->seq = seq;
-  au->sigids_used++;
-  return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -335,101 +143,41 @@ static bool column_int_is(sqlite3_stmt *st, int col, uint64_t v) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* tr_state_ops_t in memory                                                  */
+/* The sink: the rows the replay makes, checked or kept                      */
 
-static int mem_head(void *ctx, uint64_t *size, uint8_t hash[32], uint64_t *time) {
-  audit_t *au = ctx;
-  *size = au->size;
-  if (hash) memcpy(hash, au->head_hash, 32);
-  if (time) *time = au->head_time;
-  return 0;
-}
+/* Rows of entries past the derived mark are not written yet (a node that
+ * stopped hard rebuilds them at start). */
+static bool row_due(const audit_t *au, uint64_t seq) { return seq <= au->derived_through; }
 
-/* Level L >= 1 nodes completed by the leaf, kept for the final comparison. */
-static int merkle_keep(audit_t *au, const tr_merkle_node_t *n) {
-  unsigned l = n->level;
-  if (l == 0 || l > TR_MERKLE_PATH_MAX || n->index != au->level_n[l]) return TR_ECORRUPT;
-  uint8_t(*nodes)[32] = grown(au->levels[l], au->level_n[l], &au->level_cap[l], 32);
-  if (nodes == NULL) return TR_ENOMEM;
-  au->levels[l] = nodes;
-  memcpy(au->levels[l][au->level_n[l]++], n->hash, 32);
-  return 0;
-}
-
-static int frontier_get(void *ctx, unsigned level, uint64_t index, uint8_t out[32]) {
-  audit_t *au = ctx;
-  (void)index; /* tr_merkle_append asks only for the left sibling: the last node of its level */
-  if (level > TR_MERKLE_PATH_MAX) return TR_ECORRUPT;
-  memcpy(out, au->frontier[level], 32);
-  return 0;
-}
-
-static int mem_append(void *ctx, uint64_t time, const uint8_t txid[32], const uint8_t sig[64], const tr_key_t *signer,
-                      const char *tx_id, const char *tx, size_t tx_len, tr_entry_t *out) {
-  audit_t *au = ctx;
-  (void)tx, (void)tx_len;
-  if (time < au->head_time) return TR_EARG;
-  memset(out, 0, sizeof *out);
-  out->seq = au->size + 1;
-  out->time = time;
-  memcpy(out->prev, au->head_hash, 32);
-  memcpy(out->txid, txid, 32);
-  memcpy(out->sig, sig, 64);
-  out->signer = *signer;
-  tr_entry_hash(out->seq, time, out->prev, txid, sig, out->hash);
-  tr_merkle_node_t nodes[TR_MERKLE_PATH_MAX + 1];
-  size_t n = 0;
-  int rc = tr_merkle_append(frontier_get, au, out->seq - 1, out->hash, nodes, &n);
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    memcpy(au->frontier[nodes[i].level], nodes[i].hash, 32);
-    if (nodes[i].level > 0) rc = merkle_keep(au, &nodes[i]);
-  }
-  uint8_t d[16];
-  sigid_digest(au, signer, tx_id, d);
-  if (rc == 0) rc = sigid_add(au, d, out->seq);
-  if (rc != 0) return rc;
-  au->size = out->seq;
-  au->head_time = time;
-  memcpy(au->head_hash, out->hash, 32);
+static int sink_entry(void *ctx, const tr_entry_t *e, const char *tx, size_t tx_len) {
+  (void)ctx, (void)e, (void)tx, (void)tx_len; /* the stored entry is compared by replay_same */
   return 0;
 }
 
 /* Any earlier entry with this (signer, id) is a journal that repeats itself:
- * a node refuses or deduplicates such a tx, it never appends it.  Keys are
- * 128-bit keyed digests: two different (signer, id) pairs would have to
- * collide (~2^-128 a pair) for a sound journal to be reported unsound. */
-static int mem_entry_by_signer_id(void *ctx, const tr_key_t *signer, const char *id, uint64_t *seq, uint8_t txid[32]) {
+ * a node refuses or deduplicates such a tx, it never appends it. */
+static int sink_entry_get(void *ctx, uint64_t seq, tr_entry_t *e) {
   audit_t *au = ctx;
-  (void)txid;
-  uint8_t d[16];
-  if (au->sigids == NULL) return TR_ENOT_FOUND;
-  sigid_digest(au, signer, id, d);
-  sigid_slot_t *s = sigid_slot(au, d);
-  if (s->seq == 0) return TR_ENOT_FOUND;
-  *seq = s->seq;
-  return differ(au, au->size + 1, "tx repeats the signer and id of entry %llu", (unsigned long long)s->seq);
+  (void)e;
+  return differ(au, au->m.size + 1, "tx repeats the signer and id of entry %llu", (unsigned long long)seq);
 }
 
-static int mem_entry_get(void *ctx, uint64_t seq, tr_entry_t *e) {
-  (void)ctx, (void)seq, (void)e;
-  return TR_ECORRUPT; /* asked only for duplicates, which mem_entry_by_signer_id refuses */
-}
-
-static int mem_receipt_get(void *ctx, uint64_t seq, char **json) {
+static int sink_receipt_get(void *ctx, uint64_t seq, char **json) {
   (void)ctx, (void)seq, (void)json;
-  return TR_ECORRUPT;
+  return TR_ECORRUPT; /* asked only for duplicates, which sink_entry_get refuses */
 }
 
-static int mem_receipt_put(void *ctx, uint64_t seq, const char *json) {
+static int sink_receipt_put(void *ctx, uint64_t seq, const char *json) {
   audit_t *au = ctx;
   sqlite3_stmt *st = au->receipts.st;
+  if (!row_due(au, seq)) return 0;
   int rc = cursor_step(au, &au->receipts, seq);
   if (rc == 0 && !(column_int_is(st, 0, seq) && column_text_is(st, 1, json)))
     rc = differ(au, seq, "stored receipt of entry %llu differs from replay", (unsigned long long)seq);
   return rc;
 }
 
-static int mem_meta_put(void *ctx, const char *key, const char *value) {
+static int sink_meta_put(void *ctx, const char *key, const char *value) {
   audit_t *au = ctx;
   if (au->meta_n == META_MAX || strlen(key) >= sizeof au->meta[0].key || strlen(value) >= sizeof au->meta[0].value)
     return TR_ELIMIT;
@@ -439,166 +187,20 @@ static int mem_meta_put(void *ctx, const char *key, const char *value) {
   return 0;
 }
 
-static int mem_account_get(void *ctx, const tr_key_t *id, tr_account_t *a) {
+static int sink_history_add(void *ctx, uint32_t key, uint64_t seq) {
   audit_t *au = ctx;
-  uint32_t r = key_find(au, id);
-  if (r == NONE || !au->keys[r].is_account) return TR_ENOT_FOUND;
-  *a = au->keys[r].a;
-  return 0;
-}
-
-static int mem_account_put(void *ctx, const tr_account_t *a) {
-  audit_t *au = ctx;
-  uint32_t r;
-  if (key_intern(au, &a->id, &r) != 0) return TR_ENOMEM;
-  key_rec_t *k = &au->keys[r];
-  au->admins_unfrozen -= unfrozen_admin(k);
-  au->accounts_n += !k->is_account;
-  k->is_account = true;
-  k->a = *a;
-  au->admins_unfrozen += unfrozen_admin(k);
-  return 0;
-}
-
-static int mem_admins_unfrozen_except(void *ctx, const tr_key_t *except, uint64_t *count) {
-  audit_t *au = ctx;
-  uint32_t r = key_find(au, except);
-  *count = au->admins_unfrozen - (r != NONE && unfrozen_admin(&au->keys[r]));
-  return 0;
-}
-
-static int mem_account_entry_add(void *ctx, const tr_key_t *account, uint64_t seq) {
-  audit_t *au = ctx;
-  uint32_t r;
   history_t *history = grown(au->history, au->history_n, &au->history_cap, sizeof *history);
   if (history == NULL) return TR_ENOMEM;
   au->history = history;
-  if (key_intern(au, account, &r) != 0) return TR_ENOMEM;
-  au->history[au->history_n++] = (history_t){r, seq}; /* repeats are dropped when sorted */
+  au->history[au->history_n++] = (history_t){key, seq}; /* repeats are dropped when sorted */
   return 0;
 }
 
-static int asset_copy(tr_asset_t *to, const tr_asset_t *from) {
-  char *docs = strdup(from->documents_json ? from->documents_json : "[]");
-  if (docs == NULL) return TR_ENOMEM;
-  *to = *from;
-  to->documents_json = docs;
-  return 0;
-}
-
-static int mem_asset_get(void *ctx, const char *id, tr_asset_t *a) {
-  audit_t *au = ctx;
-  uint32_t r = asset_find(au, id);
-  if (r == NONE) return TR_ENOT_FOUND;
-  return asset_copy(a, &au->assets[r].a);
-}
-
-static int mem_asset_put(void *ctx, const tr_asset_t *a) {
-  audit_t *au = ctx;
-  uint32_t r = asset_find(au, a->id);
-  tr_asset_t copy;
-  if (asset_copy(&copy, a) != 0) return TR_ENOMEM;
-  if (r == NONE) {
-    asset_rec_t *assets = grown(au->assets, au->assets_n, &au->assets_cap, sizeof *assets);
-    if (assets != NULL) au->assets = assets;
-    if (assets == NULL || index_add(&au->asset_ix, hash_bytes(au, a->id, strlen(a->id)), (uint32_t)au->assets_n) != 0) {
-      tr_asset_clear(&copy);
-      return TR_ENOMEM;
-    }
-    r = (uint32_t)au->assets_n++;
-    au->assets[r].holdings = NONE;
-  } else {
-    tr_asset_clear(&au->assets[r].a);
-  }
-  au->assets[r].a = copy;
-  return 0;
-}
-
-static int mem_assets_reissue(void *ctx, const tr_key_t *from, const tr_key_t *to) {
-  audit_t *au = ctx; /* account.recover is rare: a scan of the assets is fine */
-  for (size_t i = 0; i < au->assets_n; i++)
-    if (memcmp(au->assets[i].a.issuer.b, from->b, 32) == 0) au->assets[i].a.issuer = *to;
-  return 0;
-}
-
-static int mem_holding_get(void *ctx, const char *asset, const tr_key_t *account, tr_holding_t *h) {
-  audit_t *au = ctx;
-  uint32_t a = asset_find(au, asset), k = a == NONE ? NONE : key_find(au, account);
-  uint32_t r = k == NONE ? NONE : holding_find(au, a, k);
-  h->units = h->frozen = 0;
-  if (r != NONE) *h = au->holdings[r].h;
-  return 0;
-}
-
-static int mem_holding_put(void *ctx, const char *asset, const tr_key_t *account, const tr_holding_t *h) {
-  audit_t *au = ctx;
-  uint32_t a = asset_find(au, asset), k;
-  if (a == NONE) return TR_ECORRUPT; /* the rules hold only units of existing assets */
-  if (key_intern(au, account, &k) != 0) return TR_ENOMEM;
-  uint32_t r = holding_find(au, a, k);
-  if (r == NONE) {
-    if (h->units == 0) return 0;
-    holding_rec_t *holdings = grown(au->holdings, au->holdings_n, &au->holdings_cap, sizeof *holdings);
-    if (holdings == NULL) return TR_ENOMEM;
-    au->holdings = holdings;
-    if (index_add(&au->holding_ix, hash_pair(a, k), (uint32_t)au->holdings_n) != 0) return TR_ENOMEM;
-    r = (uint32_t)au->holdings_n++;
-    au->holdings[r] = (holding_rec_t){.asset = a, .key = k, .next_of_asset = au->assets[a].holdings,
-                                      .next_of_key = au->keys[k].holdings};
-    au->assets[a].holdings = au->keys[k].holdings = r;
-  }
-  holding_rec_t *hr = &au->holdings[r];
-  if (hr->h.units == 0 && h->units != 0) au->holdings_positive++;
-  if (hr->h.units != 0 && h->units == 0) au->holdings_positive--;
-  hr->h = h->units ? *h : (tr_holding_t){0, 0};
-  return 0;
-}
-
-static int mem_account_holdings(void *ctx, const tr_key_t *account, tr_account_holding_t **out, size_t *out_n) {
-  audit_t *au = ctx;
-  uint32_t k = key_find(au, account);
-  tr_account_holding_t *v = NULL;
-  size_t n = 0, cap = 0;
-  for (uint32_t r = k == NONE ? NONE : au->keys[k].holdings; r != NONE; r = au->holdings[r].next_of_key) {
-    if (au->holdings[r].h.units == 0) continue;
-    tr_account_holding_t *more = grown(v, n, &cap, sizeof *v);
-    if (more == NULL) { free(v); return TR_ENOMEM; }
-    v = more;
-    snprintf(v[n].asset, sizeof v[n].asset, "%s", au->assets[au->holdings[r].asset].a.id);
-    v[n++].h = au->holdings[r].h;
-  }
-  *out = v;
-  *out_n = n;
-  return 0;
-}
-
-static int cmp_holder(const void *a, const void *b) {
-  return memcmp(((const tr_asset_holder_t *)a)->account.b, ((const tr_asset_holder_t *)b)->account.b, 32);
-}
-
-static int mem_asset_holders(void *ctx, const char *asset, tr_asset_holder_t **out, size_t *out_n) {
-  audit_t *au = ctx;
-  uint32_t a = asset_find(au, asset);
-  tr_asset_holder_t *v = NULL;
-  size_t n = 0, cap = 0;
-  for (uint32_t r = a == NONE ? NONE : au->assets[a].holdings; r != NONE; r = au->holdings[r].next_of_asset) {
-    if (au->holdings[r].h.units == 0) continue;
-    tr_asset_holder_t *more = grown(v, n, &cap, sizeof *v);
-    if (more == NULL) { free(v); return TR_ENOMEM; }
-    v = more;
-    v[n].account = au->keys[au->holdings[r].key].a.id;
-    v[n++].units = au->holdings[r].h.units;
-  }
-  if (n > 1) qsort(v, n, sizeof *v, cmp_holder);
-  *out = v;
-  *out_n = n;
-  return 0;
-}
-
-static int mem_distribution_put(void *ctx, uint64_t seq, const char *asset, uint64_t amount, tr_dist_kind_t kind,
-                                uint64_t count) {
+static int sink_distribution_put(void *ctx, uint64_t seq, const char *asset, uint64_t amount, tr_dist_kind_t kind,
+                                 uint64_t count) {
   audit_t *au = ctx;
   sqlite3_stmt *st = au->distributions.st;
+  if (!row_due(au, seq)) return 0;
   int rc = cursor_step(au, &au->distributions, seq);
   if (rc == 0 && !(column_int_is(st, 0, seq) && column_text_is(st, 1, asset) &&
                    column_int_is(st, 2, amount) && column_int_is(st, 3, (uint64_t)kind) && column_int_is(st, 4, count)))
@@ -606,10 +208,11 @@ static int mem_distribution_put(void *ctx, uint64_t seq, const char *asset, uint
   return rc;
 }
 
-static int mem_payout_put(void *ctx, uint64_t seq, const tr_key_t *account, const char *asset, uint64_t amount) {
+static int sink_payout_put(void *ctx, uint64_t seq, const tr_key_t *account, const char *asset, uint64_t amount) {
   audit_t *au = ctx;
   sqlite3_stmt *st = au->payouts.st;
   char k[17];
+  if (!row_due(au, seq)) return 0;
   int rc = cursor_step(au, &au->payouts, seq);
   if (rc == 0 && !(column_int_is(st, 0, seq) && column_blob_is(st, 1, account->b, 32) &&
                    column_text_is(st, 2, asset) && column_int_is(st, 3, amount)))
@@ -618,27 +221,30 @@ static int mem_payout_put(void *ctx, uint64_t seq, const tr_key_t *account, cons
   return rc;
 }
 
-static const tr_state_ops_t audit_state_ops = {
-  .head = mem_head,
-  .append = mem_append,
-  .entry_by_signer_id = mem_entry_by_signer_id,
-  .entry_get = mem_entry_get,
-  .receipt_get = mem_receipt_get,
-  .receipt_put = mem_receipt_put,
-  .meta_put = mem_meta_put,
-  .account_get = mem_account_get,
-  .account_put = mem_account_put,
-  .admins_unfrozen_except = mem_admins_unfrozen_except,
-  .account_entry_add = mem_account_entry_add,
-  .asset_get = mem_asset_get,
-  .asset_put = mem_asset_put,
-  .assets_reissue = mem_assets_reissue,
-  .holding_get = mem_holding_get,
-  .holding_put = mem_holding_put,
-  .account_holdings = mem_account_holdings,
-  .asset_holders = mem_asset_holders,
-  .distribution_put = mem_distribution_put,
-  .payout_put = mem_payout_put,
+/* Level L >= 1 nodes completed by leaves up to the derived mark, kept for
+ * the final comparison (the leaf being appended is entry size + 1). */
+static int sink_merkle_node(void *ctx, const tr_merkle_node_t *n) {
+  audit_t *au = ctx;
+  unsigned l = n->level;
+  if (!row_due(au, au->m.size + 1)) return 0;
+  if (l == 0 || l > TR_MERKLE_PATH_MAX || n->index != au->level_n[l]) return TR_ECORRUPT;
+  uint8_t(*nodes)[32] = grown(au->levels[l], au->level_n[l], &au->level_cap[l], 32);
+  if (nodes == NULL) return TR_ENOMEM;
+  au->levels[l] = nodes;
+  memcpy(au->levels[l][au->level_n[l]++], n->hash, 32);
+  return 0;
+}
+
+static const tr_mem_sink_t audit_sink = {
+  .entry = sink_entry,
+  .entry_get = sink_entry_get,
+  .receipt_put = sink_receipt_put,
+  .receipt_get = sink_receipt_get,
+  .meta_put = sink_meta_put,
+  .history_add = sink_history_add,
+  .distribution_put = sink_distribution_put,
+  .payout_put = sink_payout_put,
+  .merkle_node = sink_merkle_node,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -698,8 +304,8 @@ static bool account_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen)
   tr_key_t id = {{0}};
   bool key_ok = sqlite3_column_type(st, 0) == SQLITE_BLOB && sqlite3_column_bytes(st, 0) == 32;
   if (key_ok) memcpy(id.b, sqlite3_column_blob(st, 0), 32);
-  uint32_t r = key_ok ? key_find(au, &id) : NONE;
-  const tr_account_t *a = r != NONE && au->keys[r].is_account ? &au->keys[r].a : NULL;
+  uint32_t r = key_ok ? tr_mem_key_find(&au->m, &id) : NONE;
+  const tr_account_t *a = r != NONE && au->m.keys[r].is_account ? &au->m.keys[r].a : NULL;
   const char *col = a == NULL ? "id" : !column_int_is(st, 1, a->roles) ? "roles"
                   : !column_text_is(st, 2, a->jurisdiction) ? "jurisdiction"
                   : !column_int_is(st, 3, a->kyc) ? "kyc" : !column_int_is(st, 4, a->frozen) ? "frozen" : NULL;
@@ -740,12 +346,12 @@ static bool asset_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen) {
   char id[TR_ASSET_ID_CHARS_MAX + 1];
   const unsigned char *t = sqlite3_column_text(st, 0);
   snprintf(id, sizeof id, "%s", t ? (const char *)t : "");
-  uint32_t r = asset_find(au, id);
+  uint32_t r = tr_mem_asset_find(&au->m, id);
   const char *col = "id";
   if (r != NONE && column_text_is(st, 0, id)) {
     tr_asset_t stored;
     int rc = tr_store_asset_get(au->src, id, &stored);
-    col = rc != 0 ? "(unreadable)" : asset_difference(&au->assets[r].a, &stored);
+    col = rc != 0 ? "(unreadable)" : asset_difference(&au->m.assets[r].a, &stored);
     if (rc == 0) tr_asset_clear(&stored);
   }
   snprintf(why, whylen, "asset %s, column %s", id, col ? col : "");
@@ -757,9 +363,9 @@ static bool holding_row(audit_t *au, sqlite3_stmt *st, char *why, size_t whylen)
   tr_key_t id = {{0}};
   bool key_ok = sqlite3_column_type(st, 1) == SQLITE_BLOB && sqlite3_column_bytes(st, 1) == 32;
   if (key_ok) memcpy(id.b, sqlite3_column_blob(st, 1), 32);
-  uint32_t a = asset ? asset_find(au, (const char *)asset) : NONE, kr = key_ok ? key_find(au, &id) : NONE;
-  uint32_t r = a != NONE && kr != NONE ? holding_find(au, a, kr) : NONE;
-  const tr_holding_t *h = r != NONE && au->holdings[r].h.units != 0 ? &au->holdings[r].h : NULL;
+  uint32_t a = asset ? tr_mem_asset_find(&au->m, (const char *)asset) : NONE, kr = key_ok ? tr_mem_key_find(&au->m, &id) : NONE;
+  uint32_t r = a != NONE && kr != NONE ? tr_mem_holding_find(&au->m, a, kr) : NONE;
+  const tr_holding_t *h = r != NONE && au->m.holdings[r].h.units != 0 ? &au->m.holdings[r].h : NULL;
   const char *col = h == NULL ? "(no such holding)" : !column_int_is(st, 2, h->units) ? "units"
                   : !column_int_is(st, 3, h->frozen) ? "frozen" : NULL;
   char k[17];
@@ -791,7 +397,7 @@ static int history_mark(audit_t *au, uint64_t *through) {
   int rc = st ? scan_step(au, st, "history_progress") : TR_ECORRUPT;
   if (rc == 0) rc = differ(au, 0, "stored history_progress has no row");
   if (rc == 1 && (!column_int_is(st, 0, 1) || sqlite3_column_int64(st, 1) < 0 ||
-                  (uint64_t)sqlite3_column_int64(st, 1) > au->size))
+                  (uint64_t)sqlite3_column_int64(st, 1) > au->m.size))
     rc = differ(au, 0, "stored history_progress is not one seq within the journal");
   if (rc == 1) {
     *through = (uint64_t)sqlite3_column_int64(st, 1);
@@ -813,12 +419,12 @@ static int compare_history(audit_t *au) {
   size_t due = 0; /* rows of entries up to the mark; they were made in seq order */
   while (due < au->history_n && au->history[due].seq <= through) due++;
   au->history_n = due;
-  key_order_t *order = malloc((au->keys_n ? au->keys_n : 1) * sizeof *order);
+  key_order_t *order = malloc((au->m.keys_n ? au->m.keys_n : 1) * sizeof *order);
   if (order == NULL) return TR_ENOMEM;
-  for (size_t i = 0; i < au->keys_n; i++) order[i] = (key_order_t){au->keys[i].a.id, (uint32_t)i};
-  qsort(order, au->keys_n, sizeof *order, cmp_key_order);
-  for (size_t i = 0; i < au->keys_n; i++) au->keys[order[i].rec].rank = (uint32_t)i;
-  for (size_t i = 0; i < au->history_n; i++) au->history[i].key = au->keys[au->history[i].key].rank;
+  for (size_t i = 0; i < au->m.keys_n; i++) order[i] = (key_order_t){au->m.keys[i].a.id, (uint32_t)i};
+  qsort(order, au->m.keys_n, sizeof *order, cmp_key_order);
+  for (size_t i = 0; i < au->m.keys_n; i++) au->m.keys[order[i].rec].rank = (uint32_t)i;
+  for (size_t i = 0; i < au->history_n; i++) au->history[i].key = au->m.keys[au->history[i].key].rank;
   qsort(au->history, au->history_n, sizeof *au->history, cmp_history);
   size_t n = 0;
   for (size_t i = 0; i < au->history_n; i++)
@@ -946,7 +552,7 @@ static int compare_checkpoints(audit_t *au) {
       rc = differ(au, 0, "stored checkpoints do not grow: %lld after %llu", (long long)size, (unsigned long long)prev);
       break;
     }
-    int v = tr_query_checkpoint_verify(au->src, &au->node_vkey, au->size, (uint64_t)size, sqlite3_column_blob(st, 1),
+    int v = tr_query_checkpoint_verify(au->src, &au->node_vkey, au->derived_through, (uint64_t)size, sqlite3_column_blob(st, 1),
                                        (const char *)sqlite3_column_text(st, 3), why, sizeof why);
     if (v != 0) {
       rc = v == TR_ECORRUPT ? differ(au, 0, "%s", why)
@@ -959,19 +565,26 @@ static int compare_checkpoints(audit_t *au) {
   return rc < 0 ? rc : 0;
 }
 
+/* When the replay reaches the derived mark: the state tables as the node
+ * last wrote them. */
+static int compare_state(audit_t *au) {
+  qsort(au->meta, au->meta_n, sizeof au->meta[0], cmp_meta);
+  int rc = compare_table(au, "meta", "SELECT key, value FROM meta ORDER BY key", meta_row, au->meta_n);
+  if (rc == 0)
+    rc = compare_table(au, "accounts", "SELECT id, roles, jurisdiction, kyc, frozen FROM accounts ORDER BY id",
+                       account_row, au->m.accounts_n);
+  if (rc == 0) rc = compare_table(au, "assets", "SELECT id FROM assets ORDER BY id", asset_row, au->m.assets_n);
+  if (rc == 0)
+    rc = compare_table(au, "holdings", "SELECT asset, account, units, frozen FROM holdings ORDER BY asset, account",
+                       holding_row, au->m.holdings_positive);
+  return rc;
+}
+
+/* Once the journal is replayed. */
 static int compare_all(audit_t *au) {
   int rc = cursor_finish(au, &au->receipts);
   if (rc == 0) rc = cursor_finish(au, &au->distributions);
   if (rc == 0) rc = cursor_finish(au, &au->payouts);
-  qsort(au->meta, au->meta_n, sizeof au->meta[0], cmp_meta);
-  if (rc == 0) rc = compare_table(au, "meta", "SELECT key, value FROM meta ORDER BY key", meta_row, au->meta_n);
-  if (rc == 0)
-    rc = compare_table(au, "accounts", "SELECT id, roles, jurisdiction, kyc, frozen FROM accounts ORDER BY id",
-                       account_row, au->accounts_n);
-  if (rc == 0) rc = compare_table(au, "assets", "SELECT id FROM assets ORDER BY id", asset_row, au->assets_n);
-  if (rc == 0)
-    rc = compare_table(au, "holdings", "SELECT asset, account, units, frozen FROM holdings ORDER BY asset, account",
-                       holding_row, au->holdings_positive);
   if (rc == 0) rc = compare_history(au);
   if (rc == 0) rc = compare_merkle(au);
   if (rc == 0) rc = compare_checkpoints(au);
@@ -982,12 +595,23 @@ static int compare_all(audit_t *au) {
 /* ------------------------------------------------------------------------ */
 /* The audit's lifetime                                                      */
 
-static int audit_open(audit_t *au, tr_store_t *src) {
+/* How far the node had written its derived rows (derived_progress). */
+static int derived_mark(audit_t *au, uint64_t size) {
+  int rc = tr_store_derived_mark(au->src, &au->derived_through);
+  if (rc == TR_ECORRUPT) return differ(au, 0, "stored derived_progress has no row");
+  if (rc != 0) return differ(au, 0, "cannot read stored derived_progress: %s", tr_store_errmsg(au->src));
+  if (au->derived_through > size || au->derived_through == 0)
+    return differ(au, 0, "stored derived_progress (%llu) is not a seq within the journal (%llu entries)",
+                  (unsigned long long)au->derived_through, (unsigned long long)size);
+  return 0;
+}
+
+static int audit_open(audit_t *au, tr_store_t *src, uint64_t size) {
   memset(au, 0, sizeof *au);
   au->src = src;
-  randombytes_buf(au->hash_key, sizeof au->hash_key);
-  randombytes_buf(au->digest_key, sizeof au->digest_key);
-  int rc = cursor_open(au, &au->receipts, "receipts", "SELECT seq, effects FROM receipts ORDER BY seq");
+  int rc = tr_mem_init(&au->m, &audit_sink, au);
+  if (rc == 0) rc = derived_mark(au, size);
+  if (rc == 0) rc = cursor_open(au, &au->receipts, "receipts", "SELECT seq, effects FROM receipts ORDER BY seq");
   if (rc == 0)
     rc = cursor_open(au, &au->distributions, "distributions",
                      "SELECT seq, asset, amount, kind, count FROM distributions ORDER BY seq");
@@ -1001,16 +625,9 @@ static void audit_close(audit_t *au) {
   sqlite3_finalize(au->receipts.st);
   sqlite3_finalize(au->distributions.st);
   sqlite3_finalize(au->payouts.st);
-  for (size_t i = 0; i < au->assets_n; i++) tr_asset_clear(&au->assets[i].a);
   for (size_t l = 0; l <= TR_MERKLE_PATH_MAX; l++) free(au->levels[l]);
-  free(au->assets);
-  free(au->keys);
-  free(au->holdings);
   free(au->history);
-  free(au->sigids);
-  free(au->key_ix.slots);
-  free(au->asset_ix.slots);
-  free(au->holding_ix.slots);
+  tr_mem_free(&au->m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1051,9 +668,9 @@ static int replay_check_entry(const tr_entry_t *e, const uint8_t prev[32], tr_tx
  * into the append from the stored row (prev through the replayed head), so a
  * different hash means different stored hash bytes or time. */
 static int replay_same(const audit_t *au, const tr_entry_t *e, tr_replay_report_t *rep) {
-  if (au->size != e->seq) return replay_fail(rep, e->seq, "replay gives a different entry");
-  if (au->head_time != e->time) return replay_fail(rep, e->seq, "stored time is not the entry time the rules give");
-  if (memcmp(au->head_hash, e->hash, 32) != 0) return replay_fail(rep, e->seq, "stored hash does not match entry bytes");
+  if (au->m.size != e->seq) return replay_fail(rep, e->seq, "replay gives a different entry");
+  if (au->m.head_time != e->time) return replay_fail(rep, e->seq, "stored time is not the entry time the rules give");
+  if (memcmp(au->m.head_hash, e->hash, 32) != 0) return replay_fail(rep, e->seq, "stored hash does not match entry bytes");
   return 0;
 }
 
@@ -1103,6 +720,8 @@ static int replay_entry(void *ctx, const tr_entry_t *e) {
     return replay_fail(rp->rep, rp->next, "entry missing (the next stored seq is %llu)", (unsigned long long)e->seq);
   int rc = replay_check_entry(e, rp->prev, rp->tx, rp->rep);
   if (rc == 0) rc = replay_apply(&rp->mem, rp->au, e, rp->tx, rp->rep);
+  if (rc == 0 && e->seq == rp->au->derived_through && compare_state(rp->au) != 0)
+    rc = replay_fail(rp->rep, rp->au->bad_seq, "%s", rp->au->message);
   memcpy(rp->prev, e->hash, 32);
   rp->next++;
   if (rc == 0 && rp->progress && (e->seq % REPLAY_PROGRESS_ENTRIES == 0 || e->seq == rp->size))
@@ -1112,7 +731,7 @@ static int replay_entry(void *ctx, const tr_entry_t *e) {
 
 static int replay_entries(audit_t *au, uint64_t size, tr_replay_progress_fn progress, void *ctx,
                           tr_replay_report_t *rep) {
-  replay_t rp = {.au = au, .mem = {.ops = &audit_state_ops, .ctx = au}, .tx = malloc(sizeof(tr_tx_t)), .next = 1,
+  replay_t rp = {.au = au, .mem = {.ops = &tr_mem_state_ops, .ctx = &au->m}, .tx = malloc(sizeof(tr_tx_t)), .next = 1,
                  .size = size, .progress = progress, .progress_ctx = ctx, .rep = rep};
   if (rp.tx == NULL) return TR_ENOMEM;
   int rc = tr_store_entries_scan(au->src, 1, size, replay_entry, &rp);
@@ -1139,7 +758,8 @@ int tr_ledger_replay(const char *db_path, tr_replay_progress_fn progress, void *
   if (rc == 0) rc = tr_store_read_begin(src);
   if (rc == 0) rc = tr_store_head(src, &size, NULL, NULL);
   if (rc == 0 && size == 0) rc = replay_fail(rep, 1, "the journal is empty: no genesis");
-  if (rc == 0 && audit_open(au, src) != 0) rc = replay_fail(rep, 0, "%s", au->message);
+  if (rc == 0 && audit_open(au, src, size) != 0)
+    rc = replay_fail(rep, 0, "%s", au->message[0] ? au->message : "out of memory");
   uint64_t t0 = monotonic_ms();
   if (rc == 0) rc = replay_entries(au, size, progress, ctx, rep);
   uint64_t t1 = monotonic_ms();

@@ -905,9 +905,12 @@ static int history_write(tr_store_t *s) {
     if (i == 0 || hist_row_cmp(&sorted[i], &sorted[i - 1]) != 0)
       rc = history_row_insert(s, &sorted[i].account, sorted[i].seq);
   free(sorted);
-  sqlite3_stmt *st = rc == 0 ? stmt_get(s, "UPDATE history_progress SET seq = ?1 WHERE id = 1") : NULL;
-  if (rc == 0 && st == NULL) rc = TR_EIO;
-  if (rc == 0) {
+  /* Written with their entries, every derived row is complete: both marks move. */
+  static const char *const marks[] = {"UPDATE history_progress SET seq = ?1 WHERE id = 1",
+                                      "UPDATE derived_progress SET seq = ?1 WHERE id = 1"};
+  for (size_t i = 0; i < 2 && rc == 0; i++) {
+    sqlite3_stmt *st = stmt_get(s, marks[i]);
+    if (st == NULL) return TR_EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
     rc = step_done(st);
   }

@@ -738,7 +738,7 @@ int main(void) {
     {"UPDATE accounts SET frozen = 1 - frozen WHERE id IN (SELECT id FROM accounts ORDER BY id LIMIT 1)", NULL,
      "accounts", "an account's frozen flag changed", 0},
     {"DROP TRIGGER entries_append_only_d; DELETE FROM entries WHERE seq = (SELECT max(seq) FROM entries)", NULL,
-     "receipts", "the last entry deleted, state kept", -1},
+     "derived_progress", "the last entry deleted, state kept", 0},
     {"DROP TRIGGER entries_append_only_d; DELETE FROM entries WHERE seq = 11", NULL, "missing",
      "an entry in the middle deleted", 11},
     {"UPDATE history_progress SET seq = seq + 1", NULL, "history_progress",
