@@ -1,6 +1,7 @@
 /* ctl_extra.c — conveniences for scripts and shells: `tranchectl ping`
  * (exit codes as pg_isready) and `tranchectl completion bash` (generated
  * from the command table, so it never falls behind it). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +25,14 @@ static int ping_once(const char *addr, char *why, size_t whylen) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"node.status\"}\n";
   char buf[256];
-  ssize_t n = send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1) ? recv(fd, buf, sizeof buf - 1, 0) : -2;
+  ssize_t n = send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1) ? recv(fd, buf, sizeof buf - 1, 0) : -1;
+  int e = errno;
   close(fd);
-  if (n == -1) {
+  if (n < 0 && (e == EAGAIN || e == EWOULDBLOCK)) {
     snprintf(why, whylen, "no answer within %d s", PING_ANSWER_TIMEOUT_S);
     return PING_NO_ANSWER;
   }
-  if (n <= 0) {
+  if (n <= 0) { /* EOF, or a reset: it took the connection and dropped it */
     snprintf(why, whylen, "the node closed the connection without answering");
     return PING_REFUSING;
   }
