@@ -64,6 +64,7 @@ typedef struct tr_daemon {
   struct tr_conn *flush_list;   /* connections with new responses, written after the mailbox drains */
   size_t jobs_in_flight;
   bool budget_paused;           /* some connection waits for TR_INFLIGHT_BYTES_MAX room */
+  tr_job_t *tables_wait, *tables_wait_tail; /* jobs whose queries wait for the state tables (by ->next) */
   char listen_host[128];        /* config.listen's host, for the HTTP Host allowlist */
   tr_http_policy_t http_policy;
 

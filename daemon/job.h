@@ -33,7 +33,6 @@ typedef struct {
   tr_elem_state_t state;
   bool notification;
   bool params_not_integers;         /* a number in params is not written 0|[1-9][0-9]* */
-  bool history_flush;               /* AWAIT_SEQ: an account.history query waiting for its rows; DEFERRED after */
   cJSON *id;                        /* detached copy of the request id; NULL when absent */
   const struct tr_method *method;
   cJSON *params;                    /* kept only while DEFERRED */
@@ -73,6 +72,7 @@ typedef struct tr_job {
   char *response;                   /* whole response line incl. "\n", or NULL */
   size_t response_len;
   uint64_t started_ns;
+  uint64_t need;                    /* queries see the journal at least this far (its size at arrival) */
   tr_out_budget_t *out;             /* its connection's; NULL for jobs answered at once */
   size_t out_counted;               /* bytes this job added to out->unwritten */
   bool http;                        /* the body of POST /: answered as an HTTP response */

@@ -13,6 +13,7 @@
 typedef enum {
   TR_MSG_JOB_DONE = 1,   /* a worker finished jobs (payload: tr_job_t * chained by ->next) */
   TR_MSG_SEQ_DONE,       /* the sequencer finished a batch (payload: tr_seq_batch_t *) */
+  TR_MSG_DERIVED,        /* the derived writer moved its mark, or failed (no payload) */
 } tr_msg_kind_t;
 
 typedef struct tr_msg {

@@ -140,10 +140,22 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
   counter(&o, "tranche_txs_committed_total", "Txs appended to the journal.", atomic_load(&s->committed_txs));
   counter(&o, "tranche_txs_refused_total", "Txs refused by the rules.", atomic_load(&s->refused_txs));
   counter(&o, "tranche_storage_errors_total", "Failed writes.", atomic_load(&s->storage_errors));
-  counter(&o, "tranche_checkpoints_total", "Checkpoints signed.", atomic_load(&s->checkpoints));
+  counter(&o, "tranche_checkpoints_total", "Checkpoints signed.", atomic_load(&d->seq.derived.stats.checkpoints));
   counter(&o, "tranche_batches_total", "Group commits.", atomic_load(&s->batches));
-  gauge(&o, "tranche_history_pending_rows", "account.history rows waiting to be written.",
-        atomic_load(&s->history_pending));
+  const tr_derived_stats_t *ds = &d->seq.derived.stats;
+  uint64_t journal = atomic_load(&s->size), through = atomic_load(&ds->through);
+  gauge(&o, "tranche_journal_entries", "Entries in the journal (durable).", journal);
+  gauge(&o, "tranche_derived_behind_entries", "Journal entries whose state rows are not written yet.",
+        journal > through ? journal - through : 0);
+  gauge(&o, "tranche_derived_queue_bytes", "Batches waiting for the writer behind, in bytes.",
+        atomic_load(&ds->queued_bytes));
+  head(&o, "tranche_derived_write_seconds_total", "counter", "Writer-behind time spent writing state rows.");
+  put(&o, "tranche_derived_write_seconds_total ");
+  put_seconds(&o, atomic_load(&ds->write_ns));
+  put(&o, "\n");
+  counter(&o, "tranche_derived_errors_total", "Failed writes of state rows (retried).", atomic_load(&ds->errors));
+  gauge(&o, "tranche_state_accounts", "Accounts in the in-memory state.", atomic_load(&s->mem_accounts));
+  gauge(&o, "tranche_state_holdings", "Holdings (units > 0) in the in-memory state.", atomic_load(&s->mem_holdings));
   histogram(&o, "tranche_rpc_request_duration_seconds", "Time from taking a request to its answer being ready.",
             &st->request_seconds, &TR_HIST_DURATION);
   histogram(&o, "tranche_batch_size_txs", "Txs per group commit.", &s->batch_size, &TR_HIST_BATCH);

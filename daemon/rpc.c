@@ -63,7 +63,10 @@ typedef struct {
 /* Returns a result (0), or fills code and msg for an error. */
 typedef int (*handler_fn)(call_t *c, cJSON **result, int *code, char *msg, size_t msglen);
 
-enum { M_SUBMIT = 1 };
+enum {
+  M_SUBMIT = 1, /* goes to the sequencer */
+  M_LIVE = 2,   /* answers from the process, not the state tables: never waits for them */
+};
 
 typedef struct tr_method {
   const char *name;
@@ -151,27 +154,7 @@ static int h_account_get(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   memcpy(k.b, c->v[0].bin, 32);
   QUERY(tr_query_account(R(c), &k, out, &qe));
 }
-/* History rows trail their entries by up to TR_HISTORY_LAG_MS.  When some
- * committed entry may lack its rows, the query goes through the sequencer
- * once (the batch that takes it writes them) and runs after, so it reflects
- * every tx that was answered before it arrived. */
-static bool history_lags(const call_t *c) {
-  const tr_seq_stats_t *st = &c->d->seq.stats;
-  return !c->elem->history_flush && atomic_load(&st->history_through) < atomic_load(&st->size);
-}
-
 static int h_account_history(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
-  if (history_lags(c)) {
-    c->elem->params = cJSON_Duplicate(c->params, 1);
-    if (c->elem->params == NULL) {
-      *code = TR_RPC_INTERNAL_ERROR;
-      snprintf(msg, msglen, "out of memory");
-      return -1;
-    }
-    c->elem->history_flush = true;
-    c->elem->state = TR_ELEM_AWAIT_SEQ;
-    return 1; /* handed on */
-  }
   tr_key_t k;
   memcpy(k.b, c->v[0].bin, 32);
   tr_page_t p = page_of(c, 1, 2);
@@ -236,7 +219,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(k, "committed_txs", atomic_load(&s->committed_txs));
   add_u64(k, "refused_txs", atomic_load(&s->refused_txs));
   add_u64(k, "storage_errors", atomic_load(&s->storage_errors));
-  add_u64(k, "checkpoints", atomic_load(&s->checkpoints));
+  add_u64(k, "checkpoints", atomic_load(&d->seq.derived.stats.checkpoints));
   cJSON *b = cJSON_AddObjectToObject(o, "batches");
   uint64_t batches = atomic_load(&s->batches), txs = atomic_load(&s->committed_txs) + atomic_load(&s->refused_txs);
   add_u64(b, "count", batches);
@@ -247,13 +230,31 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(t, "verify_and_parse", atomic_load(&d->pool.busy_ns) / 1000000u);
   add_u64(t, "apply", atomic_load(&s->apply_ns) / 1000000u);
   add_u64(t, "commit", atomic_load(&s->commit_ns) / 1000000u);
+  add_u64(t, "handover", atomic_load(&s->handover_ns) / 1000000u);
+  add_u64(t, "derived_write", atomic_load(&d->seq.derived.stats.write_ns) / 1000000u);
   add_u64(o, "recent_tx_per_s", atomic_load(&s->recent_tx_per_s));
-  cJSON *h = cJSON_AddObjectToObject(o, "history");
-  add_u64(h, "written_through", atomic_load(&s->history_through));
-  add_u64(h, "pending_rows", atomic_load(&s->history_pending));
-  add_u64(h, "pending_rows_max", TR_HISTORY_PENDING_MAX);
-  add_u64(h, "writes", atomic_load(&s->history_flushes));
-  add_u64(h, "write_ms", atomic_load(&s->history_ns) / 1000000u);
+  const tr_derived_stats_t *ds = &d->seq.derived.stats;
+  uint64_t through = atomic_load(&ds->through), journal = atomic_load(&s->size);
+  cJSON *dv = cJSON_AddObjectToObject(o, "derived");
+  add_u64(dv, "written_through", through);
+  add_u64(dv, "behind", journal > through ? journal - through : 0);
+  add_u64(dv, "queued_batches", atomic_load(&ds->queued_deltas));
+  add_u64(dv, "queued_bytes", atomic_load(&ds->queued_bytes));
+  add_u64(dv, "queued_bytes_max", TR_DERIVED_QUEUE_BYTES_MAX);
+  add_u64(dv, "writes", atomic_load(&ds->writes));
+  add_u64(dv, "rows", atomic_load(&ds->rows));
+  add_u64(dv, "write_ms", atomic_load(&ds->write_ns) / 1000000u);
+  add_u64(dv, "errors", atomic_load(&ds->errors));
+  cJSON_AddBoolToObject(dv, "failing", atomic_load(&ds->failing));
+  cJSON *mem = cJSON_AddObjectToObject(o, "state");
+  add_u64(mem, "accounts", atomic_load(&s->mem_accounts));
+  add_u64(mem, "keys", atomic_load(&s->mem_keys));
+  add_u64(mem, "keys_max", TR_MEM_KEYS_MAX);
+  add_u64(mem, "assets", atomic_load(&s->mem_assets));
+  add_u64(mem, "holdings", atomic_load(&s->mem_holdings));
+  add_u64(mem, "holdings_max", TR_MEM_HOLDINGS_MAX);
+  add_u64(mem, "entries_max", TR_MEM_ENTRIES_MAX);
+  add_u64(mem, "load_ms", d->seq.load_ms);
   cJSON *cl = cJSON_AddObjectToObject(o, "clock");
   add_u64(cl, "skew_max_ms", d->seq.clock_skew_max_ms);
   cJSON_AddNumberToObject(cl, "ahead_ms", (double)atomic_load(&s->clock_ahead_ms)); /* |value| < 2^53 */
@@ -413,9 +414,9 @@ static const method_t METHODS[] = {
    {{"asset", P_ASSET, true, "asset id"}, {"distribution", P_POS, false, "seq of one distribution"}, PAGE_PARAMS}},
   {"risk.exposure", h_risk_exposure, 0, "Exposure and risk-weighted assets of an account.",
    "{account, holdings, totals, size}", {{"account", P_KEY, true, "public key"}}},
-  {"node.status", h_node_status, 0, "Version, chain, keys, head, workers, queues, counters.", "status object",
+  {"node.status", h_node_status, M_LIVE, "Version, chain, keys, head, workers, queues, counters.", "status object",
    {{0}}},
-  {"rpc.discover", h_rpc_discover, 0, "This OpenRPC document.", "OpenRPC document", {{0}}},
+  {"rpc.discover", h_rpc_discover, M_LIVE, "This OpenRPC document.", "OpenRPC document", {{0}}},
 };
 
 #define METHODS_N (sizeof METHODS / sizeof METHODS[0])
@@ -627,6 +628,11 @@ static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *p
   else e->response = tr_rpc_result_text(e->id, result);
 }
 
+/* The state tables have not reached the journal size the job arrived at. */
+static bool tables_behind(const tr_job_t *job, const tr_daemon_t *d) {
+  return atomic_load(&d->seq.derived.stats.through) < job->need;
+}
+
 /* Phase 0: one element of the request. `after_submit`: a tx.submit earlier in
  * this batch is waiting, so a query must wait for it (batches run in order). */
 static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, const char *src,
@@ -640,9 +646,13 @@ static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const c
     elem_answer_error(e, TR_RPC_METHOD_NOT_FOUND, msg);
     return;
   }
-  /* A query waits for a tx before it in the batch, and for the client to
-   * read what was made for it already (tr_job_output_parked). */
-  if (!(e->method->flags & M_SUBMIT) && (after_submit || (may_park && tr_job_output_parked(job)))) {
+  /* A query waits for a tx before it in the batch, for the state tables to
+   * reach the journal size it arrived at (tr_job_t.need: it must see every
+   * tx answered before it), and for the client to read what was made for
+   * it already (tr_job_output_parked). */
+  bool waits = after_submit || (!(e->method->flags & M_LIVE) && tables_behind(job, w->pool->ctx)) ||
+               (may_park && tr_job_output_parked(job));
+  if (!(e->method->flags & M_SUBMIT) && waits) {
     e->params = params ? cJSON_Duplicate(params, 1) : NULL;
     if (params != NULL && e->params == NULL) {
       elem_answer_error(e, TR_RPC_INTERNAL_ERROR, "out of memory");

@@ -1,9 +1,12 @@
-/* sequencer.c — ordered application and group commit on a thread of its own,
- * so fsync never stalls the event loop. */
+/* sequencer.c — the serial section: §4 steps 4–8 over the in-memory
+ * state, then the journal's group commit, on a thread of its own (tr-seq)
+ * so fsync never stalls the event loop (sequencer.h).
+ */
 #include "sequencer.h"
 
-#include <sodium.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,78 +20,6 @@
 #include "tr_merkle.h"
 #include "tr_node.h"
 #include "tr_query.h"
-
-/* ---- checkpoints ---- */
-
-static bool checkpoint_due(const tr_sequencer_t *seq, uint64_t size, uint64_t mono_ms) {
-  return size > seq->cp_size && (seq->cp_mono_ms == 0 || mono_ms >= seq->cp_mono_ms + TR_CHECKPOINT_INTERVAL_MS);
-}
-
-/* Adds a checkpoint row for the current head inside the open transaction
- * when one is due (intervals on the monotonic clock: a wall clock stepped
- * back must not stop checkpoints).  *note_out gets the note for the file
- * once committed; time_ms is the time stored with it. */
-static int checkpoint_if_due(tr_sequencer_t *seq, uint64_t mono_ms, uint64_t time_ms, char **note_out,
-                             uint64_t *size_out) {
-  uint64_t size = 0;
-  int rc = tr_store_head(seq->writer, &size, NULL, NULL);
-  if (rc != 0 || !checkpoint_due(seq, size, mono_ms)) return rc;
-  uint8_t root[32];
-  char note[TR_CHECKPOINT_NOTE_BUF_BYTES];
-  size_t note_len = 0;
-  rc = tr_store_merkle_root(seq->writer, size, root);
-  if (rc == 0) rc = tr_checkpoint_sign(seq->ledger.chain, size, root, seq->node_sk, note, sizeof note, &note_len);
-  if (rc == 0) rc = tr_store_checkpoint_put(seq->writer, size, root, time_ms, note);
-  if (rc == 0) {
-    *note_out = strdup(note);
-    *size_out = size;
-    if (*note_out == NULL) rc = TR_ENOMEM;
-  }
-  return rc;
-}
-
-/* After the commit: the file outside the database that a restored old
- * database cannot match. */
-static void checkpoint_published(tr_sequencer_t *seq, char *note, uint64_t size, uint64_t mono_ms) {
-  if (note == NULL) return;
-  if (tr_file_replace(seq->checkpoint_path, note, strlen(note)) != 0)
-    log_error("seq", "cannot write %s: %s; the database copy of checkpoint %llu is durable", seq->checkpoint_path,
-              strerror(errno), (unsigned long long)size);
-  seq->cp_size = size;
-  seq->cp_mono_ms = mono_ms;
-  atomic_fetch_add(&seq->stats.checkpoints, 1);
-  free(note);
-}
-
-/* ---- account history ---- */
-
-/* After a commit: what readers may now rely on, for node.status and for the
- * loop's choice whether an account.history query must wait. */
-static void history_published(tr_sequencer_t *seq, uint64_t mono_ms) {
-  size_t pending = tr_store_history_pending(seq->writer);
-  uint64_t size = 0;
-  if (pending == 0) {
-    if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.history_through, size);
-    seq->history_since_ms = 0;
-  } else if (seq->history_since_ms == 0) {
-    seq->history_since_ms = mono_ms;
-  }
-  atomic_store(&seq->stats.history_pending, pending);
-}
-
-static bool history_due(const tr_sequencer_t *seq, uint64_t mono_ms) {
-  return seq->history_since_ms != 0 && mono_ms >= seq->history_since_ms + TR_HISTORY_LAG_MS;
-}
-
-/* Inside the open transaction. */
-static int history_flush(tr_sequencer_t *seq) {
-  if (tr_store_history_pending(seq->writer) == 0) return 0;
-  uint64_t t0 = tr_clock_ns();
-  int rc = tr_store_history_flush(seq->writer);
-  atomic_fetch_add(&seq->stats.history_flushes, 1);
-  atomic_fetch_add(&seq->stats.history_ns, tr_clock_ns() - t0);
-  return rc;
-}
 
 /* ---- receipts ---- */
 
@@ -150,42 +81,97 @@ static char *receipt_text(const tr_elem_t *e, const tr_receipt_t *r) {
   return out;
 }
 
-/* Applies each tx in order inside the open transaction.  Returns 0, or a
- * storage error after which the whole batch must be rolled back. */
-static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms, bool *history_asked) {
-  for (size_t i = 0; i < b->n; i++) {
-    tr_elem_t *e = b->items[i].elem;
-    if (e->history_flush) {
-      *history_asked = true;
-      continue;
-    }
-    tr_receipt_t receipt;
-    tr_refusal_t refusal = {0};
-    int rc = tr_ledger_apply(&seq->ledger, e->tx, e->tx_bytes, e->tx_len, e->sig, clock_ms, &receipt, &refusal);
-    if (rc == 0) {
-      e->response = receipt_text(e, &receipt);
-      tr_receipt_clear(&receipt);
-      if (!receipt.duplicate) atomic_fetch_add(&seq->stats.committed_txs, 1);
-    } else if (tr_err_is_refusal(rc)) {
-      e->response = tr_rpc_refusal_text(e->id, rc, refusal.detail);
-      atomic_fetch_add(&seq->stats.refused_txs, 1);
-    } else {
-      log_error("seq", "storage error applying a tx: %s (%s)", tr_strerror(rc), tr_store_errmsg(seq->writer));
-      return rc;
-    }
-  }
+/* ---- the in-memory state ---- */
+
+/* A duplicate's entry is committed in the journal (or in the current batch,
+ * which the delta sink looks in first). */
+static int lookup_entry(void *ctx, uint64_t seq_no, tr_entry_t *e) {
+  tr_sequencer_t *seq = ctx;
+  return tr_store_entry_get(seq->writer, seq_no, e);
+}
+
+/* A duplicate's receipt is in a delta not written yet, or in the store. */
+static int lookup_receipt(void *ctx, uint64_t seq_no, char **effects_json) {
+  tr_sequencer_t *seq = ctx;
+  int rc = seq->derived.started ? tr_derived_receipt_get(&seq->derived, seq_no, effects_json) : TR_ENOT_FOUND;
+  return rc == TR_ENOT_FOUND ? tr_store_receipt_get(seq->writer, seq_no, effects_json) : rc;
+}
+
+/* A fresh delta for the next batch's rows. */
+static int delta_begin(tr_sequencer_t *seq) {
+  seq->delta = tr_delta_new();
+  seq->sink.delta = seq->delta;
+  return seq->delta ? 0 : TR_ENOMEM;
+}
+
+/* The state's size, for node.status (other threads read these). */
+static void state_counted(tr_sequencer_t *seq) {
+  atomic_store(&seq->stats.mem_keys, seq->mem.keys_n);
+  atomic_store(&seq->stats.mem_accounts, seq->mem.accounts_n);
+  atomic_store(&seq->stats.mem_assets, seq->mem.assets_n);
+  atomic_store(&seq->stats.mem_holdings, seq->mem.holdings_positive);
+}
+
+/* The state as the store holds it: derived tables at their mark, then the
+ * journal's entries after the mark through the rules.  What the replay
+ * makes is in seq->delta, for the derived writer. */
+static int state_load(tr_sequencer_t *seq, uint64_t through, char *err, size_t errlen) {
+  uint64_t head = 0, t0 = tr_clock_ns();
+  seq->sink = (tr_delta_sink_t){.mem = &seq->mem, .lookup_entry = lookup_entry, .lookup_receipt = lookup_receipt,
+                                .lookup_ctx = seq};
+  int rc = tr_mem_init(&seq->mem, &tr_delta_sink_ops, &seq->sink);
+  if (rc == 0) rc = delta_begin(seq);
+  if (rc == 0) rc = tr_mem_load(&seq->mem, seq->writer, through, err, errlen);
+  seq->ledger.ops = &tr_mem_state_ops;
+  seq->ledger.ctx = &seq->mem;
+  tr_mem_track_changes(&seq->mem, true);
+  if (rc == 0 && (rc = tr_store_head(seq->writer, &head, NULL, NULL)) != 0)
+    snprintf(err, errlen, "cannot read the journal head: %s", tr_store_error_text(seq->writer, rc));
+  if (rc == 0) rc = tr_mem_replay(&seq->mem, &seq->ledger, seq->writer, head, err, errlen);
+  if (rc == 0) rc = tr_delta_take_changes(seq->delta, &seq->mem);
+  state_counted(seq);
+  if (rc == TR_ENOMEM && err[0] == '\0') snprintf(err, errlen, "out of memory loading the state");
+  if (rc != 0) return rc;
+  seq->load_ms = (tr_clock_ns() - t0) / 1000000u;
+  log_info("seq", "state in memory in %llu ms: %zu accounts, %zu assets, %zu holdings, %llu entries "
+           "(%llu replayed after the derived mark %llu)", (unsigned long long)seq->load_ms, seq->mem.accounts_n,
+           seq->mem.assets_n, seq->mem.holdings_n, (unsigned long long)head, (unsigned long long)(head - through),
+           (unsigned long long)through);
   return 0;
 }
 
-/* Every element of a batch that was rolled back gets an error, an
- * account.history query too: run on what is written it would be a silently
- * short page. */
+static void state_free(tr_sequencer_t *seq) {
+  tr_delta_free(seq->delta);
+  seq->delta = NULL;
+  tr_mem_free(&seq->mem);
+}
+
+/* Hands the current delta to the derived writer when it holds anything. */
+static int delta_hand_over(tr_sequencer_t *seq) {
+  tr_delta_t *d = seq->delta;
+  if (d->entries_n == 0 && d->accounts_n == 0 && d->assets_n == 0 && d->holdings_n == 0) return 0;
+  tr_derived_push(&seq->derived, d);
+  return delta_begin(seq);
+}
+
+/* After a failed journal commit the memory is ahead of the store: it is
+ * rebuilt from the store (what the derived writer had not written yet is
+ * made again by the replay).  A node that cannot rebuild stops writing. */
+static void state_reset(tr_sequencer_t *seq) {
+  char err[512] = "";
+  uint64_t through = tr_derived_drop(&seq->derived);
+  state_free(seq);
+  int rc = state_load(seq, through, err, sizeof err);
+  if (rc == 0) rc = delta_hand_over(seq);
+  if (rc != 0) tr_sequencer_halt(seq, "rebuilding the state after a failed commit", err[0] ? err : tr_strerror(rc));
+}
+
+/* Every element of a batch that was not recorded gets an error. */
 static void batch_fail(tr_seq_batch_t *b, const char *why) {
   char msg[512];
   for (size_t i = 0; i < b->n; i++) {
     tr_elem_t *e = b->items[i].elem;
-    snprintf(msg, sizeof msg, "storage error: %s: %s", e->history_flush ? "account history is not written" :
-             "the tx was not recorded", why);
+    snprintf(msg, sizeof msg, "storage error: the tx was not recorded: %s", why);
     free(e->response);
     e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, msg, NULL);
   }
@@ -253,39 +239,71 @@ static void batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   batch_fail(b, why);
 }
 
+/* ---- a batch ---- */
+
+/* Applies each tx in order to the in-memory state.  Returns 0, or an error
+ * after which the state must be rebuilt (state_reset). */
+static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms) {
+  for (size_t i = 0; i < b->n; i++) {
+    tr_elem_t *e = b->items[i].elem;
+    tr_receipt_t receipt;
+    tr_refusal_t refusal = {0};
+    int rc = tr_ledger_apply(&seq->ledger, e->tx, e->tx_bytes, e->tx_len, e->sig, clock_ms, &receipt, &refusal);
+    if (rc == 0) {
+      e->response = receipt_text(e, &receipt);
+      tr_receipt_clear(&receipt);
+      if (!receipt.duplicate) atomic_fetch_add(&seq->stats.committed_txs, 1);
+    } else if (tr_err_is_refusal(rc)) {
+      e->response = tr_rpc_refusal_text(e->id, rc, refusal.detail);
+      atomic_fetch_add(&seq->stats.refused_txs, 1);
+    } else {
+      return rc;
+    }
+  }
+  return tr_delta_take_changes(seq->delta, &seq->mem);
+}
+
+/* The batch's entries, in one fsynced transaction: after it, receipts may go. */
+static int journal_commit(tr_sequencer_t *seq) {
+  if (seq->delta->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
+  int rc = tr_store_begin(seq->writer);
+  if (rc == 0) rc = tr_store_journal_append(seq->writer, seq->delta);
+  if (rc == 0) rc = tr_store_commit(seq->writer);
+  return rc;
+}
+
 static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   if (atomic_load(&seq->stats.halted)) {
     batch_refuse_halted(seq, b);
     return;
   }
   uint64_t t0 = tr_clock_ns(), now_mono = t0 / 1000000u, clock_ms = clock_reading(seq, now_mono);
-  char *note = NULL;
-  uint64_t cp_size = 0;
-  bool history_asked = false;
-  int rc = tr_store_begin(seq->writer);
-  if (rc == 0) rc = batch_apply(seq, b, clock_ms, &history_asked);
-  if (rc == 0) rc = checkpoint_if_due(seq, now_mono, clock_ms, &note, &cp_size);
-  if (rc == 0 && (history_asked || history_due(seq, now_mono))) rc = history_flush(seq);
+  int rc = batch_apply(seq, b, clock_ms);
+  const char *what = "applying a batch";
   uint64_t t1 = tr_clock_ns();
-  if (rc == 0) rc = tr_store_commit(seq->writer); /* fsync: after this, receipts may go out */
+  if (rc == 0) rc = journal_commit(seq), what = "the group commit";
+  uint64_t t2 = tr_clock_ns();
   if (rc != 0) {
-    char what[64];
-    snprintf(what, sizeof what, "group commit of %zu txs", b->n);
-    batch_fail(b, write_failed(seq, rc, what));
-    free(note);
-    note = NULL;
+    char label[64];
+    snprintf(label, sizeof label, "%s of %zu txs", what, b->n);
+    if (rc == TR_ELIMIT) {
+      log_error("seq", "%s failed: the in-memory state is at its limit (tr_limits.h TR_MEM_*)", label);
+      batch_fail(b, "the node's state is at its size limit; the operator must act");
+    } else {
+      batch_fail(b, write_failed(seq, rc, label));
+    }
+    state_reset(seq);
+  } else {
+    if (seq->delta->entries_n > 0) atomic_store(&seq->stats.size, seq->delta->last);
+    state_counted(seq);
+    if (delta_hand_over(seq) != 0) state_reset(seq); /* out of memory for the next delta */
   }
   atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
-  uint64_t commit_ns = tr_clock_ns() - t1;
-  atomic_fetch_add(&seq->stats.commit_ns, commit_ns);
-  tr_hist_observe(&seq->stats.commit_seconds, &TR_HIST_DURATION, commit_ns);
-  checkpoint_published(seq, note, cp_size, now_mono);
-  history_published(seq, now_mono);
-  uint64_t size = 0;
-  if (tr_store_head(seq->writer, &size, NULL, NULL) == 0) atomic_store(&seq->stats.size, size);
+  atomic_fetch_add(&seq->stats.commit_ns, t2 - t1);
+  tr_hist_observe(&seq->stats.commit_seconds, &TR_HIST_DURATION, t2 - t1);
+  atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t2);
 }
 
-/* Takes up to TR_COMMIT_BATCH_MAX ready items; NULL when none. Lock held. */
 static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
   size_t n = seq->count < TR_COMMIT_BATCH_MAX ? seq->count : TR_COMMIT_BATCH_MAX;
   if (n == 0) return NULL;
@@ -298,31 +316,6 @@ static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
   }
   seq->count -= n;
   return b;
-}
-
-/* With nothing to apply: a checkpoint when one is due, and history rows
- * that have waited long enough (all of them when `final`). */
-static int idle_write(tr_sequencer_t *seq, bool final) {
-  uint64_t now = mono_ms(), size = 0;
-  char *note = NULL;
-  if (atomic_load(&seq->stats.halted)) return TR_EIO;
-  if (tr_store_head(seq->writer, &size, NULL, NULL) != 0) return TR_EIO;
-  bool checkpoint = final ? size > seq->cp_size : checkpoint_due(seq, size, now);
-  bool history = tr_store_history_pending(seq->writer) > 0 && (final || history_due(seq, now));
-  if (!checkpoint && !history) return 0;
-  if (final) seq->cp_mono_ms = 0; /* due now: the last checkpoint covers everything committed */
-  int rc = tr_store_begin(seq->writer);
-  if (rc == 0 && checkpoint) rc = checkpoint_if_due(seq, now, clock_reading(seq, now), &note, &size);
-  if (rc == 0 && history) rc = history_flush(seq);
-  if (rc == 0) rc = tr_store_commit(seq->writer);
-  if (rc != 0) {
-    free(note);
-    write_failed(seq, rc, checkpoint ? "writing a checkpoint" : "writing account history");
-    return rc;
-  }
-  checkpoint_published(seq, note, size, now);
-  history_published(seq, now);
-  return 0;
 }
 
 /* Committed txs per second over roughly the last few seconds (an
@@ -341,6 +334,7 @@ static void rate_update(tr_sequencer_t *seq, size_t n) {
 
 static void sequencer_main(void *arg) {
   tr_sequencer_t *seq = arg;
+  pthread_setname_np(pthread_self(), "tr-seq");
   for (;;) {
     uv_mutex_lock(&seq->mu);
     if (seq->count == 0 && !seq->stopping)
@@ -352,8 +346,8 @@ static void sequencer_main(void *arg) {
       batch_commit(seq, b);
       atomic_fetch_add(&seq->stats.batches, 1);
       atomic_store(&seq->stats.last_batch, b->n);
-      tr_hist_observe(&seq->stats.batch_size, &TR_HIST_BATCH, b->n);
       if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
+      tr_hist_observe(&seq->stats.batch_size, &TR_HIST_BATCH, b->n);
       rate_update(seq, b->n);
       while (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) { /* receipts are owed: never drop them */
         log_error("seq", "out of memory posting receipts; retrying");
@@ -361,13 +355,9 @@ static void sequencer_main(void *arg) {
       }
     } else {
       rate_update(seq, 0); /* an idle node's rate decays to 0 */
-      idle_write(seq, false);
     }
     if (stop) break;
   }
-  /* A final checkpoint of everything committed, and every history row; main
-   * reports a failure (exit status, no "stopped cleanly"). */
-  seq->final_write_rc = idle_write(seq, true);
 }
 
 /* ---- start and stop ---- */
@@ -500,10 +490,31 @@ static int sequencer_init(tr_sequencer_t *seq, const uint8_t node_sk[64], tr_mai
   return 0;
 }
 
+/* Old databases kept account history behind its own mark; bring it up to
+ * the derived mark before the state loads (it never is behind since 004). */
+static int history_upgrade(tr_sequencer_t *seq, uint64_t through, char *err, size_t errlen) {
+  uint64_t history = 0, rebuilt = 0;
+  int rc = tr_store_history_through(seq->writer, &history);
+  if (rc == 0 && history < through && (rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
+    tr_store_rollback(seq->writer);
+  if (rc != 0) snprintf(err, errlen, "cannot rebuild account history: %s", tr_store_error_text(seq->writer, rc));
+  else if (rebuilt > 0) log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);
+  return rc;
+}
+
+static int derived_through(tr_sequencer_t *seq, uint64_t *through, char *err, size_t errlen) {
+  int rc = tr_store_derived_mark(seq->writer, through);
+  if (rc != 0) snprintf(err, errlen, "cannot read the derived mark: %s", tr_store_error_text(seq->writer, rc));
+  return rc;
+}
+
 int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], uint64_t *size,
                        char *err, size_t errlen) {
+  uint64_t through = 0;
   int rc = sequencer_init(seq, node_sk, NULL);
   if (rc == 0) rc = journal_open(seq, datadir, 1, err, errlen);
+  if (rc == 0) rc = derived_through(seq, &through, err, errlen);
+  if (rc == 0) rc = state_load(seq, through, err, errlen); /* in memory only: the tail replays */
   if (rc == 0) rc = tr_store_head(seq->writer, size, NULL, NULL);
   tr_sequencer_stop(seq);
   return rc;
@@ -518,21 +529,26 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   if (rc == 0) rc = journal_open(seq, datadir, 0, err, errlen);
   if (rc != 0) return rc;
   checkpoint_file_catch_up(seq);
-  uint64_t size = 0, rebuilt = 0;
-  /* History rows of the last second before a hard stop were in memory only. */
-  if ((rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
-    snprintf(err, errlen, "cannot rebuild account history: %s", tr_store_error_text(seq->writer, rc));
-  if (rc != 0) tr_store_rollback(seq->writer);
-  if (rc == 0 && rebuilt > 0)
-    log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);
+  char db[TR_PATH_MAX];
+  uint64_t through = 0, head_time = 0;
+  rc = tr_path_join(db, sizeof db, datadir, TR_DB_FILE);
+  if (rc == 0) rc = derived_through(seq, &through, err, errlen);
+  if (rc == 0) rc = history_upgrade(seq, through, err, errlen);
+  if (rc == 0) rc = state_load(seq, through, err, errlen);
   if (rc == 0) {
-    tr_store_history_defer(seq->writer, TR_HISTORY_PENDING_MAX);
-    rc = tr_store_head(seq->writer, &size, NULL, NULL);
+    atomic_store(&seq->stats.size, seq->mem.size);
+    head_time = seq->mem.head_time;
+    rc = tr_derived_start(&seq->derived, db, seq->checkpoint_path, seq->ledger.chain, seq->node_sk, through,
+                          seq->cp_size, head_time, seq, done, err, errlen);
   }
-  atomic_store(&seq->stats.size, size);
-  atomic_store(&seq->stats.history_through, size);
-  if (rc == 0 && uv_thread_create(&seq->thread, sequencer_main, seq) != 0) rc = TR_EIO;
+  if (rc == 0) rc = delta_hand_over(seq); /* the replayed tail, if any */
+  if (rc == 0 && uv_thread_create(&seq->thread, sequencer_main, seq) != 0) {
+    snprintf(err, errlen, "cannot start the sequencer thread");
+    rc = TR_EIO;
+  }
   if (rc != 0) {
+    tr_derived_stop(&seq->derived);
+    state_free(seq);
     tr_store_close(seq->writer);
     seq->writer = NULL;
     return rc;
@@ -562,7 +578,6 @@ size_t tr_sequencer_depth(tr_sequencer_t *seq) {
 }
 
 int tr_sequencer_stop(tr_sequencer_t *seq) {
-  int rc = 0;
   if (seq->started) {
     uv_mutex_lock(&seq->mu);
     seq->stopping = true;
@@ -570,8 +585,10 @@ int tr_sequencer_stop(tr_sequencer_t *seq) {
     uv_mutex_unlock(&seq->mu);
     uv_thread_join(&seq->thread);
     seq->started = false;
-    rc = seq->final_write_rc;
   }
+  /* The writer behind drains its queue and writes the last checkpoint. */
+  int rc = tr_derived_stop(&seq->derived);
+  state_free(seq);
   tr_store_close(seq->writer);
   seq->writer = NULL;
   sodium_memzero(seq->node_sk, sizeof seq->node_sk);

@@ -328,13 +328,9 @@ void tr_server_on_drained(tr_mailbox_t *box) {
   shutdown_progress(d); /* after the writes: idle means nothing left to write */
 }
 
-static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
+/* Its queries run now: the state tables reach what the job must see. */
+static void job_run_queries(tr_daemon_t *d, tr_job_t *job) {
   tr_conn_t *c = job->conn;
-  if (!tr_job_has_deferred(job) || c->closing) { /* nobody to run the rest for */
-    job_finish(d, job);
-    return;
-  }
-  job->phase = 1;
   if (tr_job_output_parked(job)) {
     atomic_fetch_add(&d->stats.output_parked, 1);
     job->next = NULL;
@@ -344,6 +340,64 @@ static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
     return;
   }
   tr_pool_push(&d->pool, job);
+}
+
+/* The writer behind cannot write (disk full, ...): queries that wait for it
+ * get an error now rather than a wait with no end or a short answer. */
+static void job_tables_failed(tr_daemon_t *d, tr_job_t *job) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "storage error: the state tables are not written up to this request's journal size "
+           "(%s); retry later", d->seq.derived.why[0] ? d->seq.derived.why : "the writer is failing");
+  for (size_t i = 0; i < job->n_elems; i++) {
+    tr_elem_t *e = &job->elems[i];
+    if (e->state != TR_ELEM_DEFERRED) continue;
+    cJSON_Delete(e->params);
+    e->params = NULL;
+    e->state = TR_ELEM_ANSWERED;
+    if (!e->notification) e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, msg, NULL);
+  }
+  job_finish(d, job);
+}
+
+static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
+  tr_conn_t *c = job->conn;
+  if (!tr_job_has_deferred(job) || c->closing) { /* nobody to run the rest for */
+    job_finish(d, job);
+    return;
+  }
+  job->phase = 1;
+  /* Its queries must also see the txs it submitted. */
+  uint64_t size = atomic_load(&d->seq.stats.size);
+  if (size > job->need) job->need = size;
+  if (atomic_load(&d->seq.derived.stats.through) >= job->need) {
+    job_run_queries(d, job);
+    return;
+  }
+  job->next = NULL;
+  if (d->tables_wait_tail) d->tables_wait_tail->next = job;
+  else d->tables_wait = job;
+  d->tables_wait_tail = job;
+}
+
+/* The writer behind moved its mark (or failed): the jobs it now covers run. */
+static void on_tables_written(tr_daemon_t *d) {
+  uint64_t through = atomic_load(&d->seq.derived.stats.through);
+  bool failing = atomic_load(&d->seq.derived.stats.failing);
+  tr_job_t *keep = NULL, *keep_tail = NULL;
+  for (tr_job_t *j = d->tables_wait, *next; j; j = next) {
+    next = j->next;
+    j->next = NULL;
+    if (j->conn->closing) job_finish(d, j);
+    else if (through >= j->need) job_run_queries(d, j);
+    else if (failing) job_tables_failed(d, j);
+    else {
+      if (keep_tail) keep_tail->next = j;
+      else keep = j;
+      keep_tail = j;
+    }
+  }
+  d->tables_wait = keep;
+  d->tables_wait_tail = keep_tail;
 }
 
 /* In ticket order: hand verified txs to the sequencer. */
@@ -363,8 +417,8 @@ static void job_forward(tr_daemon_t *d, tr_job_t *job) {
 }
 
 static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
-  if (job->phase == 1) { /* its ticket was forwarded already; a query may ask for history rows again */
-    job_forward(d, job);
+  if (job->phase == 1) { /* its ticket was forwarded already; queries may still wait for the client */
+    job_after_sequencer(d, job);
     return;
   }
   d->reorder[job->ticket % TR_REORDER_SLOTS] = job;
@@ -383,8 +437,7 @@ static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     tr_job_t *job = b->items[i].job;
     tr_elem_t *e = b->items[i].elem;
-    /* A history query runs now, unless its rows could not be written. */
-    e->state = e->history_flush && e->response == NULL ? TR_ELEM_DEFERRED : TR_ELEM_ANSWERED;
+    e->state = TR_ELEM_ANSWERED;
     if (--job->awaiting == 0) job_after_sequencer(d, job);
   }
   free(b);
@@ -400,6 +453,7 @@ void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg) {
     }
   }
   else if (msg->kind == TR_MSG_SEQ_DONE) on_seq_done(d, msg->payload);
+  else if (msg->kind == TR_MSG_DERIVED) on_tables_written(d);
   free(msg);
 }
 
@@ -461,6 +515,7 @@ static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_lis
   job->shed = tr_pool_depth(&d->pool) + out->n >= TR_INTAKE_JOBS_MAX || d->stopping;
   if (job->shed) atomic_fetch_add(&d->stats.overloaded, 1);
   job->started_ns = tr_clock_ns();
+  job->need = atomic_load(&d->seq.stats.size); /* every tx answered before it is in the journal by now */
   job->out = &c->out;
   atomic_fetch_add(&d->stats.lines, 1);
   atomic_fetch_add(&d->stats.inflight_bytes, len);

@@ -60,9 +60,21 @@
 #define TR_SEQ_QUEUE_MAX         16384         /* verified txs waiting for the sequencer; past it -32002 */
 #define TR_COMMIT_BATCH_MAX      1024          /* txs per group commit: bounds a commit's latency and memory */
 #define TR_CHECKPOINT_INTERVAL_MS 1000         /* contract: at least every second while growing */
-#define TR_HISTORY_PENDING_MAX   65536         /* account.history rows the writer holds before writing (40 B each) */
+/* The derived writer's queue of batches applied and journalled but not yet
+ * in the state tables: past this the sequencer waits (a delta holds ~1 KB a
+ * tx), so memory stays bounded when the disk is slower than the rules. */
+#define TR_DERIVED_QUEUE_BYTES_MAX (128u * 1024 * 1024)
+#define TR_DERIVED_RETRY_MS      1000          /* a failed derived write (disk full) is tried again this often */
+/* The live state in memory (tr_mem.h), about 120 B a key, 70 a holding,
+ * 32 an entry: past these a tx that would add one is answered -32603 (the
+ * node needs more memory or a new version), never a silent failure.  The
+ * defaults keep a node under ~4 GiB. */
+#define TR_MEM_KEYS_MAX          (8u * 1024 * 1024)
+#define TR_MEM_HOLDINGS_MAX      (16u * 1024 * 1024)
+#define TR_MEM_ENTRIES_MAX       (64ull * 1024 * 1024)
 #define TR_CLOCK_SKEW_MAX_S_DEFAULT 60       /* a clock reading this far ahead of elapsed time is refused */
 #define TR_CLOCK_SKEW_MAX_S_LIMIT 86400      /* the most clock_skew_max may say */
+#define TR_HISTORY_PENDING_MAX   65536         /* account.history rows a deferring store holds (ledger-bench) */
 #define TR_HISTORY_LAG_MS        1000          /* ...or once the oldest has waited this long */
 
 /* ---- Storage ---- */

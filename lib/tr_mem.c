@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tr_err.h"
+#include "tr_limits.h"
 
 /* ------------------------------------------------------------------------ */
 /* Growable arrays and the index                                             */
@@ -95,6 +96,7 @@ uint32_t tr_mem_key_find(const tr_mem_t *m, const tr_key_t *k) {
 /* The record of key k, made (not an account yet) when new. */
 static int key_intern(tr_mem_t *m, const tr_key_t *k, uint32_t *out) {
   if ((*out = tr_mem_key_find(m, k)) != TR_MEM_NONE) return 0;
+  if (m->keys_n >= TR_MEM_KEYS_MAX) return TR_ELIMIT;
   tr_mem_key_t *keys = grown(m->keys, m->keys_n, &m->keys_cap, sizeof *keys);
   if (keys == NULL) return TR_ENOMEM;
   m->keys = keys;
@@ -158,6 +160,7 @@ static struct tr_mem_sigid *sigid_slot(const tr_mem_t *m, const uint8_t d[16]) {
 }
 
 static int sigid_add(tr_mem_t *m, const uint8_t d[16], uint64_t seq) {
+  if (m->sigids_used >= TR_MEM_ENTRIES_MAX) return TR_ELIMIT;
   if (m->sigids == NULL || 2 * (m->sigids_used + 1) > m->sigid_mask + 1) {
     size_t cap = m->sigids ? (m->sigid_mask + 1) * 2 : 4096;
     struct tr_mem_sigid *old = m->sigids;
@@ -302,7 +305,8 @@ static int mem_account_get(void *ctx, const tr_key_t *id, tr_account_t *a) {
 static int mem_account_put(void *ctx, const tr_account_t *a) {
   tr_mem_t *m = ctx;
   uint32_t r;
-  if (key_intern(m, &a->id, &r) != 0) return TR_ENOMEM;
+  int rc = key_intern(m, &a->id, &r);
+  if (rc != 0) return rc;
   tr_mem_key_t *k = &m->keys[r];
   if (note_changed(m, &k->changed, &m->changed_keys, &m->changed_keys_n, &m->changed_keys_cap, r) != 0)
     return TR_ENOMEM;
@@ -324,7 +328,8 @@ static int mem_admins_unfrozen_except(void *ctx, const tr_key_t *except, uint64_
 static int mem_account_entry_add(void *ctx, const tr_key_t *account, uint64_t seq) {
   tr_mem_t *m = ctx;
   uint32_t r;
-  if (key_intern(m, account, &r) != 0) return TR_ENOMEM;
+  int rc = key_intern(m, account, &r);
+  if (rc != 0) return rc;
   return m->sink->history_add(m->sink_ctx, r, seq);
 }
 
@@ -394,6 +399,7 @@ static int mem_holding_get(void *ctx, const char *asset, const tr_key_t *account
 /* Holding (asset a, key k), made with units 0 when new. */
 static int holding_intern(tr_mem_t *m, uint32_t a, uint32_t k, uint32_t *out) {
   if ((*out = tr_mem_holding_find(m, a, k)) != TR_MEM_NONE) return 0;
+  if (m->holdings_n >= TR_MEM_HOLDINGS_MAX) return TR_ELIMIT;
   tr_mem_holding_t *holdings = grown(m->holdings, m->holdings_n, &m->holdings_cap, sizeof *holdings);
   if (holdings == NULL) return TR_ENOMEM;
   m->holdings = holdings;
@@ -410,9 +416,10 @@ static int mem_holding_put(void *ctx, const char *asset, const tr_key_t *account
   tr_mem_t *m = ctx;
   uint32_t a = tr_mem_asset_find(m, asset), k, r;
   if (a == TR_MEM_NONE) return TR_ECORRUPT; /* the rules hold only units of existing assets */
-  if (key_intern(m, account, &k) != 0) return TR_ENOMEM;
+  int rc = key_intern(m, account, &k);
+  if (rc != 0) return rc;
   if (h->units == 0 && tr_mem_holding_find(m, a, k) == TR_MEM_NONE) return 0;
-  if (holding_intern(m, a, k, &r) != 0) return TR_ENOMEM;
+  if ((rc = holding_intern(m, a, k, &r)) != 0) return rc;
   tr_mem_holding_t *hr = &m->holdings[r];
   if (note_changed(m, &hr->changed, &m->changed_holdings, &m->changed_holdings_n, &m->changed_holdings_cap, r) != 0)
     return TR_ENOMEM;

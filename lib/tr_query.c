@@ -182,7 +182,7 @@ static int q_begin(tr_store_t *s, uint64_t *size, cJSON **obj, tr_query_error_t 
   *obj = NULL;
   int rc = tr_store_read_begin(s);
   if (rc != 0) return rc;
-  rc = tr_store_head(s, size, NULL, NULL);
+  rc = tr_store_visible_head(s, size, NULL, NULL);
   if (rc == 0 && (*obj = cJSON_CreateObject()) == NULL) rc = TR_ENOMEM;
   if (rc != 0) tr_store_read_end(s);
   return rc;
@@ -263,7 +263,7 @@ int tr_query_head(tr_store_t *s, cJSON **out, tr_query_error_t *err) {
   cJSON *o;
   int rc = q_begin(s, &size, &o, err);
   if (rc != 0) return rc;
-  rc = tr_store_head(s, &size, hash, &time);
+  rc = tr_store_visible_head(s, &size, hash, &time);
   if (rc == 0) rc = tr_store_merkle_root(s, size, root);
   if (rc == 0 && (put_u64(o, "size", size) || put_hex(o, "hash", hash, 32) || put_hex(o, "root", root, 32) ||
                   put_u64(o, "time", time)))
@@ -308,6 +308,7 @@ int tr_query_tx_get(tr_store_t *s, const uint8_t txid[32], cJSON **out, tr_query
   int rc = q_begin(s, &size, &o, err);
   if (rc != 0) return rc;
   rc = tr_store_entry_by_txid(s, txid, &seq);
+  if (rc == 0 && seq > size) rc = TR_ENOT_FOUND; /* its state rows are still being written */
   if (rc == 0) rc = entry_load_fill(s, seq, o, ENTRY_SIGNER);
   return q_end(s, rc, size, o, out);
 }
@@ -320,6 +321,7 @@ int tr_query_tx_find(tr_store_t *s, const tr_key_t *signer, const char *id, cJSO
   int rc = q_begin(s, &size, &o, err);
   if (rc != 0) return rc;
   rc = tr_store_entry_by_signer_id(s, signer, id, &seq, NULL);
+  if (rc == 0 && seq > size) rc = TR_ENOT_FOUND; /* its state rows are still being written */
   if (rc == 0) rc = entry_load_fill(s, seq, o, ENTRY_SIGNER);
   return q_end(s, rc, size, o, out);
 }

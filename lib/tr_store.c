@@ -111,7 +111,10 @@ const char *tr_store_error_text(tr_store_t *s, int rc) {
   const char *detail = first_failure.code ? first_failure.text : (s ? sqlite3_errmsg(s->db) : "");
   if (code == SQLITE_OK) return tr_strerror(rc);
   int primary = code & 0xff;
-  if (primary == SQLITE_FULL)
+  if (code == SQLITE_IOERR_SHORT_READ)
+    snprintf(text, sizeof text, "database is damaged (a file is shorter than SQLite's own index of it says: "
+             "truncated?)");
+  else if (primary == SQLITE_FULL)
     snprintf(text, sizeof text, "disk full (%s)", detail);
   else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
     snprintf(text, sizeof text, "database is damaged (%s)", detail);
@@ -411,6 +414,27 @@ void tr_entry_hash(uint64_t seq, uint64_t time, const uint8_t prev[32], const ui
   uint8_t bytes[TR_ENTRY_BYTES_LEN];
   tr_entry_bytes(seq, time, prev, txid, sig, bytes);
   tr_merkle_leaf_hash(bytes, sizeof bytes, out);
+}
+
+int tr_store_visible_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {
+  sqlite3_stmt *st = stmt_get(s,
+      "SELECT e.seq, e.hash, e.time FROM derived_progress d JOIN entries e ON e.seq = d.seq WHERE d.id = 1");
+  uint64_t n = 0, t = 0;
+  uint8_t h[32] = {0};
+  int rc = step_row(st);
+  if (rc == 0) {
+    n = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = column_blob(st, 1, h, 32);
+    t = (uint64_t)sqlite3_column_int64(st, 2);
+    sqlite3_reset(st);
+  } else if (rc == TR_ENOT_FOUND) {
+    rc = 0; /* an empty journal (mark 0) */
+  }
+  if (rc != 0) return rc;
+  *size = n;
+  if (hash) memcpy(hash, h, 32);
+  if (time) *time = t;
+  return 0;
 }
 
 int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {

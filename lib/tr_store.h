@@ -101,6 +101,11 @@ void tr_entry_hash(uint64_t seq, uint64_t time, const uint8_t prev[32], const ui
 
 /* Head of the journal: size 0 with zero hash and time on an empty one. */
 int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time);
+/* What readers see: the head as of the derived mark (derived_progress).
+ * A node commits entries before the writer behind it has written their
+ * state rows; queries answer for the size whose rows are all written, so
+ * every row they read and the `size` they report agree. */
+int tr_store_visible_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time);
 
 /* Appends entry head+1 with the given time (the caller chose it >= head time):
  * computes prev and hash, stores the row and the new Merkle nodes. */

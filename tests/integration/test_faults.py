@@ -337,8 +337,12 @@ def case_wal_truncated():
             if not accepted(r):
                 refused = r
             time.sleep(0.1)
-        T.check(refused is not None and "stopped taking writes" in refused.get("message", ""),
-                "WAL truncated: within seconds writes are refused, saying the node stopped taking writes", refused)
+        T.check(refused is not None and any(w in refused.get("message", "") for w in
+                                            ("stopped taking writes", "damaged", "shorter")),
+                "WAL truncated: within seconds a write is refused, saying the database is damaged", refused)
+        _, r = open_account(node, "after the damage")
+        T.check(not accepted(r) and "stopped taking writes" in r.get("message", ""),
+                "WAL truncated: later writes are refused, saying the node stopped taking writes", r)
         writes = node.call("node.status").get("writes", {})
         T.check(writes.get("halted") is True and writes.get("reason"), "WAL truncated: node.status says why", writes)
         T.check(isinstance(node.roe("node.status"), dict), "WAL truncated: the node still answers")

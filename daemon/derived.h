@@ -1,0 +1,82 @@
+/* derived.h — the writer behind the sequencer: derived rows and checkpoints.
+ *
+ * The sequencer applies txs to the in-memory state, commits only their
+ * journal entries, answers, and hands the batch's changes (tr_delta_t) here.
+ * This thread (tr-derive), on its own SQLite connection, writes every
+ * queued delta in one transaction — accounts, assets, holdings, receipts,
+ * account history, distributions, payouts, Merkle nodes — moves the
+ * derived mark, adds a checkpoint when one is due (at least every second
+ * while the journal grows, PROTOCOL.md §3), commits, then publishes the
+ * checkpoint file and tells the loop how far the tables now reach, so
+ * queries that wait for a size can run (server.c).
+ *
+ * The queue is bounded in bytes: past TR_DERIVED_QUEUE_BYTES_MAX the
+ * sequencer waits, and the intake queues back up to the clients.  Writes are
+ * idempotent, so a failed transaction is retried with the same deltas; a
+ * database found damaged halts the node's writes (tr_sequencer_halt).
+ */
+#ifndef TR_DERIVED_H
+#define TR_DERIVED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "mailbox.h"
+#include "tr_delta.h"
+#include "tr_ledger.h"
+#include "tr_store.h"
+
+struct tr_sequencer;
+
+typedef struct {
+  atomic_ullong through;              /* every derived row is written up to this seq */
+  atomic_ullong writes, write_ns, rows; /* transactions, their time, rows written */
+  atomic_ullong queued_deltas, queued_bytes;
+  atomic_ullong checkpoints, errors;
+  atomic_bool failing;                /* the last write failed; retried every TR_DERIVED_RETRY_MS */
+} tr_derived_stats_t;
+
+typedef struct tr_derived {
+  uv_mutex_t mu;
+  uv_cond_t cond;                     /* work queued, or room made, or stop */
+  tr_delta_t *head, *tail;            /* queued; head..writing_end is being written */
+  tr_delta_t *writing_end;            /* the last delta of the write in progress, or NULL */
+  size_t queued_bytes;
+  bool stopping, pause;               /* pause: write nothing (tr_derived_drop waits for it) */
+  bool busy;                          /* a write is in progress */
+  uv_thread_t thread;
+  bool started;
+  int final_rc;                       /* the last write at stop */
+
+  tr_store_t *conn;                   /* this thread's own connection */
+  struct tr_sequencer *seq;           /* halted when the database is found damaged */
+  tr_mailbox_t *done;                 /* TR_MSG_DERIVED to the loop */
+  char chain[TR_CHAIN_ID_CHARS_MAX + 1];
+  uint8_t node_sk[64];
+  char checkpoint_path[4096];
+  uint64_t cp_size, cp_mono_ms;       /* last checkpoint: size, monotonic ms (0: due now) */
+  uint64_t last_time;                 /* time of the newest entry written (stored with checkpoints) */
+  char why[400];                      /* the last failure, for waiting queries */
+  tr_derived_stats_t stats;
+} tr_derived_t;
+
+/* Opens its connection to db_path and starts the thread.  through: the
+ * derived mark now; cp_size: the newest checkpoint published. */
+int tr_derived_start(tr_derived_t *w, const char *db_path, const char *checkpoint_path, const char *chain,
+                     const uint8_t node_sk[64], uint64_t through, uint64_t cp_size, uint64_t last_time,
+                     struct tr_sequencer *seq, tr_mailbox_t *done, char *err, size_t errlen);
+/* Sequencer thread: queues d (taken), waiting while the queue is full. */
+void tr_derived_push(tr_derived_t *w, tr_delta_t *d);
+/* Sequencer thread: the receipt effects of seq if a queued delta holds it
+ * (TR_ENOT_FOUND otherwise: then it is in the store). */
+int tr_derived_receipt_get(tr_derived_t *w, uint64_t seq, char **effects_json);
+/* Sequencer thread: waits for the write in progress, then drops every
+ * queued delta (the state is being rebuilt from the store, which makes
+ * them again) and returns the derived mark. */
+uint64_t tr_derived_drop(tr_derived_t *w);
+/* Writes everything queued and a final checkpoint, joins, closes.
+ * Returns 0 or the error of that last write. */
+int tr_derived_stop(tr_derived_t *w);
+
+#endif
