@@ -340,6 +340,7 @@ static void rate_update(tr_sequencer_t *seq, size_t n) {
 }
 
 static void sequencer_main(void *arg) {
+  tr_thread_name("tr-seq");
   tr_sequencer_t *seq = arg;
   for (;;) {
     uv_mutex_lock(&seq->mu);
