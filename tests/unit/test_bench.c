@@ -218,8 +218,10 @@ static void test_lean(long close_after) {
     TR_CHECK(zero == 0, "every request has a latency");
     TR_CHECK(r.wall_s > 0 && r.client_cpu_s >= 0, "its wall time and CPU are measured");
   } else {
+    /* answers sent just before the close may be lost with it (the server's
+     * unread requests turn the close into a reset): at most these arrive */
     long answered = CONNS * (close_after - 1);
-    TR_CHECK(rc == 0 && r.failed == N - answered && r.accepted + r.overloaded + r.refused == answered, "connections closed after a few answers: the rest failed, no hang (rc %d, %ld failed, %ld accepted, %ld refused)", rc, r.failed, r.accepted, r.refused);
+    TR_CHECK(rc == 0 && r.failed >= N - answered && r.accepted + r.overloaded + r.refused + r.failed == N, "connections closed after a few answers: every request counted once, the rest failed, no hang (rc %d, %ld failed, %ld accepted, %ld refused)", rc, r.failed, r.accepted, r.refused);
   }
   for (long i = 0; i < N; i++) free(lines[i]);
   bench_lean_result_t bad = {.lat_ns = lat};
