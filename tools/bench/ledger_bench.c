@@ -245,6 +245,8 @@ int main(int argc, char **argv) {
   if (history_write_out(s) != 0) return 1;
   report_queries(db, &h[0], size);
   tr_store_close(s);
+  for (long i = 0; i < batch; i++) free(p[i].bytes);
+  free(p);
   (void)prep_s;
   printf("database: %s\n", db);
   return 0;
