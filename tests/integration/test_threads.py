@@ -8,8 +8,9 @@ from /proc/PID/task/*/comm as top -H, ps -L and tranche-bench see them:
   tr-uvpool        every thread of libuv's pool (WAL checkpoints, backups),
                    as many as libuv starts: 4, or UV_THREADPOOL_SIZE
 
-and no other thread.  The names hold under load and after a backup (which
-runs on libuv's pool).  Only 127.0.0.1; bounded in time.  Prints TAP.
+and no other thread (but ThreadSanitizer's own background thread, which keeps
+the process's first name, when the daemon is built with it).  The names hold
+under load and after a backup (which runs on libuv's pool).  Only 127.0.0.1; bounded in time.  Prints TAP.
 """
 import collections
 import os
@@ -34,8 +35,15 @@ def thread_names(pid):
     return collections.Counter(names)
 
 
-def expected(workers, uvpool):
+def under_tsan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libtsan" in f.read()
+
+
+def expected(workers, uvpool, tsan):
     want = collections.Counter({"tr-loop": 1, "tr-seq": 1, "tr-uvpool": uvpool})
+    if tsan:
+        want["tranched"] = 1  # the sanitizer runtime's thread, not the daemon's
     for i in range(workers):
         want["tr-verify-%d" % i] = 1
     return want
@@ -82,7 +90,7 @@ def case(workers, uvpool_env):
     try:
         node.init().start()
         pid = node.proc.pid
-        want = expected(workers, uvpool)
+        want = expected(workers, uvpool, under_tsan(pid))
         label = "--workers %d, UV_THREADPOOL_SIZE %s" % (workers, uvpool_env)
         T.eq(settled_names(pid, want), want, "%s: exactly the named threads at start" % label)
         with open("/proc/%d/comm" % pid) as f:
@@ -93,6 +101,10 @@ def case(workers, uvpool_env):
         T.check(r.returncode == 0, "%s: a backup on libuv's pool" % label, r.stderr)
         T.eq(settled_names(pid, want), want, "%s: the same names after load, checkpoints and a backup" % label)
         T.eq(node.stop(), 0, "%s: clean stop" % label)
+        with open(node.err_path, "rb") as f:
+            err = f.read().decode("utf-8", "replace")
+        T.check("Sanitizer" not in err and "runtime error" not in err, "%s: no sanitizer report in the daemon's log"
+                % label, err[-4000:])
     finally:
         node.cleanup()
         if saved is None:
