@@ -296,6 +296,7 @@ int main(int argc, char **argv) {
   char db[TR_PATH_MAX];
   tr_path_join(db, sizeof db, d->datadir, TR_DB_FILE);
   rc = tr_pool_start(&d->pool, d->workers, db, tr_rpc_work, &d->mailbox, d, err, sizeof err);
+  if (rc == 0) rc = tr_uvpool_name_threads(d->loop); /* before the first checkpoint or backup queues work */
   if (rc == 0) rc = tr_walcheck_start(d->loop, &d->walcheck, db, &d->seq);
   if (rc == 0) rc = tr_server_start(d, err, sizeof err);
   if (rc == 0) rc = tr_control_start(d, err, sizeof err);
@@ -313,6 +314,9 @@ int main(int argc, char **argv) {
   log_info("main", "checkpoint verifier key: %s", d->vkey);
   if (tr_notify("READY=1") != 0) log_warn("main", "could not tell systemd we are ready ($NOTIFY_SOCKET)");
 
+  /* Last: the main thread's name is also the process's (ps, pgrep without
+   * -f); every other thread named itself already. */
+  tr_thread_name("tr-loop");
   uv_run(d->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(d->loop) != 0) log_debug("main", "loop closed with handles open");
   free(d->reorder);

@@ -1,6 +1,7 @@
 /* pool.c — worker threads for parsing, signature checks and queries. */
 #include "pool.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,93 @@
 #include "tr_limits.h"
 
 uint64_t tr_clock_ns(void) { return uv_hrtime(); }
+
+void tr_thread_name(const char *name) {
+  int rc = pthread_setname_np(pthread_self(), name);
+  if (rc != 0) log_warn("main", "cannot name a thread %s: %s", name, strerror(rc));
+}
+
+/* libuv's pool size, by libuv's own rule (src/threadpool.c, init_threads):
+ * UV_THREADPOOL_SIZE if set, 0 read as 1, at most 1024; 4 otherwise. */
+#define UVPOOL_THREADS_DEFAULT 4
+#define UVPOOL_THREADS_MAX 1024
+/* How long a naming item waits for the others.  They all start within
+ * microseconds; the bound only matters if libuv's rule above ever changes
+ * (then a few threads may stay unnamed, and start-up loses this long). */
+#define UVPOOL_RENDEZVOUS_NS (1000u * 1000u * 1000u)
+
+typedef struct {
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  unsigned target, arrived, finished;
+  uint64_t deadline_ns;
+  uv_work_t reqs[];
+} uvpool_naming_t;
+
+static unsigned uvpool_threads(void) {
+  const char *v = getenv("UV_THREADPOOL_SIZE");
+  if (v == NULL) return UVPOOL_THREADS_DEFAULT;
+  unsigned n = (unsigned)atoi(v); /* as libuv reads it: a negative value wraps to the maximum */
+  if (n == 0) n = 1;
+  return n > UVPOOL_THREADS_MAX ? UVPOOL_THREADS_MAX : n;
+}
+
+static void uvpool_name_work_cb(uv_work_t *req) {
+  uvpool_naming_t *r = req->data;
+  tr_thread_name("tr-uvpool");
+  uv_mutex_lock(&r->mu);
+  r->arrived++;
+  uv_cond_broadcast(&r->cond);
+  /* held here until every item runs: no two items share a thread */
+  while (r->arrived < r->target) {
+    uint64_t now = uv_hrtime();
+    if (now >= r->deadline_ns || uv_cond_timedwait(&r->cond, &r->mu, r->deadline_ns - now) == UV_ETIMEDOUT) break;
+  }
+  uv_mutex_unlock(&r->mu);
+}
+
+static void uvpool_name_after_cb(uv_work_t *req, int status) {
+  uvpool_naming_t *r = req->data;
+  (void)status; /* cancelled only at shutdown: nothing to name then */
+  if (++r->finished < r->target) return;
+  uv_cond_destroy(&r->cond);
+  uv_mutex_destroy(&r->mu);
+  free(r);
+}
+
+int tr_uvpool_name_threads(uv_loop_t *loop) {
+  unsigned n = uvpool_threads();
+  uvpool_naming_t *r = calloc(1, sizeof *r + n * sizeof r->reqs[0]);
+  if (r == NULL) return UV_ENOMEM;
+  int rc = uv_mutex_init(&r->mu);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  if ((rc = uv_cond_init(&r->cond)) != 0) {
+    uv_mutex_destroy(&r->mu);
+    free(r);
+    return rc;
+  }
+  r->target = n;
+  r->deadline_ns = uv_hrtime() + UVPOOL_RENDEZVOUS_NS;
+  unsigned queued = 0;
+  for (; queued < n; queued++) {
+    r->reqs[queued].data = r;
+    if ((rc = uv_queue_work(loop, &r->reqs[queued], uvpool_name_work_cb, uvpool_name_after_cb)) != 0) break;
+  }
+  if (queued == n) return 0;
+  uv_mutex_lock(&r->mu); /* the queued ones must not wait for items that never run */
+  r->target = queued;
+  uv_cond_broadcast(&r->cond);
+  uv_mutex_unlock(&r->mu);
+  if (queued == 0) {
+    uv_cond_destroy(&r->cond);
+    uv_mutex_destroy(&r->mu);
+    free(r);
+  }
+  return rc;
+}
 
 /* Takes a fair share of the queue: enough to amortise the lock, not so much
  * that other workers idle while one holds a long list. */
@@ -31,6 +119,9 @@ static tr_job_t *take_share(tr_pool_t *pool) {
 static void worker_main(void *arg) {
   tr_worker_t *w = arg;
   tr_pool_t *pool = w->pool;
+  char name[TR_THREAD_NAME_BYTES_MAX + 1];
+  snprintf(name, sizeof name, "tr-verify-%u", w->index);
+  tr_thread_name(name);
   for (;;) {
     uv_mutex_lock(&pool->mu);
     while (pool->head == NULL && !pool->stopping) uv_cond_wait(&pool->cond, &pool->mu);

@@ -58,4 +58,20 @@ void tr_pool_stop(tr_pool_t *pool);
 
 uint64_t tr_clock_ns(void);
 
+/* Thread names, so `top -H`, `ps -L`, perf and tranche-bench's per-thread
+ * split show who is busy: tr-loop (the libuv loop), tr-verify-N (the workers
+ * of this pool, and only they), tr-seq (the sequencer), tr-uvpool (libuv's
+ * own pool: WAL checkpoints, backups).  Linux allows 15 bytes. */
+#define TR_THREAD_NAME_BYTES_MAX 15
+
+/* Names the calling thread; a failure is logged, never fatal. */
+void tr_thread_name(const char *name);
+
+/* Names every thread of libuv's pool "tr-uvpool".  libuv starts all of its
+ * pool threads at the first uv_queue_work and keeps them until exit, so this
+ * queues one work item per pool thread and has each wait (bounded) until all
+ * of them run: they then run on distinct threads, and each names its own.
+ * Call once, before anything else queues work.  Returns 0 or a libuv error. */
+int tr_uvpool_name_threads(uv_loop_t *loop);
+
 #endif

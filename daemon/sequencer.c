@@ -333,6 +333,7 @@ static void rate_update(tr_sequencer_t *seq, size_t n) {
 }
 
 static void sequencer_main(void *arg) {
+  tr_thread_name("tr-seq");
   tr_sequencer_t *seq = arg;
   pthread_setname_np(pthread_self(), "tr-seq");
   for (;;) {

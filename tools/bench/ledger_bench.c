@@ -1,11 +1,14 @@
 /* ledger_bench.c — the sequencer's side alone, and query cost vs journal size.
  *
- *   ledger-bench [--entries N] [--batch B] [--dir DIR]
+ *   ledger-bench [--entries N] [--batch B] [--dir DIR] [--verify-seconds S]
  *
  * 1. Applies N pre-decoded, pre-signed transfers through tr_ledger_apply in
  *    group commits of B on a file database with the daemon's durability
  *    settings (WAL, synchronous=FULL): tx/s of the single writer, and the
  *    apply/commit split.  No signature checks: that is the workers' part.
+ *    Then, in the same run, the raw 1-thread libsodium verify rate on a
+ *    message as long as the transfers, and the sequencer's rate ÷ that
+ *    (issue #13: how many verify cores the sequencer alone could feed).
  * 2. Times the query library (account.get, asset.holders page, tx.get,
  *    ledger.proof, account.history page) as the journal passes 10^3, 10^4,
  *    ... entries and again at N, to show how indexed queries grow with it.
@@ -25,6 +28,7 @@
 #include "tr_node.h"
 #include "tr_query.h"
 #include "tr_store.h"
+#include "bench_verify.h"
 
 #define HOLDERS 64
 
@@ -118,22 +122,33 @@ static void report_queries(const char *db, const key_t_ *holder, uint64_t size) 
   tr_store_close(r);
 }
 
+static int usage(void) {
+  fprintf(stderr,
+          "usage: ledger-bench [--entries N>=2000] [--batch B] [--dir DIR] [--verify-seconds S]\n"
+          "Applies N transfers in group commits of B (default 100000, 256) on DIR/bench.db (default a new\n"
+          "/tmp/ledger-bench-XXXXXX), times queries as the journal grows, then measures the raw 1-thread\n"
+          "libsodium verify rate for S seconds (default 2) on a message as long as the transfers and\n"
+          "prints the sequencer's rate / that rate (same run).\n");
+  return 2;
+}
+
 int main(int argc, char **argv) {
   long entries = 100000, batch = 256;
+  double verify_seconds = 2.0;
   const char *dir = NULL;
   if (argc == 2 && strcmp(argv[1], "--version") == 0) {
     printf("ledger-bench %s\n", TR_VERSION);
     return 0;
   }
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
+    if (i + 1 == argc) return usage(); /* --help, or an option without its value */
     if (strcmp(argv[i], "--entries") == 0) entries = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--batch") == 0) batch = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--dir") == 0) dir = argv[i + 1];
+    else if (strcmp(argv[i], "--verify-seconds") == 0) verify_seconds = atof(argv[i + 1]);
+    else return usage();
   }
-  if (sodium_init() < 0 || entries < 2000 || batch < 1) {
-    fprintf(stderr, "usage: ledger-bench [--entries N>=2000] [--batch B] [--dir DIR]\n");
-    return 2;
-  }
+  if (sodium_init() < 0 || entries < 2000 || batch < 1 || verify_seconds <= 0) return usage();
   char tmpl[] = "/tmp/ledger-bench-XXXXXX", db[512], err[256], tx[1024];
   if (dir == NULL && (dir = mkdtemp(tmpl)) == NULL) return 1;
   snprintf(db, sizeof db, "%s/bench.db", dir);
@@ -176,6 +191,7 @@ int main(int argc, char **argv) {
   long n = entries;
   prepared_t *p = calloc((size_t)batch, sizeof *p);
   double apply_s = 0, commit_s = 0, prep_s = 0;
+  size_t msg_len = 0; /* signed bytes of the last transfer: what one verify would check */
   uint64_t report_at = 1000; /* query costs at every power of ten the journal passes */
   for (long done = 0; done < n;) {
     long m = n - done < batch ? n - done : batch;
@@ -188,6 +204,7 @@ int main(int argc, char **argv) {
       free(p[i].bytes);
       p[i].bytes = strdup(tx);
       p[i].len = strlen(tx);
+      msg_len = 13 + p[i].len;
       tr_tx_error_t e;
       tr_tx_decode(p[i].bytes, p[i].len, &p[i].tx, &e);
       tr_tx_sign(p[i].bytes, p[i].len, from->sk, p[i].sig);
@@ -215,13 +232,21 @@ int main(int argc, char **argv) {
       while (report_at <= size_now) report_at *= 10;
     }
   }
+  double seq_rate = (double)n / (apply_s + commit_s);
   printf("sequencer alone: %ld transfers in batches of %ld: %.0f tx/s (apply %.1f us/tx, commit %.2f ms/batch)\n", n,
-         batch, (double)n / (apply_s + commit_s), apply_s / (double)n * 1e6, commit_s / ((double)n / (double)batch) * 1e3);
+         batch, seq_rate, apply_s / (double)n * 1e6, commit_s / ((double)n / (double)batch) * 1e3);
+  double verify_rate = bench_verify_rate(1, verify_seconds, msg_len);
+  if (verify_rate <= 0) return 1;
+  printf("sequencer alone / 1-thread verify: %.2f  (%.0f tx/s / %.0f verifies/s on 1 thread, %zu-byte messages, "
+         "same run)\n", seq_rate / verify_rate, seq_rate, verify_rate, msg_len);
+  fflush(stdout);
   uint64_t size = 0;
   tr_store_head(s, &size, NULL, NULL);
   if (history_write_out(s) != 0) return 1;
   report_queries(db, &h[0], size);
   tr_store_close(s);
+  for (long i = 0; i < batch; i++) free(p[i].bytes);
+  free(p);
   (void)prep_s;
   printf("database: %s\n", db);
   return 0;

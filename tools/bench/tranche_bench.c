@@ -13,7 +13,16 @@
  *
  * By default it spawns its own daemon on a fresh data directory in /tmp
  * (tranchectl init + tranched); --rpc points it at a running one instead
- * (then --admin-key must be that chain's admin key file).
+ * (then --admin-key must be that chain's admin key file, and --pid its
+ * process id for the per-thread split).
+ *
+ * After every run (issue #13) it prints where the daemon's CPU went: µs of
+ * CPU per accepted tx of every daemon thread (/proc/PID/task/TID/stat over the
+ * load), against one verify's CPU measured in the same run, with the serial
+ * headroom, efficiency and end-to-end ratios (bench_threads.h), and its own
+ * CPU during the load.  --lean drives the load from one poll loop that
+ * reads only each response's status (bench_lean.h): ≤ 0.1 cores at full
+ * load, so the daemon's cost is not hidden by the client's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,12 +39,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_lean.h"
+#include "bench_threads.h"
+#include "bench_verify.h"
 
 #define SENDERS_MAX 256
 #define LINE_MAX_BYTES (64 * 1024)
@@ -44,8 +58,8 @@ typedef struct {
   const char *rpc;          /* HOST:PORT of a running daemon, or NULL to spawn */
   const char *admin_key;
   const char *tranched, *tranchectl;
-  long txs, conns, depth, workers, rate, senders;
-  bool scaling, keep;
+  long txs, conns, depth, workers, rate, senders, pid;
+  bool scaling, keep, lean;
   double verify_seconds;
 } opts_t;
 
@@ -261,14 +275,17 @@ static int world_setup(world_t *w, const addr_t *a, long run) {
   return rc;
 }
 
-/* Pre-signs n transfers of 1 unit, sender i % S to sender (i+1) % S. */
-static char **presign(const world_t *w, long n) {
+/* Pre-signs n transfers of 1 unit, sender i % S to sender (i+1) % S;
+ * *msg_len is the signed length (domain + tx bytes) of the middle one. */
+static char **presign(const world_t *w, long n, size_t *msg_len) {
   char **lines = malloc((size_t)n * sizeof *lines), tx[1024];
+  if (lines == NULL) die("%s", "out of memory");
   for (long i = 0; i < n; i++) {
     const key_t_ *from = &w->senders[i % w->n_senders], *to = &w->senders[(i + 1) % w->n_senders];
     snprintf(tx, sizeof tx, "{\"type\":\"transfer\",\"chain\":\"%s\",\"signer\":\"%s\",\"id\":\"t%ld\",\"asset\":\"%s\","
              "\"to\":\"%s\",\"units\":1}", w->chain, from->pk_hex, i, w->asset, to->pk_hex);
     lines[i] = submit_line(tx, from, i);
+    if (i == n / 2) *msg_len = 13 + strlen(tx);
   }
   return lines;
 }
@@ -401,19 +418,39 @@ static int cmp_u64(const void *a, const void *b) {
 
 typedef struct {
   double tps, p50_ms, p95_ms, p99_ms, max_ms;
+  double wall_s, client_cpu_s; /* the load's wall-clock time and this process's CPU during it */
   long accepted, overloaded, refused, failed;
 } load_result_t;
 
+static double process_cpu_s(void) {
+  struct rusage u;
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/* Rate and latency percentiles; sorts lat (n per-request latencies). */
+static void load_finish(load_result_t *r, uint64_t *lat, long n) {
+  qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+  r->tps = r->wall_s > 0 ? (double)r->accepted / r->wall_s : 0;
+  r->p50_ms = (double)lat[n / 2] / 1e6;
+  r->p95_ms = (double)lat[(long)((double)n * 0.95)] / 1e6;
+  r->p99_ms = (double)lat[(long)((double)n * 0.99)] / 1e6;
+  r->max_ms = (double)lat[n - 1] / 1e6;
+}
+
+/* One thread per connection (the default client; --rate paces it). */
 static load_result_t run_load(const addr_t *a, char **lines, long n, long conns, long depth, long rate) {
   pthread_t *th = calloc((size_t)conns, sizeof *th);
   conn_job_t *jobs = calloc((size_t)conns, sizeof *jobs);
   uint64_t *lat = calloc((size_t)n, sizeof *lat);
+  if (th == NULL || jobs == NULL || lat == NULL) die("%s", "out of memory");
   long per = n / conns;
+  double cpu0 = process_cpu_s();
   uint64_t t0 = now_ns();
   for (long i = 0; i < conns; i++) {
     jobs[i] = (conn_job_t){a, lines, i * per, i == conns - 1 ? n - i * per : per, depth,
                            rate > 0 ? (double)rate / (double)conns : 0, lat, 0, 0, 0, 0};
-    pthread_create(&th[i], NULL, conn_main, &jobs[i]);
+    if (pthread_create(&th[i], NULL, conn_main, &jobs[i]) != 0) die("%s", "cannot start a connection thread");
   }
   load_result_t r = {0};
   for (long i = 0; i < conns; i++) {
@@ -423,60 +460,25 @@ static load_result_t run_load(const addr_t *a, char **lines, long n, long conns,
     r.refused += jobs[i].refused;
     r.failed += jobs[i].failed;
   }
-  double secs = (double)(now_ns() - t0) / 1e9;
-  qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
-  r.tps = (double)r.accepted / secs;
-  r.p50_ms = (double)lat[n / 2] / 1e6;
-  r.p95_ms = (double)lat[(long)((double)n * 0.95)] / 1e6;
-  r.p99_ms = (double)lat[(long)((double)n * 0.99)] / 1e6;
-  r.max_ms = (double)lat[n - 1] / 1e6;
+  r.wall_s = (double)(now_ns() - t0) / 1e9;
+  r.client_cpu_s = process_cpu_s() - cpu0;
+  load_finish(&r, lat, n);
   free(th);
   free(jobs);
   free(lat);
   return r;
 }
 
-/* ---- the machine's limit: raw parallel verify ---- */
-
-typedef struct {
-  const uint8_t *msg;
-  size_t msg_len;
-  const uint8_t *sig, *pk;
-  double seconds;
-  long count;
-} verify_job_t;
-
-static void *verify_main(void *arg) {
-  verify_job_t *v = arg;
-  uint64_t end = now_ns() + (uint64_t)(v->seconds * 1e9);
-  long n = 0;
-  while ((n & 63) != 0 || now_ns() < end) {
-    if (crypto_sign_verify_detached(v->sig, v->msg, v->msg_len, v->pk) != 0) abort();
-    n++;
-  }
-  v->count = n;
-  return NULL;
-}
-
-/* Verifies a transfer-sized message on `threads` threads; returns verifies/s. */
-static double raw_verify_rate(long threads, double seconds) {
-  uint8_t pk[32], sk[64], sig[64], msg[300];
-  crypto_sign_keypair(pk, sk);
-  randombytes_buf(msg, sizeof msg);
-  crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
-  pthread_t th[64];
-  verify_job_t v[64];
-  uint64_t t0 = now_ns();
-  for (long i = 0; i < threads; i++) {
-    v[i] = (verify_job_t){msg, sizeof msg, sig, pk, seconds, 0};
-    pthread_create(&th[i], NULL, verify_main, &v[i]);
-  }
-  long total = 0;
-  for (long i = 0; i < threads; i++) {
-    pthread_join(th[i], NULL);
-    total += v[i].count;
-  }
-  return (double)total / ((double)(now_ns() - t0) / 1e9);
+/* One poll loop for every connection, status only (--lean). */
+static load_result_t run_load_lean(const addr_t *a, char **lines, long n, long conns, long depth) {
+  bench_lean_result_t lr = {.lat_ns = calloc((size_t)n, sizeof(uint64_t))};
+  if (lr.lat_ns == NULL) die("%s", "out of memory");
+  if (bench_lean_run(a->host, a->port, lines, n, conns, depth, &lr) != 0) die("%s", "the lean client could not connect");
+  load_result_t r = {.wall_s = lr.wall_s, .client_cpu_s = lr.client_cpu_s, .accepted = lr.accepted,
+                     .overloaded = lr.overloaded, .refused = lr.refused, .failed = lr.failed};
+  load_finish(&r, lr.lat_ns, n);
+  free(lr.lat_ns);
+  return r;
 }
 
 /* ---- a daemon of our own ---- */
@@ -560,8 +562,18 @@ static void stop_daemon(spawned_t *s, bool keep) {
 typedef struct {
   double verify_rate;       /* measured just before the load: the ratio's denominator */
   double verify_after;      /* and again just after it, to show how much the machine drifted */
+  double one_verify_us;     /* CPU of one verify on one thread, after the load */
+  size_t msg_len;           /* signed bytes of a transfer: what the verifies above check */
   load_result_t load;
+  bool have_split;          /* the daemon's pid is known and /proc was readable */
+  bench_split_t split;
 } measure_t;
+
+static double verify_rate_or_die(long threads, double seconds, size_t msg_len) {
+  double r = bench_verify_rate(threads, seconds, msg_len);
+  if (r <= 0) die("%s", "cannot measure the raw verify rate");
+  return r;
+}
 
 static int measure(const opts_t *o, long workers, long run, measure_t *m) {
   world_t *w = calloc(1, sizeof *w);
@@ -578,10 +590,18 @@ static int measure(const opts_t *o, long workers, long run, measure_t *m) {
     addr = s.addr;
   }
   if (world_setup(w, &addr, run) != 0) die("setup failed against %s", o->rpc ? o->rpc : "the spawned daemon");
-  char **lines = presign(w, o->txs);
-  m->verify_rate = raw_verify_rate(workers, o->verify_seconds);
-  m->load = run_load(&addr, lines, o->txs, o->conns, o->depth, o->rate);
-  m->verify_after = raw_verify_rate(workers, o->verify_seconds);
+  char **lines = presign(w, o->txs, &m->msg_len);
+  long pid = o->rpc ? o->pid : (long)s.pid;
+  static bench_threads_t before, after; /* 256 threads each: too big for the stack */
+  m->verify_rate = verify_rate_or_die(workers, o->verify_seconds, m->msg_len);
+  bool sampled = pid > 0 && bench_threads_sample((int)pid, &before) == 0;
+  m->load = o->lean ? run_load_lean(&addr, lines, o->txs, o->conns, o->depth)
+                    : run_load(&addr, lines, o->txs, o->conns, o->depth, o->rate);
+  sampled = sampled && bench_threads_sample((int)pid, &after) == 0;
+  if (pid > 0 && !sampled) fprintf(stderr, "tranche-bench: cannot read /proc/%ld: no per-thread split\n", pid);
+  m->verify_after = verify_rate_or_die(workers, o->verify_seconds, m->msg_len);
+  m->one_verify_us = bench_verify_cpu_us(o->verify_seconds, m->msg_len);
+  m->have_split = sampled && bench_split(&before, &after, m->load.accepted, m->one_verify_us, &m->split) == 0;
   for (long i = 0; i < o->txs; i++) free(lines[i]);
   free(lines);
   if (!o->rpc) stop_daemon(&s, o->keep);
@@ -600,15 +620,40 @@ static void print_measure(long workers, const measure_t *m, const opts_t *o) {
          m->load.p50_ms, m->load.p95_ms,
          m->load.p99_ms, m->load.max_ms, m->load.accepted, m->load.overloaded, m->load.refused, m->load.failed,
          o->conns, o->depth, o->rate ? ", paced" : "");
+  printf("client (%s): %.3f s CPU over %.2f s = %.3f cores\n", o->lean ? "lean, one poll loop" : "a thread per connection",
+         m->load.client_cpu_s, m->load.wall_s, m->load.wall_s > 0 ? m->load.client_cpu_s / m->load.wall_s : 0);
+  if (m->have_split) {
+    bench_split_print(stdout, &m->split);
+  } else {
+    printf("no per-thread split (%s)\n", m->load.accepted < 1 ? "nothing accepted" : "give --pid with --rpc");
+    printf("one verify: %.1f us CPU (libsodium, 1 thread, same run)\n", m->one_verify_us);
+  }
+  printf("end to end %.2f  (%.0f tx/s / raw verify on %ld threads, same run; %.2f against the faster)  "
+         "signed message %zu bytes\n", m->load.tps / m->verify_rate, m->load.tps, workers, m->load.tps / fast,
+         m->msg_len);
   fflush(stdout);
 }
 
 static void usage(void) {
   fprintf(stderr,
           "usage: tranche-bench [--txs N] [--conns C] [--depth P] [--workers W] [--senders S]\n"
-          "                     [--rate TX_PER_S] [--scaling] [--verify-seconds S] [--keep]\n"
-          "                     [--rpc HOST:PORT --admin-key FILE] [--tranched PATH --tranchectl PATH]\n"
-          "Defaults: 20000 txs, 8 conns, depth 64, workers = cores, 64 senders; spawns its own daemon.\n");
+          "                     [--rate TX_PER_S | --lean] [--scaling] [--verify-seconds S] [--keep]\n"
+          "                     [--rpc HOST:PORT --admin-key FILE [--pid PID]] [--tranched PATH --tranchectl PATH]\n"
+          "Defaults: 20000 txs, 8 conns, depth 64, workers = cores, 64 senders; spawns its own daemon.\n"
+          "  --lean            one thread, one poll loop over every connection, pre-built lines, only\n"
+          "                    each response's status read (\"result\" or \"error\" first): <= 0.1 cores\n"
+          "                    at full load (printed as `client ... cores`); not with --rate\n"
+          "  --depth P         requests in flight per connection (at most %d with --lean)\n"
+          "  --verify-seconds S  length of each raw verify measurement (2 threads before and after the\n"
+          "                    load, 1 thread for one verify's CPU); default 2\n"
+          "  --pid PID         with --rpc: the daemon's process id, for the per-thread split\n"
+          "After every run: raw verify rate, end-to-end tx/s and latency, this client's CPU, and the\n"
+          "daemon's CPU per accepted tx of each thread (/proc/PID/task/*/stat over the load; tr-verify-*\n"
+          "also as a group; daemon total) against one verify's CPU in the same run, with\n"
+          "  serial headroom = one verify / the busiest thread that is not tr-verify-*\n"
+          "  efficiency      = one verify / the daemon's total\n"
+          "  end to end      = tx/s / the raw verify rate on W threads before the load\n",
+          BENCH_LEAN_DEPTH_MAX);
   exit(2);
 }
 
@@ -636,7 +681,9 @@ int main(int argc, char **argv) {
       printf("tranche-bench %s\n", TR_VERSION);
       return 0;
     }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) usage();
     if (strcmp(a, "--scaling") == 0) o.scaling = true;
+    else if (strcmp(a, "--lean") == 0) o.lean = true;
     else if (strcmp(a, "--keep") == 0) o.keep = true;
     else if (v == NULL) usage();
     else if (strcmp(a, "--txs") == 0) o.txs = atol(v), i++;
@@ -645,6 +692,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--workers") == 0) o.workers = atol(v), i++;
     else if (strcmp(a, "--senders") == 0) o.senders = atol(v), i++;
     else if (strcmp(a, "--rate") == 0) o.rate = atol(v), i++;
+    else if (strcmp(a, "--pid") == 0) o.pid = atol(v), i++;
     else if (strcmp(a, "--verify-seconds") == 0) o.verify_seconds = atof(v), i++;
     else if (strcmp(a, "--rpc") == 0) o.rpc = v, i++;
     else if (strcmp(a, "--admin-key") == 0) o.admin_key = v, i++;
@@ -653,11 +701,12 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (sodium_init() < 0 || o.txs < 1 || o.conns < 1 || o.depth < 1 || o.workers < 1 || o.workers > 64 ||
-      o.senders < 2 || o.senders > SENDERS_MAX || o.conns > o.txs)
+      o.senders < 2 || o.senders > SENDERS_MAX || o.conns > o.txs || o.verify_seconds <= 0 ||
+      (o.lean && (o.rate > 0 || o.depth > BENCH_LEAN_DEPTH_MAX || o.conns > BENCH_LEAN_CONNS_MAX)))
     usage();
   signal(SIGPIPE, SIG_IGN);
-  printf("tranche-bench: %ld signed transfers, %ld connections, depth %ld, durable acknowledgements\n", o.txs, o.conns,
-         o.depth);
+  printf("tranche-bench: %ld signed transfers, %ld connections, depth %ld, durable acknowledgements%s\n", o.txs,
+         o.conns, o.depth, o.lean ? ", lean client" : "");
   if (!o.scaling) {
     measure_t m;
     measure(&o, o.workers, 0, &m);
