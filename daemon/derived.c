@@ -2,7 +2,6 @@
 #include "derived.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +139,7 @@ static void checkpoint_idle(tr_derived_t *w) {
 
 static void derived_main(void *arg) {
   tr_derived_t *w = arg;
-  pthread_setname_np(pthread_self(), "tr-derive");
+  tr_thread_name("tr-derive");
   uv_mutex_lock(&w->mu);
   for (;;) {
     bool work = w->head != NULL && !w->pause, failing = atomic_load(&w->stats.failing);

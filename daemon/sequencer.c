@@ -5,7 +5,6 @@
 #include "sequencer.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,7 +334,6 @@ static void rate_update(tr_sequencer_t *seq, size_t n) {
 static void sequencer_main(void *arg) {
   tr_thread_name("tr-seq");
   tr_sequencer_t *seq = arg;
-  pthread_setname_np(pthread_self(), "tr-seq");
   for (;;) {
     uv_mutex_lock(&seq->mu);
     if (seq->count == 0 && !seq->stopping)
