@@ -271,10 +271,12 @@ static int journal_commit(tr_sequencer_t *seq) {
   return rc;
 }
 
-static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+/* Returns true when the batch's changes are durable and seq->delta holds
+ * them for the writer behind (handed over once the receipts are posted). */
+static bool batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   if (atomic_load(&seq->stats.halted)) {
     batch_refuse_halted(seq, b);
-    return;
+    return false;
   }
   uint64_t t0 = tr_clock_ns(), now_mono = t0 / 1000000u, clock_ms = clock_reading(seq, now_mono);
   int rc = batch_apply(seq, b, clock_ms);
@@ -293,14 +295,13 @@ static void batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b) {
     }
     state_reset(seq);
   } else {
-    if (seq->delta->entries_n > 0) atomic_store(&seq->stats.size, seq->delta->last);
+    if (seq->delta->entries_n > 0) atomic_store(&seq->stats.size, seq->delta->last); /* before the receipts */
     state_counted(seq);
-    if (delta_hand_over(seq) != 0) state_reset(seq); /* out of memory for the next delta */
   }
   atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
   atomic_fetch_add(&seq->stats.commit_ns, t2 - t1);
   tr_hist_observe(&seq->stats.commit_seconds, &TR_HIST_DURATION, t2 - t1);
-  atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t2);
+  return rc == 0;
 }
 
 static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
@@ -342,7 +343,7 @@ static void sequencer_main(void *arg) {
     tr_seq_batch_t *b = batch_form(seq);
     uv_mutex_unlock(&seq->mu);
     if (b) {
-      batch_commit(seq, b);
+      bool committed = batch_commit(seq, b);
       atomic_fetch_add(&seq->stats.batches, 1);
       atomic_store(&seq->stats.last_batch, b->n);
       if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
@@ -352,6 +353,10 @@ static void sequencer_main(void *arg) {
         log_error("seq", "out of memory posting receipts; retrying");
         uv_sleep(10);
       }
+      /* Then the changes to the writer behind (this may wait for room in its queue). */
+      uint64_t t0 = tr_clock_ns();
+      if (committed && delta_hand_over(seq) != 0) state_reset(seq); /* no memory for the next delta */
+      atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
     } else {
       rate_update(seq, 0); /* an idle node's rate decays to 0 */
     }
