@@ -2,13 +2,17 @@
  *
  *   ledger-bench [--entries N] [--batch B] [--dir DIR] [--verify-seconds S]
  *
- * 1. Applies N pre-decoded, pre-signed transfers through tr_ledger_apply in
- *    group commits of B on a file database with the daemon's durability
- *    settings (WAL, synchronous=FULL): tx/s of the single writer, and the
- *    apply/commit split.  No signature checks: that is the workers' part.
- *    Then, in the same run, the raw 1-thread libsodium verify rate on a
- *    message as long as the transfers, and the sequencer's rate ÷ that
- *    (issue #13: how many verify cores the sequencer alone could feed).
+ * 1. Applies N pre-decoded, pre-signed transfers as tranched's sequencer
+ *    does: tr_ledger_apply over the in-memory state (tr_mem), then the
+ *    batch's journal entries in one group commit on a file database with
+ *    the daemon's durability settings (WAL, synchronous=FULL).  Prints tx/s
+ *    of that serial section and its rules/journal split; the writer behind
+ *    (the state rows, tr_store_derived_write) runs on the same thread here
+ *    but is timed apart, as it has a thread of its own in tranched.  No
+ *    signature checks: that is the workers' part.  Then, in the same run,
+ *    the raw 1-thread libsodium verify rate on a message as long as the
+ *    transfers, and the sequencer's rate ÷ that (issue #13: how many verify
+ *    cores the sequencer alone could feed).
  * 2. Times the query library (account.get, asset.holders page, tx.get,
  *    ledger.proof, account.history page) as the journal passes 10^3, 10^4,
  *    ... entries and again at N, to show how indexed queries grow with it.
@@ -21,10 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tr_delta.h"
 #include "tr_err.h"
 #include "tr_hex.h"
 #include "tr_ledger.h"
 #include "tr_limits.h"
+#include "tr_mem.h"
 #include "tr_node.h"
 #include "tr_query.h"
 #include "tr_store.h"
@@ -98,17 +104,50 @@ static double time_query(tr_store_t *s, int which, const key_t_ *holder, uint64_
   return (now_s() - t0) / reps * 1e6;
 }
 
-/* History rows the writer still holds, written before queries are timed. */
-static int history_write_out(tr_store_t *s) {
+/* The node's serial section over store s: the in-memory state and the
+ * delta its batches fill (duplicates never occur here: no lookups). */
+typedef struct {
+  tr_mem_t m;
+  tr_delta_t *delta;
+  tr_delta_sink_t sink;
+  tr_store_t *s;
+} node_t;
+
+static int no_entry(void *ctx, uint64_t seq, tr_entry_t *e) {
+  return tr_store_entry_get(((node_t *)ctx)->s, seq, e);
+}
+static int no_receipt(void *ctx, uint64_t seq, char **json) {
+  return tr_store_receipt_get(((node_t *)ctx)->s, seq, json);
+}
+
+static int node_load(node_t *n, tr_store_t *s, tr_ledger_t *l) {
+  char err[256] = "";
+  uint64_t through = 0;
+  n->s = s;
+  n->sink = (tr_delta_sink_t){.mem = &n->m, .lookup_entry = no_entry, .lookup_receipt = no_receipt, .lookup_ctx = n};
+  int rc = tr_mem_init(&n->m, &tr_delta_sink_ops, &n->sink);
+  if (rc == 0) rc = tr_store_derived_mark(s, &through);
+  if (rc == 0) rc = tr_mem_load(&n->m, s, through, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "cannot load the state: %s %s\n", tr_strerror(rc), err);
+  tr_mem_track_changes(&n->m, true);
+  l->ops = &tr_mem_state_ops;
+  l->ctx = &n->m;
+  return rc;
+}
+
+/* One write transaction of the store. */
+static int write_txn(tr_store_t *s, int (*write)(tr_store_t *, tr_delta_t *), tr_delta_t *d) {
   int rc = tr_store_begin(s);
-  if (rc == 0) rc = tr_store_history_flush(s);
+  if (rc == 0) rc = write(s, d);
   if (rc == 0) rc = tr_store_commit(s);
   if (rc != 0) {
     tr_store_rollback(s);
-    fprintf(stderr, "cannot write account history: %s\n", tr_strerror(rc));
+    fprintf(stderr, "write failed: %s\n", tr_strerror(rc));
   }
   return rc;
 }
+
+static int journal_append(tr_store_t *s, tr_delta_t *d) { return tr_store_journal_append(s, d); }
 
 static void report_queries(const char *db, const key_t_ *holder, uint64_t size) {
   tr_store_t *r = NULL;
@@ -185,12 +224,13 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = apply_text(&l, tx, &issuer, clock);
   }
   if (rc != 0 || tr_store_commit(s) != 0) return 1;
-  tr_store_history_defer(s, TR_HISTORY_PENDING_MAX); /* as the daemon's writer does */
+  node_t node_state;
+  if (node_load(&node_state, s, &l) != 0) return 1;
 
   /* prepare transfers outside the timed part */
   long n = entries;
   prepared_t *p = calloc((size_t)batch, sizeof *p);
-  double apply_s = 0, commit_s = 0, prep_s = 0;
+  double apply_s = 0, commit_s = 0, derived_s = 0, prep_s = 0;
   size_t msg_len = 0; /* signed bytes of the last transfer: what one verify would check */
   uint64_t report_at = 1000; /* query costs at every power of ten the journal passes */
   for (long done = 0; done < n;) {
@@ -210,7 +250,8 @@ int main(int argc, char **argv) {
       tr_tx_sign(p[i].bytes, p[i].len, from->sk, p[i].sig);
     }
     double t1 = now_s();
-    tr_store_begin(s);
+    tr_delta_t *d = node_state.delta = node_state.sink.delta = tr_delta_new();
+    if (d == NULL) return 1;
     for (long i = 0; i < m; i++) {
       tr_receipt_t r;
       tr_refusal_t ref;
@@ -220,21 +261,27 @@ int main(int argc, char **argv) {
       }
       tr_receipt_clear(&r);
     }
+    if (tr_delta_take_changes(d, &node_state.m) != 0) return 1;
     double t2 = now_s();
-    if (tr_store_commit(s) != 0) return 1;
+    if (write_txn(s, journal_append, d) != 0) return 1;
     double t3 = now_s();
-    prep_s += t1 - t0, apply_s += t2 - t1, commit_s += t3 - t2;
+    if (write_txn(s, tr_store_derived_write, d) != 0) return 1;
+    double t4 = now_s();
+    tr_delta_free(d);
+    prep_s += t1 - t0, apply_s += t2 - t1, commit_s += t3 - t2, derived_s += t4 - t3;
     done += m;
     uint64_t size_now = (uint64_t)done + 2 * HOLDERS + 3;
     if (size_now >= report_at && done < n) {
-      if (history_write_out(s) != 0) return 1;
       report_queries(db, &h[0], size_now);
       while (report_at <= size_now) report_at *= 10;
     }
   }
   double seq_rate = (double)n / (apply_s + commit_s);
-  printf("sequencer alone: %ld transfers in batches of %ld: %.0f tx/s (apply %.1f us/tx, commit %.2f ms/batch)\n", n,
-         batch, seq_rate, apply_s / (double)n * 1e6, commit_s / ((double)n / (double)batch) * 1e3);
+  printf("sequencer alone: %ld transfers in batches of %ld: %.0f tx/s (rules over memory %.1f us/tx, journal "
+         "commit %.1f us/tx = %.2f ms/batch)\n", n, batch, seq_rate, apply_s / (double)n * 1e6,
+         commit_s / (double)n * 1e6, commit_s / ((double)n / (double)batch) * 1e3);
+  printf("writer behind (its own thread in tranched): %.1f us/tx (state rows, receipts, history, Merkle nodes)\n",
+         derived_s / (double)n * 1e6);
   double verify_rate = bench_verify_rate(1, verify_seconds, msg_len);
   if (verify_rate <= 0) return 1;
   printf("sequencer alone / 1-thread verify: %.2f  (%.0f tx/s / %.0f verifies/s on 1 thread, %zu-byte messages, "
@@ -242,8 +289,8 @@ int main(int argc, char **argv) {
   fflush(stdout);
   uint64_t size = 0;
   tr_store_head(s, &size, NULL, NULL);
-  if (history_write_out(s) != 0) return 1;
   report_queries(db, &h[0], size);
+  tr_mem_free(&node_state.m);
   tr_store_close(s);
   for (long i = 0; i < batch; i++) free(p[i].bytes);
   free(p);
