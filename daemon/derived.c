@@ -72,13 +72,17 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
   if (rc == 0 && checkpoint) rc = checkpoint_add(w, through, &note);
   if (rc == 0) rc = tr_store_commit(w->conn);
   if (rc != 0) {
-    snprintf(w->why, sizeof w->why, "%s", tr_store_error_text(w->conn, rc));
+    char why[sizeof w->why];
+    snprintf(why, sizeof why, "%s", tr_store_error_text(w->conn, rc));
     bool fatal = tr_store_failure_is_fatal();
     tr_store_rollback(w->conn);
     free(note);
+    uv_mutex_lock(&w->mu);
+    memcpy(w->why, why, sizeof why);
+    uv_mutex_unlock(&w->mu);
     atomic_fetch_add(&w->stats.errors, 1);
-    if (fatal) tr_sequencer_halt(w->seq, "writing the derived tables", w->why);
-    else log_error("derive", "writing the derived tables failed: %s; retrying", w->why);
+    if (fatal) tr_sequencer_halt(w->seq, "writing the derived tables", why);
+    else log_error("derive", "writing the derived tables failed: %s; retrying", why);
     return rc;
   }
   checkpoint_published(w, note, through, now);
@@ -100,13 +104,11 @@ static void notify_loop(tr_derived_t *w) {
 static void write_queue(tr_derived_t *w) {
   tr_delta_t *first = w->head, *last = w->head;
   while (last->next != NULL) last = last->next;
-  w->writing_end = last;
   w->busy = true;
   uv_mutex_unlock(&w->mu);
   int rc = write_deltas(w, first, last, false);
   uv_mutex_lock(&w->mu);
   w->busy = false;
-  w->writing_end = NULL;
   atomic_store(&w->stats.failing, rc != 0);
   if (rc == 0) {
     tr_delta_t *stop = last->next;
@@ -184,6 +186,12 @@ int tr_derived_receipt_get(tr_derived_t *w, uint64_t seq, char **effects_json) {
     if (d->entries_n > 0 && seq >= d->first && seq <= d->last) rc = tr_delta_receipt_get(d, seq, effects_json);
   uv_mutex_unlock(&w->mu);
   return rc;
+}
+
+void tr_derived_failure(tr_derived_t *w, char *out, size_t outlen) {
+  uv_mutex_lock(&w->mu);
+  snprintf(out, outlen, "%s", atomic_load(&w->stats.failing) ? w->why : "");
+  uv_mutex_unlock(&w->mu);
 }
 
 uint64_t tr_derived_drop(tr_derived_t *w) {

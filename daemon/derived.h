@@ -40,8 +40,7 @@ typedef struct {
 typedef struct tr_derived {
   uv_mutex_t mu;
   uv_cond_t cond;                     /* work queued, or room made, or stop */
-  tr_delta_t *head, *tail;            /* queued; head..writing_end is being written */
-  tr_delta_t *writing_end;            /* the last delta of the write in progress, or NULL */
+  tr_delta_t *head, *tail;            /* queued; a write in progress takes from head, frees after commit */
   size_t queued_bytes;
   bool stopping, pause;               /* pause: write nothing (tr_derived_drop waits for it) */
   bool busy;                          /* a write is in progress */
@@ -57,7 +56,7 @@ typedef struct tr_derived {
   char checkpoint_path[4096];
   uint64_t cp_size, cp_mono_ms;       /* last checkpoint: size, monotonic ms (0: due now) */
   uint64_t last_time;                 /* time of the newest entry written (stored with checkpoints) */
-  char why[400];                      /* the last failure, for waiting queries */
+  char why[400];                      /* the last failure, for waiting queries (under mu) */
   tr_derived_stats_t stats;
 } tr_derived_t;
 
@@ -75,6 +74,8 @@ int tr_derived_receipt_get(tr_derived_t *w, uint64_t seq, char **effects_json);
  * queued delta (the state is being rebuilt from the store, which makes
  * them again) and returns the derived mark. */
 uint64_t tr_derived_drop(tr_derived_t *w);
+/* Any thread: why the last write failed ("" when it did not). */
+void tr_derived_failure(tr_derived_t *w, char *out, size_t outlen);
 /* Writes everything queued and a final checkpoint, joins, closes.
  * Returns 0 or the error of that last write. */
 int tr_derived_stop(tr_derived_t *w);

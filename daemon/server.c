@@ -345,9 +345,10 @@ static void job_run_queries(tr_daemon_t *d, tr_job_t *job) {
 /* The writer behind cannot write (disk full, ...): queries that wait for it
  * get an error now rather than a wait with no end or a short answer. */
 static void job_tables_failed(tr_daemon_t *d, tr_job_t *job) {
-  char msg[512];
+  char msg[600], why[400];
+  tr_derived_failure(&d->seq.derived, why, sizeof why);
   snprintf(msg, sizeof msg, "storage error: the state tables are not written up to this request's journal size "
-           "(%s); retry later", d->seq.derived.why[0] ? d->seq.derived.why : "the writer is failing");
+           "(%s); retry later", why[0] ? why : "the writer is failing");
   for (size_t i = 0; i < job->n_elems; i++) {
     tr_elem_t *e = &job->elems[i];
     if (e->state != TR_ELEM_DEFERRED) continue;

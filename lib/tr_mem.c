@@ -200,20 +200,6 @@ static int frontier_get(void *ctx, unsigned level, uint64_t index, uint8_t out[3
   return 0;
 }
 
-void tr_mem_root(const tr_mem_t *m, uint8_t out[32]) {
-  uint64_t n = m->size;
-  if (n == 0) {
-    crypto_hash_sha256(out, NULL, 0); /* RFC 9162: the empty tree */
-    return;
-  }
-  /* The perfect subtrees of size n, one per set bit, folded right to left. */
-  unsigned level = 0;
-  while (!((n >> level) & 1)) level++;
-  memcpy(out, m->frontier[level], 32);
-  for (level++; level <= TR_MERKLE_PATH_MAX && (n >> level) != 0; level++)
-    if ((n >> level) & 1) tr_merkle_node_hash(m->frontier[level], out, out);
-}
-
 /* Adds leaf `hash` at index seq-1: the frontier moves and the complete
  * subtrees it closes go to the sink. */
 static int frontier_push(tr_mem_t *m, uint64_t seq, const uint8_t hash[32]) {

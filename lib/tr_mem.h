@@ -133,9 +133,6 @@ uint32_t tr_mem_holding_find(const tr_mem_t *m, uint32_t asset, uint32_t key);
 int tr_mem_load(tr_mem_t *m, tr_store_t *s, uint64_t through, char *err, size_t errlen);
 int tr_mem_replay(tr_mem_t *m, tr_ledger_t *l, tr_store_t *s, uint64_t last, char *err, size_t errlen);
 
-/* The Merkle root of entries 1..size (size = m->size), from the frontier. */
-void tr_mem_root(const tr_mem_t *m, uint8_t out[32]);
-
 /* For tr_mem_load.c: stored rows into the state, and the journal's entries
  * one by one (seq must be size+1; their Merkle nodes are stored already). */
 int tr_mem_load_account(tr_mem_t *m, const tr_account_t *a);
