@@ -48,7 +48,12 @@ bool tr_job_has_deferred(const tr_job_t *job) {
 }
 
 bool tr_job_output_parked(const tr_job_t *job) {
-  if (job->out == NULL || atomic_load(&job->out->oldest) == job->ticket) return false;
+  if (job->out == NULL) return false;
+  /* Answers handed to the socket drain only as the peer reads: past the
+   * bound even the oldest job waits (its own bytes are not among them, so
+   * the wait ends when the peer reads, or the connection is closed). */
+  if (atomic_load(&job->out->in_writes) >= TR_RPC_OUT_BYTES_MAX) return true;
+  if (atomic_load(&job->out->oldest) == job->ticket) return false;
   size_t all = atomic_load(&job->out->unwritten);
   return all > job->out_counted && all - job->out_counted >= TR_RPC_OUT_BYTES_MAX;
 }

@@ -51,6 +51,7 @@ typedef struct {
  * answer is the next to be written, so waiting for it to drain would never end. */
 typedef struct tr_out_budget {
   atomic_size_t unwritten;          /* bytes made for the connection, not yet written */
+  atomic_size_t in_writes;          /* of those, handed to the socket (uv_write) and not yet taken by the peer */
   atomic_ullong oldest;             /* ticket of its oldest unanswered job */
   atomic_size_t *total;             /* the same summed over every connection */
 } tr_out_budget_t;

@@ -222,6 +222,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
   write_t *w = req->data;
   tr_conn_t *c = w->conn;
   c->out_bytes -= w->bytes;
+  atomic_store(&c->out.in_writes, c->out_bytes);
   c->writes_pending--;
   for (size_t i = 0; i < w->n; i++) job_release(c, w->jobs[i]);
   free(w);
@@ -277,9 +278,11 @@ static void conn_flush(tr_conn_t *c) {
     w->conn = c;
     w->req.data = w;
     c->out_bytes += w->bytes;
+    atomic_store(&c->out.in_writes, c->out_bytes);
     c->writes_pending++;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, (unsigned)w->n, conn_write_cb) != 0) {
       c->out_bytes -= w->bytes;
+      atomic_store(&c->out.in_writes, c->out_bytes);
       c->writes_pending--;
       for (size_t i = 0; i < w->n; i++) job_release(c, w->jobs[i]);
       free(w);
@@ -961,6 +964,7 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   c->open_handles = 2;
   atomic_init(&c->out.unwritten, 0);
+  atomic_init(&c->out.in_writes, 0);
   atomic_init(&c->out.oldest, UINT64_MAX);
   c->out.total = &d->stats.out_unwritten;
   uv_tcp_nodelay(&c->tcp, 1);
