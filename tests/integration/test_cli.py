@@ -528,16 +528,23 @@ class FakeServer:
         import socket as so
         self.port = port or tc.free_port()
         self.answer, self.delay, self.stop = answer, delay, threading.Event()
+        # Listening before the constructor returns (unless it is meant to come up late): a ping
+        # run right after must find it.
+        self.ls = None if delay > 0 else self.listen(so)
         self.th = threading.Thread(target=self.run, args=(so,), daemon=True)
         self.th.start()
 
-    def run(self, so):
-        time.sleep(self.delay)
+    def listen(self, so):
         ls = so.socket(so.AF_INET, so.SOCK_STREAM)
         ls.setsockopt(so.SOL_SOCKET, so.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", self.port))
         ls.listen(8)
         ls.settimeout(0.2)
+        return ls
+
+    def run(self, so):
+        time.sleep(self.delay)
+        ls = self.ls or self.listen(so)
         while not self.stop.is_set():
             try:
                 c, _ = ls.accept()
