@@ -36,6 +36,8 @@ typedef struct {
   atomic_ullong inflight_bytes;
   atomic_size_t out_unwritten;         /* response bytes made and not yet written, all connections */
   atomic_ullong output_parked;         /* jobs that waited for their client to read */
+  atomic_ullong subscriptions_open;    /* ledger.subscribe feeds now */
+  atomic_ullong subscriptions_slow;    /* ended with slow_consumer */
 } tr_server_stats_t;
 
 typedef struct tr_daemon {
@@ -66,6 +68,10 @@ typedef struct tr_daemon {
   bool budget_paused;           /* some connection waits for TR_INFLIGHT_BYTES_MAX room */
   char listen_host[128];        /* config.listen's host, for the HTTP Host allowlist */
   tr_http_policy_t http_policy;
+  struct tr_sub *subs;          /* every subscription (subscribe.c) */
+  size_t subs_n;
+  uint64_t live_head;           /* the last seq seen committed here (subscribe.c) */
+  uv_timer_t sub_timer;         /* backlogs waiting for a receipt to be written */
 
   tr_server_stats_t stats;
 } tr_daemon_t;

@@ -127,6 +127,9 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
         atomic_load(&st->inflight_bytes));
   gauge(&o, "tranche_response_bytes_unwritten", "Response bytes made and not yet written.",
         atomic_load(&st->out_unwritten));
+  gauge(&o, "tranche_subscriptions_open", "ledger.subscribe feeds open.", atomic_load(&st->subscriptions_open));
+  counter(&o, "tranche_subscriptions_slow_total", "Subscriptions ended because the client read too slowly.",
+          atomic_load(&st->subscriptions_slow));
   gauge(&o, "tranche_intake_queue_jobs", "Requests waiting for a worker.", tr_pool_depth(&d->pool));
   gauge(&o, "tranche_sequencer_queue_txs", "Verified txs waiting for the sequencer.", tr_sequencer_depth(&d->seq));
   head(&o, "tranche_worker_busy_seconds_total", "counter", "Worker time spent parsing, verifying and querying.");

@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "frame.h"
 #include "log.h"
+#include "subscribe.h"
 #include "tr_err.h"
 #include "tr_limits.h"
 
@@ -59,6 +60,7 @@ typedef struct tr_conn {
   bool flush_queued;            /* on d->flush_list: responses to write once the mailbox is drained */
   struct tr_conn *flush_next;
   int open_handles;
+  tr_sub_t *subs;               /* its ledger.subscribe feeds (subscribe.c) */
 } tr_conn_t;
 
 static void conn_maybe_read(tr_conn_t *c);
@@ -154,6 +156,7 @@ static void conn_close(tr_conn_t *c) {
   tr_daemon_t *d = c->d;
   c->closing = true;
   c->reading = false;
+  tr_sub_conn_closed(d, c);
   if (c->prev) c->prev->next = c->next;
   else d->conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -227,6 +230,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
   free(w);
   if (c->parked) conn_unpark(c);
   if (status != 0 && !c->closing) conn_close(c);
+  if (c->subs && !c->closing) tr_sub_on_written(c->d, c);
   if (c->closing) {
     conn_free_if_done(c);
     return;
@@ -245,7 +249,7 @@ static write_t *conn_gather(tr_conn_t *c, bool *oom) {
     c->q_head = j->conn_next;
     if (c->q_head == NULL) c->q_tail = NULL;
     conn_head_changed(c);
-    c->inflight--;
+    if (!j->notice) c->inflight--;
     if (j->response == NULL) { /* notifications only */
       job_release(c, j);
       continue;
@@ -299,7 +303,15 @@ static void conn_flush(tr_conn_t *c) {
  * turn). */
 static void job_wrap_http(tr_job_t *job);
 
+static void conn_queue_flush(tr_daemon_t *d, tr_conn_t *c) {
+  if (c->flush_queued) return;
+  c->flush_queued = true;
+  c->flush_next = d->flush_list;
+  d->flush_list = c;
+}
+
 static void job_finish(tr_daemon_t *d, tr_job_t *job) {
+  if (!job->conn->closing) tr_sub_on_job(d, job);
   if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
   if (job->http) job_wrap_http(job);
   if (job->started_ns) tr_hist_observe(&d->stats.request_seconds, &TR_HIST_DURATION, tr_clock_ns() - job->started_ns);
@@ -308,10 +320,8 @@ static void job_finish(tr_daemon_t *d, tr_job_t *job) {
   if (c->closing) {
     conn_reap(c); /* nobody to answer */
     conn_free_if_done(c);
-  } else if (!c->flush_queued) {
-    c->flush_queued = true;
-    c->flush_next = d->flush_list;
-    d->flush_list = c;
+  } else {
+    conn_queue_flush(d, c);
   }
 }
 
@@ -380,6 +390,7 @@ static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
 }
 
 static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
+  tr_sub_on_committed(d, b); /* the live feed, while every element still holds its receipt */
   for (size_t i = 0; i < b->n; i++) {
     tr_job_t *job = b->items[i].job;
     tr_elem_t *e = b->items[i].elem;
@@ -396,7 +407,8 @@ void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg) {
     for (tr_job_t *j = msg->payload, *next; j; j = next) { /* a worker's share, in order */
       next = j->next;
       j->next = NULL;
-      on_job_done(d, j);
+      if (j->feed) tr_sub_on_page(d, j); /* a subscription's backlog page, not a request */
+      else on_job_done(d, j);
     }
   }
   else if (msg->kind == TR_MSG_SEQ_DONE) on_seq_done(d, msg->payload);
@@ -796,7 +808,7 @@ static void conn_timer_cb(uv_timer_t *t) {
     conn_flush(c);
     return;
   }
-  if (c->inflight == 0 && c->writes_pending == 0) {
+  if (c->inflight == 0 && c->writes_pending == 0 && c->subs == NULL) { /* a subscriber waits for entries */
     log_debug("net", "closing an idle connection");
     conn_close(c);
     return;
@@ -936,6 +948,7 @@ int tr_server_start(tr_daemon_t *d, char *err, size_t errlen) {
     rc = uv_tcp_bind(&d->listener, (const struct sockaddr *)&addr, 0);
   }
   if (rc == 0) rc = uv_listen((uv_stream_t *)&d->listener, 511, on_connection);
+  if (rc == 0) rc = tr_sub_start(d);
   if (rc != 0) snprintf(err, errlen, "cannot listen on %s: %s", d->config.listen, uv_strerror(rc));
   return rc;
 }
@@ -966,7 +979,43 @@ bool tr_server_idle(tr_daemon_t *d) {
 
 void tr_server_close_all(tr_daemon_t *d) {
   while (d->conns) conn_close(d->conns);
+  tr_sub_stop(d);
 }
+
+/* ---- for subscribe.c ---- */
+
+void tr_server_notify(tr_conn_t *c, char *text, size_t len) {
+  if (c == NULL || c->closing) {
+    free(text);
+    return;
+  }
+  tr_job_t *job = tr_job_new(c, "", 0, 0);
+  if (job == NULL) {
+    free(text);
+    log_error("net", "out of memory queueing notifications: closing the connection");
+    conn_close(c);
+    return;
+  }
+  job->notice = true;
+  job->response = text;
+  job->response_len = len;
+  job->complete = true;
+  job->out = &c->out; /* counts against the client's output bounds like any answer */
+  job->out_counted = len;
+  atomic_fetch_add(&c->out.unwritten, len);
+  atomic_fetch_add(c->out.total, len);
+  job->conn_next = NULL;
+  if (c->q_tail) c->q_tail->conn_next = job;
+  else c->q_head = job;
+  c->q_tail = job;
+  if (c->q_head == job) conn_head_changed(c);
+  c->jobs_alive++; /* not a request: not in `inflight` */
+  conn_queue_flush(c->d, c);
+}
+
+size_t tr_server_unwritten(tr_conn_t *c) { return c ? atomic_load(&c->out.unwritten) : 0; }
+
+tr_sub_t **tr_server_conn_subs(tr_conn_t *c) { return &c->subs; }
 
 /* main.c provides the last step. */
 void tr_daemon_finish_shutdown(tr_daemon_t *d);
