@@ -31,6 +31,7 @@ typedef struct {
   atomic_ullong deadline_closed;         /* a request did not arrive whole in time */
   atomic_ullong junk_closed;             /* first bytes neither HTTP nor JSON */
   atomic_ullong http_requests;
+  atomic_ullong ws_upgrades;             /* GET /ws switched to WebSocket */
   tr_hist_t request_seconds;             /* taking a request to its answer being ready */
   atomic_ullong lines, requests, overloaded, line_too_long, parse_errors;
   atomic_ullong inflight_bytes;

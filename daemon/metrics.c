@@ -121,6 +121,8 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
   counter(&o, "tranche_rpc_lines_total", "JSON-RPC requests or batches taken (lines and HTTP bodies).",
           atomic_load(&st->lines));
   counter(&o, "tranche_http_requests_total", "HTTP requests parsed.", atomic_load(&st->http_requests));
+  counter(&o, "tranche_websocket_upgrades_total", "Connections switched to WebSocket (GET /ws).",
+          atomic_load(&st->ws_upgrades));
   counter(&o, "tranche_rpc_overloaded_total", "Answers -32002 overloaded.", atomic_load(&st->overloaded));
   counter(&o, "tranche_rpc_line_too_long_total", "Requests over the size limit.", atomic_load(&st->line_too_long));
   gauge(&o, "tranche_request_bytes_in_flight", "Request bytes taken and not yet answered.",

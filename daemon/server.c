@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "log.h"
 #include "subscribe.h"
+#include "ws.h"
 #include "tr_err.h"
 #include "tr_limits.h"
 
@@ -26,6 +27,7 @@ typedef enum {
   CONN_SNIFF = 0,   /* no byte yet: the first ones choose (tr_frame_sniff) */
   CONN_LINES,       /* newline-delimited JSON-RPC */
   CONN_HTTP,        /* HTTP/1.1 (http.c) */
+  CONN_WS,          /* WebSocket after GET /ws (ws.c): JSON-RPC in text messages */
 } conn_mode_t;
 
 /* A peer's IP address, IPv4-mapped IPv6 folded to IPv4, for the per-peer cap. */
@@ -41,6 +43,7 @@ typedef struct tr_conn {
   tr_peer_t peer;
   conn_mode_t mode;
   tr_http_t *http;              /* CONN_HTTP: the parser and the request being read */
+  tr_ws_t *ws;                  /* CONN_WS: the frame parser and the message being read */
   bool linger;                  /* refused mid-request: discard its input until it closes (conn_done) */
   bool shut;                    /* linger: our side is shut down */
   uv_shutdown_t shutdown_req;
@@ -77,6 +80,8 @@ static void conn_free_if_done(tr_conn_t *c) {
   if (!c->handles_closed || c->open_handles > 0 || c->jobs_alive > 0 || c->writes_pending > 0) return;
   if (c->http) tr_http_free(c->http);
   free(c->http);
+  if (c->ws) tr_ws_free(c->ws);
+  free(c->ws);
   free(c->buf);
   free(c);
 }
@@ -303,6 +308,17 @@ static void conn_flush(tr_conn_t *c) {
  * turn). */
 static void job_wrap_http(tr_job_t *job);
 
+/* A WebSocket request's answer line becomes one text message. */
+static void job_wrap_ws(tr_job_t *job) {
+  if (job->response == NULL) return; /* notifications only: nothing to send */
+  size_t len = 0;
+  char *r = tr_ws_frame_lines(TR_WS_OP_TEXT, job->response, job->response_len, &len);
+  if (r == NULL) log_error("net", "out of memory making a WebSocket message");
+  free(job->response);
+  job->response = r;
+  job->response_len = r ? len : 0;
+}
+
 static void conn_queue_flush(tr_daemon_t *d, tr_conn_t *c) {
   if (c->flush_queued) return;
   c->flush_queued = true;
@@ -314,6 +330,7 @@ static void job_finish(tr_daemon_t *d, tr_job_t *job) {
   if (!job->conn->closing) tr_sub_on_job(d, job);
   if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
   if (job->http) job_wrap_http(job);
+  if (job->ws) job_wrap_ws(job);
   if (job->started_ns) tr_hist_observe(&d->stats.request_seconds, &TR_HIST_DURATION, tr_clock_ns() - job->started_ns);
   d->jobs_in_flight--;
   tr_conn_t *c = job->conn;
@@ -500,6 +517,7 @@ static bool conn_may_take_line(tr_conn_t *c) {
 }
 
 static void conn_process_http(tr_conn_t *c);
+static void conn_process_ws(tr_conn_t *c);
 
 /* The first bytes choose the framing, once; anything but HTTP or JSON is
  * closed before a byte of it is executed. */
@@ -530,6 +548,10 @@ static void conn_process_buffer(tr_conn_t *c) {
   if (c->mode == CONN_SNIFF && !conn_choose_framing(c)) return;
   if (c->mode == CONN_HTTP) {
     conn_process_http(c);
+    return;
+  }
+  if (c->mode == CONN_WS) {
+    conn_process_ws(c);
     return;
   }
   size_t pos = 0, len = 0;
@@ -661,6 +683,107 @@ static bool node_ready(tr_daemon_t *d, const char **why) {
 
 static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_list_t *out);
 
+/* Bytes made here (a handshake, a pong, a close frame), queued in order
+ * behind the answers in work. */
+static bool conn_queue_raw(tr_conn_t *c, char *bytes, size_t len) {
+  tr_job_t *job = bytes ? tr_job_new(c, "", 0, 0) : NULL;
+  if (job == NULL) {
+    free(bytes);
+    log_error("net", "out of memory answering a connection: closing it");
+    conn_close(c);
+    return false;
+  }
+  job->response = bytes;
+  job->response_len = len;
+  job->complete = true;
+  conn_enqueue(c, job);
+  return true;
+}
+
+/* GET /ws (RFC 6455 §4.2.2): 101 with the accept key, then the connection
+ * speaks WebSocket; bytes after the request are frames. */
+static void conn_ws_upgrade(tr_conn_t *c) {
+  tr_http_t *h = c->http;
+  char accept[29];
+  if (tr_ws_accept(h->ws_key, h->ws_key_len, accept) != 0) {
+    static const char why[] = "Sec-WebSocket-Key is not the base64 of 16 bytes\n";
+    conn_http_reply(c, 400, "text/plain; charset=utf-8", NULL, why, sizeof why - 1, false);
+    return;
+  }
+  tr_ws_t *ws = malloc(sizeof *ws);
+  char *resp = malloc(160);
+  if (ws == NULL || resp == NULL) {
+    free(ws);
+    free(resp);
+    conn_close(c);
+    return;
+  }
+  int n = snprintf(resp, 160, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+  if (!conn_queue_raw(c, resp, (size_t)n)) {
+    free(ws);
+    return;
+  }
+  tr_ws_init(ws, TR_RPC_LINE_BYTES_MAX);
+  c->ws = ws;
+  c->mode = CONN_WS;
+  atomic_fetch_add(&c->d->stats.ws_upgrades, 1);
+}
+
+/* After a close frame (ours answering theirs, or ours failing the
+ * connection): nothing more is read; the TCP connection closes once every
+ * answer before it is written.  A peer failed mid-message may still be
+ * sending: its bytes are drained first so our close frame is not lost to a
+ * reset (conn_done). */
+static void conn_ws_close(tr_conn_t *c, uint16_t code, const char *reason, bool drain) {
+  size_t len = 0;
+  char *frame = tr_ws_close_frame(code, reason, &len);
+  if (!conn_queue_raw(c, frame, len)) return;
+  c->eof = true;
+  c->linger = drain && c->reading;
+  if (c->reading && !c->linger) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
+/* Feeds the buffer to the frame parser while the connection's bounds allow:
+ * each text message is one JSON-RPC request or batch, as a line would be. */
+static void conn_process_ws(tr_conn_t *c) {
+  size_t pos = 0;
+  job_list_t jobs = {NULL, NULL, 0};
+  while (pos < c->len && !c->closing && !c->eof && conn_may_take_line(c)) {
+    size_t used = 0;
+    tr_ws_event_t ev = tr_ws_feed(c->ws, (const uint8_t *)c->buf + pos, c->len - pos, &used);
+    pos += used;
+    if (ev == TR_WS_MORE) break;
+    if (ev == TR_WS_MESSAGE) {
+      size_t before = jobs.n;
+      conn_submit_line(c, c->ws->msg, c->ws->msg_len, &jobs);
+      tr_ws_message_done(c->ws);
+      if (jobs.n > before) jobs.tail->ws = true;
+    } else if (ev == TR_WS_PING) {
+      size_t len = 0;
+      char *pong = tr_ws_frame(TR_WS_OP_PONG, c->ws->ctl, c->ws->ctl_len, &len);
+      conn_queue_raw(c, pong, len);
+    } else if (ev == TR_WS_CLOSE) {
+      conn_ws_close(c, c->ws->close_code, "", false);
+    } else if (ev == TR_WS_FAIL) {
+      if (c->ws->fail_code == 1009) atomic_fetch_add(&c->d->stats.line_too_long, 1);
+      conn_ws_close(c, c->ws->fail_code, c->ws->fail_reason, true);
+      pos = c->len;
+    }
+  }
+  if (jobs.n > 0) tr_pool_push_list(&c->d->pool, jobs.head, jobs.tail, jobs.n);
+  if (c->closing) return;
+  if (pos > 0) {
+    memmove(c->buf, c->buf + pos, c->len - pos);
+    c->len -= pos;
+  }
+  if (c->eof) c->len = 0;
+  conn_flush(c);
+}
+
 /* One whole request: its route, then an answer queued in order. */
 static void conn_http_request(tr_conn_t *c, job_list_t *jobs) {
   tr_daemon_t *d = c->d;
@@ -717,11 +840,12 @@ static void conn_http_request(tr_conn_t *c, job_list_t *jobs) {
     return;
   }
   case TR_ROUTE_WS:
-    status = 404, why = "WebSocket is not served yet\n";
-    /* fall through */
+    conn_ws_upgrade(c);
+    return;
   case TR_ROUTE_REFUSE:
     conn_http_reply_extra(c, status, "text/plain; charset=utf-8",
-                          status == 405 ? "Allow: GET, HEAD, POST, OPTIONS\r\n" : extra, why, strlen(why),
+                          status == 405 ? "Allow: GET, HEAD, POST, OPTIONS\r\n" :
+                          status == 426 ? "Sec-WebSocket-Version: 13\r\n" : extra, why, strlen(why),
                           keep && status != 400, head);
     return;
   }
@@ -750,6 +874,7 @@ static void conn_process_http(tr_conn_t *c) {
     }
     conn_http_request(c, &jobs);
     tr_http_next(c->http);
+    if (c->mode == CONN_WS) break; /* the rest are frames */
   }
   if (jobs.n > 0) tr_pool_push_list(&c->d->pool, jobs.head, jobs.tail, jobs.n);
   if (c->closing) return;
@@ -758,6 +883,13 @@ static void conn_process_http(tr_conn_t *c) {
     c->len -= pos;
   }
   if (c->eof) c->len = 0; /* nothing after a closing request is read */
+  if (c->mode == CONN_WS) {
+    tr_http_free(c->http);
+    free(c->http);
+    c->http = NULL;
+    conn_process_ws(c);
+    return;
+  }
   conn_flush(c);
 }
 
@@ -767,6 +899,7 @@ static void conn_process_http(tr_conn_t *c) {
  * lines waiting in the buffer wait for us (backpressure), not for the peer. */
 static bool conn_has_partial(const tr_conn_t *c) {
   if (c->mode == CONN_HTTP) return c->http->in_message;
+  if (c->mode == CONN_WS) return c->len > 0 || tr_ws_partial(c->ws);
   return c->len > 0 && memchr(c->buf, '\n', c->len) == NULL;
 }
 
@@ -995,6 +1128,19 @@ void tr_server_notify(tr_conn_t *c, char *text, size_t len) {
     log_error("net", "out of memory queueing notifications: closing the connection");
     conn_close(c);
     return;
+  }
+  if (c->mode == CONN_WS) { /* each notification one text message */
+    size_t framed_len = 0;
+    char *framed = tr_ws_frame_lines(TR_WS_OP_TEXT, text, len, &framed_len);
+    free(text);
+    if (framed == NULL) {
+      tr_job_free(job);
+      log_error("net", "out of memory framing notifications: closing the connection");
+      conn_close(c);
+      return;
+    }
+    text = framed;
+    len = framed_len;
   }
   job->notice = true;
   job->response = text;

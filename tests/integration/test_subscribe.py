@@ -274,7 +274,7 @@ def case_slow_consumer(n, kind):
 
 
 def main():
-    kinds = [Lines]
+    kinds = [Lines, Ws]
     with tc.Node() as n:
         n.init().start()
         for kind in kinds:
