@@ -29,6 +29,7 @@ typedef struct {
   atomic_ullong connections_refused_peer; /* refused: their address held its share (also in connections_refused) */
   atomic_ullong connections_evicted;     /* closed to make room for a newcomer */
   atomic_ullong deadline_closed;         /* a request did not arrive whole in time */
+  atomic_ullong connections_stalled;     /* closed: over their output bound and reading none of it */
   atomic_ullong junk_closed;             /* first bytes neither HTTP nor JSON */
   atomic_ullong http_requests;
   atomic_ullong ws_upgrades;             /* GET /ws switched to WebSocket */
@@ -73,6 +74,7 @@ typedef struct tr_daemon {
   size_t subs_n;
   uint64_t live_head;           /* the last seq seen committed here (subscribe.c) */
   uv_timer_t sub_timer;         /* backlogs waiting for a receipt to be written */
+  uv_timer_t stall_timer;       /* the sweep for clients that stopped reading (server.c) */
 
   tr_server_stats_t stats;
 } tr_daemon_t;

@@ -114,6 +114,8 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
           atomic_load(&st->connections_refused_peer));
   counter(&o, "tranche_connections_evicted_total", "Closed to make room for a newcomer.",
           atomic_load(&st->connections_evicted));
+  counter(&o, "tranche_connections_stalled_total", "Closed: over their output bound and reading none of it.",
+          atomic_load(&st->connections_stalled));
   counter(&o, "tranche_connections_junk_total", "Closed: first bytes neither HTTP nor JSON.",
           atomic_load(&st->junk_closed));
   counter(&o, "tranche_requests_too_slow_total", "Requests that did not arrive whole within the deadline.",

@@ -231,6 +231,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(k, "connections_refused", atomic_load(&d->stats.connections_refused));
   add_u64(k, "connections_refused_peer", atomic_load(&d->stats.connections_refused_peer));
   add_u64(k, "connections_evicted", atomic_load(&d->stats.connections_evicted));
+  add_u64(k, "connections_stalled", atomic_load(&d->stats.connections_stalled));
   add_u64(k, "requests_too_slow", atomic_load(&d->stats.deadline_closed));
   add_u64(k, "lines", atomic_load(&d->stats.lines));
   add_u64(k, "subscriptions_open", atomic_load(&d->stats.subscriptions_open));

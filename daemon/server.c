@@ -9,9 +9,11 @@
  * TR_INFLIGHT_BYTES_MAX request bytes in flight and TR_OUT_BYTES_TOTAL_MAX
  * response bytes.  Nothing is dropped: TCP backpressure does the waiting.
  */
+#include <linux/sockios.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "daemon.h"
 #include "frame.h"
@@ -64,6 +66,8 @@ typedef struct tr_conn {
   struct tr_conn *flush_next;
   int open_handles;
   tr_sub_t *subs;               /* its ledger.subscribe feeds (subscribe.c) */
+  uint64_t stall_since_ms;      /* over its output bound with no byte written since; 0 when not */
+  size_t stall_queue, stall_outq; /* its write queue and kernel send queue at the last sweep */
 } tr_conn_t;
 
 static void conn_maybe_read(tr_conn_t *c);
@@ -949,6 +953,74 @@ static void conn_timer_cb(uv_timer_t *t) {
   conn_arm_timer(c); /* busy, or its partial bytes became whole lines: look again later */
 }
 
+/* ---- clients that stopped reading ----
+ *
+ * As Redis's client-output-buffer-limit and nginx's send_timeout: a
+ * connection over its output bound (TR_RPC_OUT_BYTES_MAX, so we stopped
+ * reading it) whose write queue has not shrunk for request_deadline seconds
+ * — the mirror of a request that does not arrive in time — is closed: it
+ * would otherwise hold its slot and its memory for ever, and is never
+ * evicted since it has writes pending.  And while every connection's
+ * unwritten output together is at TR_OUT_BYTES_TOTAL_MAX (reading paused
+ * for all), the largest stalled ones are closed at once, so a few dozen
+ * clients that never read cannot stall the honest ones.  A sweep each
+ * second; a client that reads at all, however slowly, is never closed. */
+
+#define STALL_SWEEP_MS 1000
+
+/* Bytes the kernel holds for the peer, sent or not, unacknowledged: a
+ * client reading slowly drains it long before the socket is writable again
+ * (and libuv's own queue moves). 0 when unknown. */
+static size_t kernel_outq(tr_conn_t *c) {
+  uv_os_fd_t fd;
+  int n = 0;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &n) != 0 || n < 0) return 0;
+  return (size_t)n;
+}
+
+static void stall_close(tr_conn_t *c, const char *why) {
+  log_debug("net", "closing a connection that reads none of its answers (%zu bytes unwritten): %s",
+            (size_t)atomic_load(&c->out.unwritten), why);
+  atomic_fetch_add(&c->d->stats.connections_stalled, 1);
+  conn_close(c);
+}
+
+static void stall_sweep_cb(uv_timer_t *t) {
+  tr_daemon_t *d = t->data;
+  uint64_t now = uv_now(d->loop), limit_ms = (uint64_t)d->config.request_deadline_s * 1000u;
+  for (tr_conn_t *c = d->conns, *next; c; c = next) {
+    next = c->next;
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), outq = kernel_outq(c);
+    /* A subscriber's backlog waits for room at TR_SUB_OUT_BYTES_MAX: that is its bound. */
+    size_t bound = c->subs ? TR_SUB_OUT_BYTES_MAX : TR_RPC_OUT_BYTES_MAX;
+    bool over = atomic_load(&c->out.unwritten) >= bound && queued > 0;
+    /* Taken: the kernel sent some (the peer's window opened) or we gave the kernel more. */
+    bool taken = queued < c->stall_queue || outq < c->stall_outq;
+    c->stall_outq = outq;
+    if (!over || taken) {
+      c->stall_since_ms = 0; /* under its bound, or it took some bytes since the last sweep */
+    } else if (c->stall_since_ms == 0) {
+      c->stall_since_ms = now;
+    } else if (now - c->stall_since_ms >= limit_ms) {
+      stall_close(c, "none taken within request_deadline");
+      continue;
+    }
+    c->stall_queue = queued;
+  }
+  size_t total = atomic_load(&d->stats.out_unwritten);
+  while (total >= TR_OUT_BYTES_TOTAL_MAX) {
+    tr_conn_t *victim = NULL;
+    for (tr_conn_t *c = d->conns; c; c = c->next)
+      if (c->stall_since_ms != 0 &&
+          (victim == NULL || atomic_load(&c->out.unwritten) > atomic_load(&victim->out.unwritten)))
+        victim = c;
+    if (victim == NULL) break; /* nobody stalled: everyone is being written, room comes back by itself */
+    size_t its = atomic_load(&victim->out.unwritten);
+    stall_close(victim, "the daemon-wide output bound is reached and it is the largest stalled client");
+    total = total > its ? total - its : 0; /* its written-out requests are released a moment later */
+  }
+}
+
 /* ---- accepting ---- */
 
 static void refuse_close_cb(uv_handle_t *h) { free(h); }
@@ -1082,6 +1154,11 @@ int tr_server_start(tr_daemon_t *d, char *err, size_t errlen) {
   }
   if (rc == 0) rc = uv_listen((uv_stream_t *)&d->listener, 511, on_connection);
   if (rc == 0) rc = tr_sub_start(d);
+  if (rc == 0) rc = uv_timer_init(d->loop, &d->stall_timer);
+  if (rc == 0) {
+    d->stall_timer.data = d;
+    rc = uv_timer_start(&d->stall_timer, stall_sweep_cb, STALL_SWEEP_MS, STALL_SWEEP_MS);
+  }
   if (rc != 0) snprintf(err, errlen, "cannot listen on %s: %s", d->config.listen, uv_strerror(rc));
   return rc;
 }
@@ -1113,6 +1190,7 @@ bool tr_server_idle(tr_daemon_t *d) {
 void tr_server_close_all(tr_daemon_t *d) {
   while (d->conns) conn_close(d->conns);
   tr_sub_stop(d);
+  if (!uv_is_closing((uv_handle_t *)&d->stall_timer)) uv_close((uv_handle_t *)&d->stall_timer, NULL);
 }
 
 /* ---- for subscribe.c ---- */
