@@ -79,6 +79,7 @@ static void test_fragments(void) {
 
   n = client_frame(buf, 0x80, "x", 1);
   TR_CHECK(tr_ws_feed(&ws, buf, n, &used) == TR_WS_FAIL && ws.fail_code == 1002, "a continuation alone -> 1002");
+  tr_ws_free(&ws);
   tr_ws_init(&ws, MAX);
   n = client_frame(buf, 0x01, "[", 1);
   n += client_frame(buf + n, 0x81, "]", 1);
@@ -120,11 +121,13 @@ static void test_refusals(void) {
   tr_ws_init(&ws, MAX);
   n = client_frame(buf, 0x89, big, 126);
   TR_CHECK(tr_ws_feed(&ws, buf, n, &used) == TR_WS_FAIL && ws.fail_code == 1002, "a ping of 126 bytes -> 1002");
+  tr_ws_free(&ws);
   /* over the message limit: refused on the header alone */
   tr_ws_init(&ws, MAX);
   n = client_frame(buf, 0x81, big, MAX + 1);
   TR_CHECK(tr_ws_feed(&ws, buf, 8, &used) == TR_WS_FAIL && ws.fail_code == 1009,
            "a frame over the limit -> 1009 from its header, before the payload");
+  tr_ws_free(&ws);
   tr_ws_init(&ws, MAX);
   n = client_frame(buf, 0x01, big, MAX / 2 + 1);
   n += client_frame(buf + n, 0x80, big, MAX / 2);
@@ -139,6 +142,7 @@ static void test_refusals(void) {
   tr_ws_init(&ws, MAX);
   TR_CHECK(tr_ws_feed(&ws, top_bit, sizeof top_bit, &used) == TR_WS_FAIL && ws.fail_code == 1002,
            "a 64-bit length with its top bit set -> 1002");
+  tr_ws_free(&ws);
   tr_ws_init(&ws, MAX);
   n = client_frame(buf, 0x88, "\x03\xe8ok", 4);
   TR_CHECK(tr_ws_feed(&ws, buf, n, &used) == TR_WS_CLOSE && ws.close_code == 1000, "close 1000 \"ok\" -> CLOSE 1000");
