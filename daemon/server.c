@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 
 #include "daemon.h"
+#include "explorer.h"
 #include "frame.h"
 #include "log.h"
 #include "subscribe.h"
@@ -846,6 +847,12 @@ static void conn_http_request(tr_conn_t *c, job_list_t *jobs) {
   case TR_ROUTE_WS:
     conn_ws_upgrade(c);
     return;
+  case TR_ROUTE_EXPLORER: {
+    const tr_explorer_asset_t *a = tr_explorer_find(h->url[0] == '/' ? h->url : "/", strcspn(h->url, "?"));
+    if (a == NULL) a = tr_explorer_find("/", 1);
+    conn_http_reply_extra(c, 200, a->content_type, TR_EXPLORER_HEADERS, a->data, a->len, keep, head);
+    return;
+  }
   case TR_ROUTE_REFUSE:
     conn_http_reply_extra(c, status, "text/plain; charset=utf-8",
                           status == 405 ? "Allow: GET, HEAD, POST, OPTIONS\r\n" :
