@@ -1241,6 +1241,7 @@ void tr_server_notify(tr_conn_t *c, char *text, size_t len) {
   c->q_tail = job;
   if (c->q_head == job) conn_head_changed(c);
   c->jobs_alive++; /* not a request: not in `inflight` */
+  c->progress_ms = uv_now(c->d->loop); /* a fed subscriber is not the idle one to evict */
   conn_queue_flush(c->d, c);
 }
 
