@@ -439,7 +439,8 @@ def case_big_answers_unread(ctx, conns=4, lines=64):
                               "params": {"tx": tx.decode(), "sig": tc.sign_tx(tx, node.admin)}})
             c.send_obj(batch)
             c.recv(timeout=60)
-    size = node.head()["size"]
+    with node.connect(timeout=20) as c:  # node.conn, opened by an early case, was evicted by "1100 connections"
+        size = c.call("ledger.head", {})["size"]
     line = (json.dumps([{"jsonrpc": "2.0", "method": "ledger.entries", "id": i, "params": {"from": 1, "limit": 1000}}
                         for i in range(100)], separators=(",", ":")) + "\n").encode()
     socks = []
