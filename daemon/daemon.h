@@ -29,13 +29,17 @@ typedef struct {
   atomic_ullong connections_refused_peer; /* refused: their address held its share (also in connections_refused) */
   atomic_ullong connections_evicted;     /* closed to make room for a newcomer */
   atomic_ullong deadline_closed;         /* a request did not arrive whole in time */
+  atomic_ullong connections_stalled;     /* closed: over their output bound and reading none of it */
   atomic_ullong junk_closed;             /* first bytes neither HTTP nor JSON */
   atomic_ullong http_requests;
+  atomic_ullong ws_upgrades;             /* GET /ws switched to WebSocket */
   tr_hist_t request_seconds;             /* taking a request to its answer being ready */
   atomic_ullong lines, requests, overloaded, line_too_long, parse_errors;
   atomic_ullong inflight_bytes;
   atomic_size_t out_unwritten;         /* response bytes made and not yet written, all connections */
   atomic_ullong output_parked;         /* jobs that waited for their client to read */
+  atomic_ullong subscriptions_open;    /* ledger.subscribe feeds now */
+  atomic_ullong subscriptions_slow;    /* ended with slow_consumer */
 } tr_server_stats_t;
 
 typedef struct tr_daemon {
@@ -67,6 +71,11 @@ typedef struct tr_daemon {
   tr_job_t *tables_wait, *tables_wait_tail; /* jobs whose queries wait for the state tables (by ->next) */
   char listen_host[128];        /* config.listen's host, for the HTTP Host allowlist */
   tr_http_policy_t http_policy;
+  struct tr_sub *subs;          /* every subscription (subscribe.c) */
+  size_t subs_n;
+  uint64_t live_head;           /* the last seq seen committed here (subscribe.c) */
+  uv_timer_t sub_timer;         /* backlogs waiting for a receipt to be written */
+  uv_timer_t stall_timer;       /* the sweep for clients that stopped reading (server.c) */
 
   tr_server_stats_t stats;
 } tr_daemon_t;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "explorer.h"
 #include "tr_limits.h"
 
 static tr_http_t *of(llhttp_t *p) { return p->data; }
@@ -296,7 +297,7 @@ tr_route_t tr_http_route(const tr_http_t *h, const tr_http_policy_t *p, int *sta
         return *status = 415, *why = "POST / needs Content-Type: application/json\n", TR_ROUTE_REFUSE;
       return TR_ROUTE_RPC;
     }
-    if (get) return *status = 404, *why = "no explorer in this build; JSON-RPC is POST /\n", TR_ROUTE_REFUSE;
+    if (get) return TR_ROUTE_EXPLORER;
     return *status = 405, *why = "method not allowed\n", TR_ROUTE_REFUSE;
   }
   tr_route_t r;
@@ -304,6 +305,7 @@ tr_route_t tr_http_route(const tr_http_t *h, const tr_http_policy_t *p, int *sta
   else if (PATH_IS("/ready")) r = TR_ROUTE_READY;
   else if (PATH_IS("/metrics")) r = TR_ROUTE_METRICS;
   else if (PATH_IS("/ws")) r = TR_ROUTE_WS;
+  else if (tr_explorer_find(h->url, path_len)) r = TR_ROUTE_EXPLORER;
   else return *status = 404, *why = "not found\n", TR_ROUTE_REFUSE;
 #undef PATH_IS
   if (!get) return *status = 405, *why = "method not allowed\n", TR_ROUTE_REFUSE;

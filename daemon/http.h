@@ -65,6 +65,7 @@ typedef enum {
   TR_ROUTE_METRICS,
   TR_ROUTE_WS,          /* GET /ws with a WebSocket upgrade */
   TR_ROUTE_PREFLIGHT,   /* OPTIONS from the configured CORS origin */
+  TR_ROUTE_EXPLORER,    /* GET / or one of the explorer's files (explorer.h) */
   TR_ROUTE_REFUSE,      /* answer *status with a short text body */
 } tr_route_t;
 

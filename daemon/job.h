@@ -23,6 +23,9 @@
 struct tr_conn;
 struct tr_method;
 
+#define TR_SUB_ID_BYTES 24          /* a subscription id as text, with its NUL */
+enum { TR_SUB_OP_NONE = 0, TR_SUB_OP_SUBSCRIBE, TR_SUB_OP_UNSUBSCRIBE };
+
 typedef enum {
   TR_ELEM_ANSWERED = 0,   /* response (or nothing, for a notification) is ready */
   TR_ELEM_AWAIT_SEQ,      /* a verified tx (or a history flush) waiting for the sequencer */
@@ -41,6 +44,9 @@ typedef struct {
   size_t tx_len;
   uint8_t sig[TR_SIG_BYTES];
   char *response;                   /* one JSON-RPC response object, or NULL */
+  uint8_t sub_op;                   /* TR_SUB_OP_*: answered on the loop (subscribe.c), which owns subscriptions */
+  uint64_t sub_from;                /* subscribe: first seq, 0 = after the head */
+  char sub_id[TR_SUB_ID_BYTES];     /* unsubscribe: the id asked for ("" when too long to be one) */
 } tr_elem_t;
 
 /* A connection's response bytes, shared with the workers that make them so
@@ -79,6 +85,9 @@ typedef struct tr_job {
   bool http;                        /* the body of POST /: answered as an HTTP response */
   bool http_keep_alive;
   const char *http_cors;            /* Access-Control-Allow-Origin to send, or NULL */
+  bool ws;                          /* a WebSocket message: each response line becomes a text frame */
+  bool notice;                      /* notifications made by the daemon (subscribe.c): not a request */
+  struct tr_sub *feed;              /* a backlog page to read for this subscription (subscribe.c), not a request */
 } tr_job_t;
 
 tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket);

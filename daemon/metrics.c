@@ -114,6 +114,8 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
           atomic_load(&st->connections_refused_peer));
   counter(&o, "tranche_connections_evicted_total", "Closed to make room for a newcomer.",
           atomic_load(&st->connections_evicted));
+  counter(&o, "tranche_connections_stalled_total", "Closed: over their output bound and reading none of it.",
+          atomic_load(&st->connections_stalled));
   counter(&o, "tranche_connections_junk_total", "Closed: first bytes neither HTTP nor JSON.",
           atomic_load(&st->junk_closed));
   counter(&o, "tranche_requests_too_slow_total", "Requests that did not arrive whole within the deadline.",
@@ -121,12 +123,17 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
   counter(&o, "tranche_rpc_lines_total", "JSON-RPC requests or batches taken (lines and HTTP bodies).",
           atomic_load(&st->lines));
   counter(&o, "tranche_http_requests_total", "HTTP requests parsed.", atomic_load(&st->http_requests));
+  counter(&o, "tranche_websocket_upgrades_total", "Connections switched to WebSocket (GET /ws).",
+          atomic_load(&st->ws_upgrades));
   counter(&o, "tranche_rpc_overloaded_total", "Answers -32002 overloaded.", atomic_load(&st->overloaded));
   counter(&o, "tranche_rpc_line_too_long_total", "Requests over the size limit.", atomic_load(&st->line_too_long));
   gauge(&o, "tranche_request_bytes_in_flight", "Request bytes taken and not yet answered.",
         atomic_load(&st->inflight_bytes));
   gauge(&o, "tranche_response_bytes_unwritten", "Response bytes made and not yet written.",
         atomic_load(&st->out_unwritten));
+  gauge(&o, "tranche_subscriptions_open", "ledger.subscribe feeds open.", atomic_load(&st->subscriptions_open));
+  counter(&o, "tranche_subscriptions_slow_total", "Subscriptions ended because the client read too slowly.",
+          atomic_load(&st->subscriptions_slow));
   gauge(&o, "tranche_intake_queue_jobs", "Requests waiting for a worker.", tr_pool_depth(&d->pool));
   gauge(&o, "tranche_sequencer_queue_txs", "Verified txs waiting for the sequencer.", tr_sequencer_depth(&d->seq));
   head(&o, "tranche_worker_busy_seconds_total", "counter", "Worker time spent parsing, verifying and querying.");

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "job.h"
 #include "log.h"
+#include "subscribe.h"
 #include "tr_err.h"
 #include "tr_hex.h"
 #include "tr_json.h"
@@ -213,8 +214,11 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(k, "connections_refused", atomic_load(&d->stats.connections_refused));
   add_u64(k, "connections_refused_peer", atomic_load(&d->stats.connections_refused_peer));
   add_u64(k, "connections_evicted", atomic_load(&d->stats.connections_evicted));
+  add_u64(k, "connections_stalled", atomic_load(&d->stats.connections_stalled));
   add_u64(k, "requests_too_slow", atomic_load(&d->stats.deadline_closed));
   add_u64(k, "lines", atomic_load(&d->stats.lines));
+  add_u64(k, "subscriptions_open", atomic_load(&d->stats.subscriptions_open));
+  add_u64(k, "subscriptions_slow", atomic_load(&d->stats.subscriptions_slow));
   add_u64(k, "overloaded", atomic_load(&d->stats.overloaded));
   add_u64(k, "committed_txs", atomic_load(&s->committed_txs));
   add_u64(k, "refused_txs", atomic_load(&s->refused_txs));
@@ -272,6 +276,21 @@ static int h_rpc_discover(call_t *c, cJSON **out, int *code, char *msg, size_t m
   (void)c; (void)code; (void)msg; (void)msglen;
   *out = tr_rpc_discover();
   return 0;
+}
+
+/* Subscriptions belong to the loop thread (subscribe.c): the worker checks
+ * the params and the loop answers when the job comes back. */
+static int h_ledger_subscribe(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  (void)out; (void)code; (void)msg; (void)msglen;
+  c->elem->sub_op = TR_SUB_OP_SUBSCRIBE;
+  c->elem->sub_from = c->v[0].present ? c->v[0].u : 0;
+  return 1;
+}
+static int h_ledger_unsubscribe(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
+  (void)out; (void)code; (void)msg; (void)msglen;
+  c->elem->sub_op = TR_SUB_OP_UNSUBSCRIBE;
+  if (c->v[0].len < sizeof c->elem->sub_id) memcpy(c->elem->sub_id, c->v[0].s, c->v[0].len + 1);
+  return 1; /* an id too long to be one stays "": no subscription has it */
 }
 
 /* Steps 1–3 of §4: envelope, chain, signature.  0, or a refusal code. */
@@ -394,6 +413,14 @@ static const method_t METHODS[] = {
    {{"seq", P_POS, true, "entry number, from 1"}}},
   {"ledger.entries", h_ledger_entries, 0, "Journal entries from a seq.", "{entries, next}",
    {{"from", P_POS, true, "first seq"}, {"limit", P_LIMIT, false, "1-1000, default 100"}}},
+  {"ledger.subscribe", h_ledger_subscribe, 0,
+   "Follow the journal on this connection (newline-delimited or WebSocket): one ledger.entry notification "
+   "{subscription, entry: {seq, time, hash, txid, type, signer, effects}} per entry from `from`, in seq order, "
+   "backlog first, then live. A subscriber that reads too slowly gets ledger.subscription_end "
+   "{subscription, reason: \"slow_consumer\", next} and the subscription ends; resubscribe from next.",
+   "{subscription, from}", {{"from", P_POS, false, "first seq; absent: the entry after the head"}}},
+  {"ledger.unsubscribe", h_ledger_unsubscribe, 0, "End a subscription of this connection.",
+   "true if it was open, else false", {{"subscription", P_STRING, true, "the id ledger.subscribe returned"}}},
   {"ledger.checkpoint", h_ledger_checkpoint, 0, "The latest signed checkpoint (C2SP tlog-checkpoint).",
    "{checkpoint, size, vkey}", {{0}}},
   {"ledger.proof", h_ledger_proof, 0, "RFC 9162 inclusion proof of entry seq in the tree of size.",
@@ -742,6 +769,7 @@ static void job_run_deferred(tr_worker_t *w, tr_job_t *job) {
 }
 
 void tr_rpc_work(tr_worker_t *w, tr_job_t *job) {
-  if (job->phase == 0) job_parse_and_run(w, job);
+  if (job->feed) tr_sub_read_page(w, job);
+  else if (job->phase == 0) job_parse_and_run(w, job);
   else job_run_deferred(w, job);
 }

@@ -9,13 +9,18 @@
  * TR_INFLIGHT_BYTES_MAX request bytes in flight and TR_OUT_BYTES_TOTAL_MAX
  * response bytes.  Nothing is dropped: TCP backpressure does the waiting.
  */
+#include <linux/sockios.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "daemon.h"
+#include "explorer.h"
 #include "frame.h"
 #include "log.h"
+#include "subscribe.h"
+#include "ws.h"
 #include "tr_err.h"
 #include "tr_limits.h"
 
@@ -25,6 +30,7 @@ typedef enum {
   CONN_SNIFF = 0,   /* no byte yet: the first ones choose (tr_frame_sniff) */
   CONN_LINES,       /* newline-delimited JSON-RPC */
   CONN_HTTP,        /* HTTP/1.1 (http.c) */
+  CONN_WS,          /* WebSocket after GET /ws (ws.c): JSON-RPC in text messages */
 } conn_mode_t;
 
 /* A peer's IP address, IPv4-mapped IPv6 folded to IPv4, for the per-peer cap. */
@@ -40,6 +46,7 @@ typedef struct tr_conn {
   tr_peer_t peer;
   conn_mode_t mode;
   tr_http_t *http;              /* CONN_HTTP: the parser and the request being read */
+  tr_ws_t *ws;                  /* CONN_WS: the frame parser and the message being read */
   bool linger;                  /* refused mid-request: discard its input until it closes (conn_done) */
   bool shut;                    /* linger: our side is shut down */
   uv_shutdown_t shutdown_req;
@@ -59,6 +66,9 @@ typedef struct tr_conn {
   bool flush_queued;            /* on d->flush_list: responses to write once the mailbox is drained */
   struct tr_conn *flush_next;
   int open_handles;
+  tr_sub_t *subs;               /* its ledger.subscribe feeds (subscribe.c) */
+  uint64_t stall_since_ms;      /* over its output bound with no byte written since; 0 when not */
+  size_t stall_queue, stall_outq; /* its write queue and kernel send queue at the last sweep */
 } tr_conn_t;
 
 static void conn_maybe_read(tr_conn_t *c);
@@ -75,6 +85,8 @@ static void conn_free_if_done(tr_conn_t *c) {
   if (!c->handles_closed || c->open_handles > 0 || c->jobs_alive > 0 || c->writes_pending > 0) return;
   if (c->http) tr_http_free(c->http);
   free(c->http);
+  if (c->ws) tr_ws_free(c->ws);
+  free(c->ws);
   free(c->buf);
   free(c);
 }
@@ -154,6 +166,7 @@ static void conn_close(tr_conn_t *c) {
   tr_daemon_t *d = c->d;
   c->closing = true;
   c->reading = false;
+  tr_sub_conn_closed(d, c);
   if (c->prev) c->prev->next = c->next;
   else d->conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -228,6 +241,7 @@ static void conn_write_cb(uv_write_t *req, int status) {
   free(w);
   if (c->parked) conn_unpark(c);
   if (status != 0 && !c->closing) conn_close(c);
+  if (c->subs && !c->closing) tr_sub_on_written(c->d, c);
   if (c->closing) {
     conn_free_if_done(c);
     return;
@@ -246,7 +260,7 @@ static write_t *conn_gather(tr_conn_t *c, bool *oom) {
     c->q_head = j->conn_next;
     if (c->q_head == NULL) c->q_tail = NULL;
     conn_head_changed(c);
-    c->inflight--;
+    if (!j->notice) c->inflight--;
     if (j->response == NULL) { /* notifications only */
       job_release(c, j);
       continue;
@@ -302,19 +316,37 @@ static void conn_flush(tr_conn_t *c) {
  * turn). */
 static void job_wrap_http(tr_job_t *job);
 
+/* A WebSocket request's answer line becomes one text message. */
+static void job_wrap_ws(tr_job_t *job) {
+  if (job->response == NULL) return; /* notifications only: nothing to send */
+  size_t len = 0;
+  char *r = tr_ws_frame_lines(TR_WS_OP_TEXT, job->response, job->response_len, &len);
+  if (r == NULL) log_error("net", "out of memory making a WebSocket message");
+  free(job->response);
+  job->response = r;
+  job->response_len = r ? len : 0;
+}
+
+static void conn_queue_flush(tr_daemon_t *d, tr_conn_t *c) {
+  if (c->flush_queued) return;
+  c->flush_queued = true;
+  c->flush_next = d->flush_list;
+  d->flush_list = c;
+}
+
 static void job_finish(tr_daemon_t *d, tr_job_t *job) {
+  if (!job->conn->closing) tr_sub_on_job(d, job);
   if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
   if (job->http) job_wrap_http(job);
+  if (job->ws) job_wrap_ws(job);
   if (job->started_ns) tr_hist_observe(&d->stats.request_seconds, &TR_HIST_DURATION, tr_clock_ns() - job->started_ns);
   d->jobs_in_flight--;
   tr_conn_t *c = job->conn;
   if (c->closing) {
     conn_reap(c); /* nobody to answer */
     conn_free_if_done(c);
-  } else if (!c->flush_queued) {
-    c->flush_queued = true;
-    c->flush_next = d->flush_list;
-    d->flush_list = c;
+  } else {
+    conn_queue_flush(d, c);
   }
 }
 
@@ -438,6 +470,7 @@ static void on_job_done(tr_daemon_t *d, tr_job_t *job) {
 }
 
 static void on_seq_done(tr_daemon_t *d, tr_seq_batch_t *b) {
+  tr_sub_on_committed(d, b); /* the live feed, while every element still holds its receipt */
   for (size_t i = 0; i < b->n; i++) {
     tr_job_t *job = b->items[i].job;
     tr_elem_t *e = b->items[i].elem;
@@ -453,7 +486,8 @@ void tr_server_on_message(tr_mailbox_t *box, tr_msg_t *msg) {
     for (tr_job_t *j = msg->payload, *next; j; j = next) { /* a worker's share, in order */
       next = j->next;
       j->next = NULL;
-      on_job_done(d, j);
+      if (j->feed) tr_sub_on_page(d, j); /* a subscription's backlog page, not a request */
+      else on_job_done(d, j);
     }
   }
   else if (msg->kind == TR_MSG_SEQ_DONE) on_seq_done(d, msg->payload);
@@ -547,6 +581,7 @@ static bool conn_may_take_line(tr_conn_t *c) {
 }
 
 static void conn_process_http(tr_conn_t *c);
+static void conn_process_ws(tr_conn_t *c);
 
 /* The first bytes choose the framing, once; anything but HTTP or JSON is
  * closed before a byte of it is executed. */
@@ -577,6 +612,10 @@ static void conn_process_buffer(tr_conn_t *c) {
   if (c->mode == CONN_SNIFF && !conn_choose_framing(c)) return;
   if (c->mode == CONN_HTTP) {
     conn_process_http(c);
+    return;
+  }
+  if (c->mode == CONN_WS) {
+    conn_process_ws(c);
     return;
   }
   size_t pos = 0, len = 0;
@@ -708,6 +747,107 @@ static bool node_ready(tr_daemon_t *d, const char **why) {
 
 static void conn_submit_line(tr_conn_t *c, const char *line, size_t len, job_list_t *out);
 
+/* Bytes made here (a handshake, a pong, a close frame), queued in order
+ * behind the answers in work. */
+static bool conn_queue_raw(tr_conn_t *c, char *bytes, size_t len) {
+  tr_job_t *job = bytes ? tr_job_new(c, "", 0, 0) : NULL;
+  if (job == NULL) {
+    free(bytes);
+    log_error("net", "out of memory answering a connection: closing it");
+    conn_close(c);
+    return false;
+  }
+  job->response = bytes;
+  job->response_len = len;
+  job->complete = true;
+  conn_enqueue(c, job);
+  return true;
+}
+
+/* GET /ws (RFC 6455 §4.2.2): 101 with the accept key, then the connection
+ * speaks WebSocket; bytes after the request are frames. */
+static void conn_ws_upgrade(tr_conn_t *c) {
+  tr_http_t *h = c->http;
+  char accept[29];
+  if (tr_ws_accept(h->ws_key, h->ws_key_len, accept) != 0) {
+    static const char why[] = "Sec-WebSocket-Key is not the base64 of 16 bytes\n";
+    conn_http_reply(c, 400, "text/plain; charset=utf-8", NULL, why, sizeof why - 1, false);
+    return;
+  }
+  tr_ws_t *ws = malloc(sizeof *ws);
+  char *resp = malloc(160);
+  if (ws == NULL || resp == NULL) {
+    free(ws);
+    free(resp);
+    conn_close(c);
+    return;
+  }
+  int n = snprintf(resp, 160, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+  if (!conn_queue_raw(c, resp, (size_t)n)) {
+    free(ws);
+    return;
+  }
+  tr_ws_init(ws, TR_RPC_LINE_BYTES_MAX);
+  c->ws = ws;
+  c->mode = CONN_WS;
+  atomic_fetch_add(&c->d->stats.ws_upgrades, 1);
+}
+
+/* After a close frame (ours answering theirs, or ours failing the
+ * connection): nothing more is read; the TCP connection closes once every
+ * answer before it is written.  A peer failed mid-message may still be
+ * sending: its bytes are drained first so our close frame is not lost to a
+ * reset (conn_done). */
+static void conn_ws_close(tr_conn_t *c, uint16_t code, const char *reason, bool drain) {
+  size_t len = 0;
+  char *frame = tr_ws_close_frame(code, reason, &len);
+  if (!conn_queue_raw(c, frame, len)) return;
+  c->eof = true;
+  c->linger = drain && c->reading;
+  if (c->reading && !c->linger) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
+/* Feeds the buffer to the frame parser while the connection's bounds allow:
+ * each text message is one JSON-RPC request or batch, as a line would be. */
+static void conn_process_ws(tr_conn_t *c) {
+  size_t pos = 0;
+  job_list_t jobs = {NULL, NULL, 0};
+  while (pos < c->len && !c->closing && !c->eof && conn_may_take_line(c)) {
+    size_t used = 0;
+    tr_ws_event_t ev = tr_ws_feed(c->ws, (const uint8_t *)c->buf + pos, c->len - pos, &used);
+    pos += used;
+    if (ev == TR_WS_MORE) break;
+    if (ev == TR_WS_MESSAGE) {
+      size_t before = jobs.n;
+      conn_submit_line(c, c->ws->msg, c->ws->msg_len, &jobs);
+      tr_ws_message_done(c->ws);
+      if (jobs.n > before) jobs.tail->ws = true;
+    } else if (ev == TR_WS_PING) {
+      size_t len = 0;
+      char *pong = tr_ws_frame(TR_WS_OP_PONG, c->ws->ctl, c->ws->ctl_len, &len);
+      conn_queue_raw(c, pong, len);
+    } else if (ev == TR_WS_CLOSE) {
+      conn_ws_close(c, c->ws->close_code, "", false);
+    } else if (ev == TR_WS_FAIL) {
+      if (c->ws->fail_code == 1009) atomic_fetch_add(&c->d->stats.line_too_long, 1);
+      conn_ws_close(c, c->ws->fail_code, c->ws->fail_reason, true);
+      pos = c->len;
+    }
+  }
+  if (jobs.n > 0) tr_pool_push_list(&c->d->pool, jobs.head, jobs.tail, jobs.n);
+  if (c->closing) return;
+  if (pos > 0) {
+    memmove(c->buf, c->buf + pos, c->len - pos);
+    c->len -= pos;
+  }
+  if (c->eof) c->len = 0;
+  conn_flush(c);
+}
+
 /* One whole request: its route, then an answer queued in order. */
 static void conn_http_request(tr_conn_t *c, job_list_t *jobs) {
   tr_daemon_t *d = c->d;
@@ -764,11 +904,18 @@ static void conn_http_request(tr_conn_t *c, job_list_t *jobs) {
     return;
   }
   case TR_ROUTE_WS:
-    status = 404, why = "WebSocket is not served yet\n";
-    /* fall through */
+    conn_ws_upgrade(c);
+    return;
+  case TR_ROUTE_EXPLORER: {
+    const tr_explorer_asset_t *a = tr_explorer_find(h->url[0] == '/' ? h->url : "/", strcspn(h->url, "?"));
+    if (a == NULL) a = tr_explorer_find("/", 1);
+    conn_http_reply_extra(c, 200, a->content_type, TR_EXPLORER_HEADERS, a->data, a->len, keep, head);
+    return;
+  }
   case TR_ROUTE_REFUSE:
     conn_http_reply_extra(c, status, "text/plain; charset=utf-8",
-                          status == 405 ? "Allow: GET, HEAD, POST, OPTIONS\r\n" : extra, why, strlen(why),
+                          status == 405 ? "Allow: GET, HEAD, POST, OPTIONS\r\n" :
+                          status == 426 ? "Sec-WebSocket-Version: 13\r\n" : extra, why, strlen(why),
                           keep && status != 400, head);
     return;
   }
@@ -797,6 +944,7 @@ static void conn_process_http(tr_conn_t *c) {
     }
     conn_http_request(c, &jobs);
     tr_http_next(c->http);
+    if (c->mode == CONN_WS) break; /* the rest are frames */
   }
   if (jobs.n > 0) tr_pool_push_list(&c->d->pool, jobs.head, jobs.tail, jobs.n);
   if (c->closing) return;
@@ -805,6 +953,13 @@ static void conn_process_http(tr_conn_t *c) {
     c->len -= pos;
   }
   if (c->eof) c->len = 0; /* nothing after a closing request is read */
+  if (c->mode == CONN_WS) {
+    tr_http_free(c->http);
+    free(c->http);
+    c->http = NULL;
+    conn_process_ws(c);
+    return;
+  }
   conn_flush(c);
 }
 
@@ -814,6 +969,7 @@ static void conn_process_http(tr_conn_t *c) {
  * lines waiting in the buffer wait for us (backpressure), not for the peer. */
 static bool conn_has_partial(const tr_conn_t *c) {
   if (c->mode == CONN_HTTP) return c->http->in_message;
+  if (c->mode == CONN_WS) return c->len > 0 || tr_ws_partial(c->ws);
   return c->len > 0 && memchr(c->buf, '\n', c->len) == NULL;
 }
 
@@ -855,12 +1011,80 @@ static void conn_timer_cb(uv_timer_t *t) {
     conn_flush(c);
     return;
   }
-  if (c->inflight == 0 && c->writes_pending == 0) {
+  if (c->inflight == 0 && c->writes_pending == 0 && c->subs == NULL) { /* a subscriber waits for entries */
     log_debug("net", "closing an idle connection");
     conn_close(c);
     return;
   }
   conn_arm_timer(c); /* busy, or its partial bytes became whole lines: look again later */
+}
+
+/* ---- clients that stopped reading ----
+ *
+ * As Redis's client-output-buffer-limit and nginx's send_timeout: a
+ * connection over its output bound (TR_RPC_OUT_BYTES_MAX, so we stopped
+ * reading it) whose write queue has not shrunk for request_deadline seconds
+ * — the mirror of a request that does not arrive in time — is closed: it
+ * would otherwise hold its slot and its memory for ever, and is never
+ * evicted since it has writes pending.  And while every connection's
+ * unwritten output together is at TR_OUT_BYTES_TOTAL_MAX (reading paused
+ * for all), the largest stalled ones are closed at once, so a few dozen
+ * clients that never read cannot stall the honest ones.  A sweep each
+ * second; a client that reads at all, however slowly, is never closed. */
+
+#define STALL_SWEEP_MS 1000
+
+/* Bytes the kernel holds for the peer, sent or not, unacknowledged: a
+ * client reading slowly drains it long before the socket is writable again
+ * (and libuv's own queue moves). 0 when unknown. */
+static size_t kernel_outq(tr_conn_t *c) {
+  uv_os_fd_t fd;
+  int n = 0;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &n) != 0 || n < 0) return 0;
+  return (size_t)n;
+}
+
+static void stall_close(tr_conn_t *c, const char *why) {
+  log_debug("net", "closing a connection that reads none of its answers (%zu bytes unwritten): %s",
+            (size_t)atomic_load(&c->out.unwritten), why);
+  atomic_fetch_add(&c->d->stats.connections_stalled, 1);
+  conn_close(c);
+}
+
+static void stall_sweep_cb(uv_timer_t *t) {
+  tr_daemon_t *d = t->data;
+  uint64_t now = uv_now(d->loop), limit_ms = (uint64_t)d->config.request_deadline_s * 1000u;
+  for (tr_conn_t *c = d->conns, *next; c; c = next) {
+    next = c->next;
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), outq = kernel_outq(c);
+    /* A subscriber's backlog waits for room at TR_SUB_OUT_BYTES_MAX: that is its bound. */
+    size_t bound = c->subs ? TR_SUB_OUT_BYTES_MAX : TR_RPC_OUT_BYTES_MAX;
+    bool over = atomic_load(&c->out.unwritten) >= bound && queued > 0;
+    /* Taken: the kernel sent some (the peer's window opened) or we gave the kernel more. */
+    bool taken = queued < c->stall_queue || outq < c->stall_outq;
+    c->stall_outq = outq;
+    if (!over || taken) {
+      c->stall_since_ms = 0; /* under its bound, or it took some bytes since the last sweep */
+    } else if (c->stall_since_ms == 0) {
+      c->stall_since_ms = now;
+    } else if (now - c->stall_since_ms >= limit_ms) {
+      stall_close(c, "none taken within request_deadline");
+      continue;
+    }
+    c->stall_queue = queued;
+  }
+  size_t total = atomic_load(&d->stats.out_unwritten);
+  while (total >= TR_OUT_BYTES_TOTAL_MAX) {
+    tr_conn_t *victim = NULL;
+    for (tr_conn_t *c = d->conns; c; c = c->next)
+      if (c->stall_since_ms != 0 &&
+          (victim == NULL || atomic_load(&c->out.unwritten) > atomic_load(&victim->out.unwritten)))
+        victim = c;
+    if (victim == NULL) break; /* nobody stalled: everyone is being written, room comes back by itself */
+    size_t its = atomic_load(&victim->out.unwritten);
+    stall_close(victim, "the daemon-wide output bound is reached and it is the largest stalled client");
+    total = total > its ? total - its : 0; /* its written-out requests are released a moment later */
+  }
 }
 
 /* ---- accepting ---- */
@@ -996,6 +1220,12 @@ int tr_server_start(tr_daemon_t *d, char *err, size_t errlen) {
     rc = uv_tcp_bind(&d->listener, (const struct sockaddr *)&addr, 0);
   }
   if (rc == 0) rc = uv_listen((uv_stream_t *)&d->listener, 511, on_connection);
+  if (rc == 0) rc = tr_sub_start(d);
+  if (rc == 0) rc = uv_timer_init(d->loop, &d->stall_timer);
+  if (rc == 0) {
+    d->stall_timer.data = d;
+    rc = uv_timer_start(&d->stall_timer, stall_sweep_cb, STALL_SWEEP_MS, STALL_SWEEP_MS);
+  }
   if (rc != 0) snprintf(err, errlen, "cannot listen on %s: %s", d->config.listen, uv_strerror(rc));
   return rc;
 }
@@ -1026,7 +1256,58 @@ bool tr_server_idle(tr_daemon_t *d) {
 
 void tr_server_close_all(tr_daemon_t *d) {
   while (d->conns) conn_close(d->conns);
+  tr_sub_stop(d);
+  if (!uv_is_closing((uv_handle_t *)&d->stall_timer)) uv_close((uv_handle_t *)&d->stall_timer, NULL);
 }
+
+/* ---- for subscribe.c ---- */
+
+void tr_server_notify(tr_conn_t *c, char *text, size_t len) {
+  if (c == NULL || c->closing) {
+    free(text);
+    return;
+  }
+  tr_job_t *job = tr_job_new(c, "", 0, 0);
+  if (job == NULL) {
+    free(text);
+    log_error("net", "out of memory queueing notifications: closing the connection");
+    conn_close(c);
+    return;
+  }
+  if (c->mode == CONN_WS) { /* each notification one text message */
+    size_t framed_len = 0;
+    char *framed = tr_ws_frame_lines(TR_WS_OP_TEXT, text, len, &framed_len);
+    free(text);
+    if (framed == NULL) {
+      tr_job_free(job);
+      log_error("net", "out of memory framing notifications: closing the connection");
+      conn_close(c);
+      return;
+    }
+    text = framed;
+    len = framed_len;
+  }
+  job->notice = true;
+  job->response = text;
+  job->response_len = len;
+  job->complete = true;
+  job->out = &c->out; /* counts against the client's output bounds like any answer */
+  job->out_counted = len;
+  atomic_fetch_add(&c->out.unwritten, len);
+  atomic_fetch_add(c->out.total, len);
+  job->conn_next = NULL;
+  if (c->q_tail) c->q_tail->conn_next = job;
+  else c->q_head = job;
+  c->q_tail = job;
+  if (c->q_head == job) conn_head_changed(c);
+  c->jobs_alive++; /* not a request: not in `inflight` */
+  c->progress_ms = uv_now(c->d->loop); /* a fed subscriber is not the idle one to evict */
+  conn_queue_flush(c->d, c);
+}
+
+size_t tr_server_unwritten(tr_conn_t *c) { return c ? atomic_load(&c->out.unwritten) : 0; }
+
+tr_sub_t **tr_server_conn_subs(tr_conn_t *c) { return &c->subs; }
 
 /* main.c provides the last step. */
 void tr_daemon_finish_shutdown(tr_daemon_t *d);

@@ -53,6 +53,19 @@
 #define TR_HTTP_LINGER_MS        2000          /* after a refusal mid-request, its input is drained this long */
 /* The body of POST / is one JSON-RPC request: TR_RPC_LINE_BYTES_MAX, else 413. */
 
+/* ---- Subscriptions (PROTOCOL.md §5.2) ---- */
+#define TR_SUBS_PER_CONN_MAX     16            /* a client follows a few feeds; each one costs a scan per batch */
+#define TR_SUBS_MAX              4096          /* all connections: the live fan-out runs on the loop thread */
+/* A live subscriber whose connection holds this much unwritten output when an
+ * entry arrives gets ledger.subscription_end (slow_consumer) instead: the feed
+ * is never buffered without bound, and never waits (the sequencer goes on).
+ * Above the biggest single notification (a distribution to 10,000 holders is
+ * ~1.5 MB); resubscribing from `next` misses nothing. */
+#define TR_SUB_OUT_BYTES_MAX     (4 * 1024 * 1024)
+#define TR_SUB_PAGE_ENTRIES_MAX  256           /* backlog entries a worker reads per page */
+#define TR_SUB_PAGE_BYTES_MAX    (1024 * 1024) /* ...and notification bytes per page (at least one entry) */
+#define TR_SUB_RETRY_MS          20            /* an entry committed but its receipt not yet written: read again */
+
 /* ---- Pipeline (daemon) ---- */
 #define TR_WORKERS_MAX           64            /* more threads than this only adds contention */
 #define TR_WORKER_GRAB_MAX       32            /* jobs a worker takes per hand-off: amortises locking */

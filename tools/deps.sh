@@ -5,7 +5,11 @@ packages=(build-essential meson ninja-build pkg-config libsodium-dev libsqlite3-
           libcjson-dev python3 python3-cryptography python3-nacl python3-pytest sqlite3 clang libclang-rt-14-dev netcat-openbsd)
 packages+=(faketime)  # the clock-step tests (libfaketime, monotonic clock left alone)
 packages+=(node-llhttp)  # llhttp 8.1 C sources, compiled into tranched (HTTP on the JSON-RPC port)
-packages+=(curl python3-requests python3-prometheus-client)  # test_http: standard HTTP clients, the Prometheus text parser
+packages+=(curl python3-requests python3-prometheus-client)
+packages+=(python3-websocket)  # test_ws: a standard WebSocket client
+packages+=(chromium nodejs)  # test_explorer: the page in headless Chromium, driven by playwright-core from npm (tools/explorer-test-deps.sh)
+command -v npm >/dev/null || packages+=(npm)  # Debian's; a nodejs that ships its own npm keeps it
+packages+=(nettle-dev)  # SHA-1 and base64 for the WebSocket handshake (GET /ws)  # test_http: standard HTTP clients, the Prometheus text parser
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -641,6 +641,88 @@ CASES = [
     ("random bytes", case_garbage), ("1100 connections", case_many_connections),
     ("one address", case_one_peer), ("slow reader", case_slow_reader), ("big answers unread", case_big_answers_unread),
 ]
+def stalled_count(node):
+    with node.connect(timeout=20) as c:
+        return c.call("node.status", {})["counters"]["connections_stalled"]
+
+
+def pipeline_unread(node, rcvbuf=16 * 1024, lines=20):
+    """A client that pipelines lines of 100 x rpc.discover (~1 MB of answers each) and reads nothing."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", node.port))
+    s.settimeout(2.0)
+    line = (json.dumps([{"jsonrpc": "2.0", "method": "rpc.discover", "id": i} for i in range(100)]) + "\n").encode()
+    sent = 0
+    for _ in range(lines):
+        try:
+            s.sendall(line)
+            sent += 1
+        except socket.timeout:
+            break  # the daemon stopped reading it: over its output bound
+    return s, sent
+
+
+def case_stalled_reader(node, deadline_s):
+    """A client that pipelines and never reads held its slot for ever (it has writes pending, so it was never
+    evicted or timed out). Now: over its output bound with nothing taken for request_deadline, it is closed;
+    a client that reads, however slowly, is not."""
+    before = stalled_count(node)
+    slow, sent = pipeline_unread(node)
+    got = 0
+    t_end = time.monotonic() + deadline_s * 3
+    slow.settimeout(5)
+    while time.monotonic() < t_end:  # 64 KiB every 0.25 s: slow, but reading
+        d = slow.recv(64 * 1024)
+        if not d:
+            break
+        got += len(d)
+        time.sleep(0.25)
+    T.check(stalled_count(node) == before, "a client that reads slowly (64 KiB / 0.25 s, %d bytes in %ds) is not "
+            "closed as stalled" % (got, deadline_s * 3))
+    want = sent * 100
+    buf, answers = b"", 0
+    slow.settimeout(20)
+    while answers < sent:
+        d = slow.recv(1 << 20)
+        if not d:
+            break
+        buf += d
+        answers = buf.count(b"\n")
+    T.eq(answers, sent, "...and gets every one of its %d answers (%d requests)" % (sent, want))
+    slow.close()
+
+    before = stalled_count(node)
+    s, sent = pipeline_unread(node)
+    T.comment("stalled reader: %d lines sent before the daemon stopped reading" % sent)
+    t0 = time.monotonic()
+    closed_after = None
+    while time.monotonic() - t0 < deadline_s + 10:
+        if stalled_count(node) > before:
+            closed_after = time.monotonic() - t0
+            break
+        time.sleep(0.25)
+    T.check(closed_after is not None and closed_after < deadline_s + 4,
+            "a client that pipelines and never reads is closed about request_deadline (%ds) after it stalls "
+            "(after %s s)" % (deadline_s, closed_after and round(closed_after, 1)))
+    s.settimeout(10)
+    ended = False
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                ended = True
+                break
+    except ConnectionResetError:
+        ended = True
+    except socket.timeout:
+        pass
+    T.check(ended, "its connection is closed (EOF or reset once it drains what the kernel held)")
+    s.close()
+    with node.connect(timeout=20) as c:
+        T.check(c.call("ledger.head", {}).get("size", 0) >= 1, "the daemon serves others meanwhile")
+
+
 PER_PEER_MAX = 256
 SLOW_DEADLINE_S = 2
 
@@ -669,6 +751,8 @@ def main():
             slow.start()
             T.comment("--- slowloris")
             T.section("slowloris", case_slowloris, slow, SLOW_DEADLINE_S)
+            T.comment("--- stalled reader")
+            T.section("stalled reader", case_stalled_reader, slow, SLOW_DEADLINE_S)
             T.eq(slow.stop(), 0, "tranched exits 0 after the slowloris case")
         finally:
             slow.cleanup()

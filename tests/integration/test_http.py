@@ -163,7 +163,7 @@ def case_refusals(n):
                           b"Transfer-Encoding: chunked\r\n\r\n" + chunked))
     T.check(len(rs) == 1 and rs[0][0] == 413, "a chunked body over 1 MiB -> 413", [r[:2] for r in rs])
     for req, want, name in ((b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404, "unknown path"),
-                            (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404, "GET / (no explorer in this build)"),
+                            (b"GET /explorer.jsx HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404, "a file the explorer has not"),
                             (b"PUT / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", 405, "PUT /"),
                             (b"DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "DELETE /health"),
                             (b"POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", 405,
@@ -179,6 +179,14 @@ def case_refusals(n):
                             (b"GET /health HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 400, "malformed version")):
         rs = responses(raw(n, req, timeout=5))
         T.check(len(rs) >= 1 and rs[0][0] == want, "%s -> %d" % (name, want), [r[:2] for r in rs])
+    for path, ctype, text in ((b"/", "text/html", b"tranche explorer"), (b"/?x=1", "text/html", b"tranche explorer"),
+                              (b"/explorer.js", "text/javascript", b"verifyEntry"),
+                              (b"/explorer.css", "text/css", b"font")):
+        rs = responses(raw(n, b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+        T.check(len(rs) == 1 and rs[0][0] == 200 and rs[0][1].get("content-type", "").startswith(ctype) and
+                "script-src 'self'" in rs[0][1].get("content-security-policy", "") and text in rs[0][2],
+                "GET %s -> 200 %s, compiled in, with a Content-Security-Policy" % (path.decode(), ctype),
+                [r[:2] for r in rs])
     for host in (b"localhost:%d" % n.port, b"127.0.0.1:%d" % n.port, b"[::1]:%d" % n.port, b"ledger.example"):
         rs = responses(raw(n, b"GET /health HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"))
         T.check(len(rs) == 1 and rs[0][0] == 200, "Host %s allowed" % host.decode(), rs)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "subscribe.h"
 #include "tr_err.h"
 #include "tr_hex.h"
 #include "tr_ledger.h"
@@ -42,6 +43,13 @@ void tr_sequencer_halt(tr_sequencer_t *seq, const char *what, const char *why) {
   (void)seq;
   fprintf(stderr, "rpc harness: %s found the database damaged: %s\n", what, why);
   abort(); /* the harness's store is in memory: damage is a bug */
+}
+
+/* Backlog pages are read only for subscriptions, which live on the loop. */
+void tr_sub_read_page(tr_worker_t *w, tr_job_t *job) {
+  (void)w;
+  (void)job;
+  HARNESS_CHECK(false, "a subscription page in the harness");
 }
 
 bool rpc_harness_keep_txs;

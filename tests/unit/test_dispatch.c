@@ -103,10 +103,10 @@ static void test_batches_and_notifications(void) {
   cJSON_Delete(r);
 }
 
-/* rpc.discover lists exactly the methods of PROTOCOL.md §5 (bar the reserved ledger.subscribe). */
+/* rpc.discover lists exactly the methods of PROTOCOL.md §5 and §5.2. */
 static void test_discover(void) {
   static const char *const want[] = {"tx.submit", "tx.check", "tx.get", "tx.find", "ledger.head", "ledger.entry",
-                                     "ledger.entries", "ledger.checkpoint", "ledger.proof", "ledger.consistency",
+                                     "ledger.entries", "ledger.subscribe", "ledger.unsubscribe", "ledger.checkpoint", "ledger.proof", "ledger.consistency",
                                      "account.get", "account.history", "asset.get", "asset.list", "asset.holders",
                                      "asset.payouts", "risk.exposure", "node.status", "rpc.discover"};
   cJSON *r = run("{\"jsonrpc\":\"2.0\",\"method\":\"rpc.discover\",\"id\":1}", false);
