@@ -114,6 +114,8 @@ void ctl_progress_watch_stop(ctl_progress_watch_t *w, bool finished);
 /* Opens the TCP connection chosen by --rpc / --datadir / the default, or the
  * control socket of --datadir.  Both print their errors. Return fd or -1. */
 int ctl_connect_rpc(const ctl_opts_t *o);
+/* The last ctl_connect_rpc was to an http://HOST:PORT address (ctl_call speaks HTTP there). */
+bool ctl_rpc_is_http(void);
 /* Where ctl_connect_rpc connects: --rpc, else $TRANCHE_RPC, else the `rpc` or
  * `listen` key of DIR/tranche.conf, else 127.0.0.1:7707.  Prints errors; 0 or -1. */
 int ctl_rpc_address(const ctl_opts_t *o, char *out, size_t outlen);

@@ -150,6 +150,11 @@ int ctl_cmd_import(const ctl_cmd_t *cmd, ctl_opts_t *o) {
     if (in != stdin) fclose(in);
     return CTL_DAEMON;
   }
+  if (ctl_rpc_is_http()) { /* it pipelines lines: HTTP would answer one request at a time */
+    close(fd);
+    if (in != stdin) fclose(in);
+    return ctl_usage_error(cmd, "import streams lines: give --rpc HOST:PORT, not an http:// address");
+  }
   static reader_t rd;
   slot_t slots[IMPORT_WINDOW];
   size_t head = 0, inflight = 0;

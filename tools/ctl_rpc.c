@@ -1,11 +1,14 @@
 /* ctl_rpc.c — tranchectl's blocking JSON-RPC 2.0 client: one request line
  * out, one response line back (PROTOCOL.md §5 framing), over TCP to the
- * node's RPC port or over the node's Unix control socket.
+ * node's RPC port or over the node's Unix control socket; or, with
+ * --rpc http://HOST:PORT, one HTTP/1.1 POST per request on a kept-alive
+ * connection (§5.1), for a node behind an HTTP proxy.
  *
  * Where to connect: --rpc HOST:PORT, else the `rpc` (or `listen`) key of
  * DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707.  Every socket
  * operation times out after CTL_TIMEOUT_MS; a response line may be up to
  * CTL_RESPONSE_BYTES_MAX bytes. */
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -118,10 +121,23 @@ int ctl_connect_addr(const char *addr, char *err, size_t errlen) {
   return connect_addr_once(addr, err, errlen, &e);
 }
 
+/* Set by ctl_connect_rpc for an http:// address: ctl_call then speaks HTTP. */
+static bool rpc_http;
+static char rpc_http_host[256];
+
+bool ctl_rpc_is_http(void) { return rpc_http; }
+
 int ctl_connect_rpc(const ctl_opts_t *o) {
   char addr[256], err[512];
   int e;
   if (ctl_rpc_address(o, addr, sizeof addr) != 0) return -1;
+  rpc_http = strncmp(addr, "http://", 7) == 0;
+  if (rpc_http) { /* http://HOST:PORT[/]: the rest is the address and the Host header */
+    memmove(addr, addr + 7, strlen(addr + 7) + 1);
+    size_t n = strlen(addr);
+    if (n > 0 && addr[n - 1] == '/') addr[n - 1] = '\0';
+    snprintf(rpc_http_host, sizeof rpc_http_host, "%s", addr);
+  }
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   int fd;
@@ -199,6 +215,60 @@ static char *recv_line(int fd) {
   return NULL;
 }
 
+/* One HTTP/1.1 response's body (JSON-RPC's status is 200 even for an
+ * error); NULL with a message for anything else. */
+static char *recv_http_body(int fd) {
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap), *body = NULL;
+  long status = 0, length = -1;
+  while (buf) {
+    char *end = n >= 4 ? memmem(buf, n, "\r\n\r\n", 4) : NULL;
+    if (end != NULL && body == NULL) { /* the head is in: status and Content-Length */
+      *end = '\0';
+      if (sscanf(buf, "HTTP/1.%*d %ld", &status) != 1) break;
+      for (char *h = strstr(buf, "\r\n"); h != NULL; h = strstr(h + 2, "\r\n"))
+        if (strncasecmp(h + 2, "content-length:", 15) == 0) length = strtol(h + 17, NULL, 10);
+      body = end + 4;
+      if (status != 200 || length < 0 || length > CTL_RESPONSE_BYTES_MAX) break;
+    }
+    if (body != NULL && (size_t)(buf + n - body) >= (size_t)length) {
+      memmove(buf, body, (size_t)length);
+      buf[length] = '\0';
+      return buf;
+    }
+    if (n + 1 >= cap) {
+      size_t body_at = body ? (size_t)(body - buf) : 0;
+      char *nb = cap >= 2 * CTL_RESPONSE_BYTES_MAX ? NULL : realloc(buf, cap * 2);
+      if (nb == NULL) break;
+      if (body) body = nb + body_at;
+      buf = nb, cap *= 2;
+    }
+    ssize_t got = recv(fd, buf + n, cap - n - 1, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      fprintf(stderr, "tranchectl: %s\n", got == 0 ? "the node closed the HTTP connection" : strerror(errno));
+      free(buf);
+      return NULL;
+    }
+    n += (size_t)got;
+  }
+  if (buf && status != 0 && status != 200) fprintf(stderr, "tranchectl: the node answered HTTP %ld\n", status);
+  else fprintf(stderr, "tranchectl: malformed HTTP response from the node\n");
+  free(buf);
+  return NULL;
+}
+
+/* Sends one request text: a line, or an HTTP POST of it. */
+static int send_request(int fd, const char *json, size_t len) {
+  if (!rpc_http) return send_all(fd, json, len);
+  char head[512];
+  int h = snprintf(head, sizeof head,
+                   "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                   rpc_http_host, len - 1); /* the body is the JSON text, not its newline */
+  if (h < 0 || (size_t)h >= sizeof head) return -1;
+  return send_all(fd, head, (size_t)h) == 0 && send_all(fd, json, len - 1) == 0 ? 0 : -1;
+}
+
 /* Prints an error response; returns the exit code it maps to. */
 static int report_error(const cJSON *err) {
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
@@ -231,7 +301,7 @@ int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **
   if (line == NULL) return CTL_DAEMON;
   size_t len = strlen(line);
   line[len] = '\n'; /* the NUL becomes the frame's newline; we send len + 1 bytes */
-  int rc = send_all(fd, line, len + 1);
+  int rc = send_request(fd, line, len + 1);
   free(line);
   if (rc != 0) {
     int e = errno;
@@ -240,7 +310,7 @@ int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **
                                             "many open files)" : "");
     return CTL_DAEMON;
   }
-  char *resp = recv_line(fd);
+  char *resp = rpc_http ? recv_http_body(fd) : recv_line(fd);
   if (resp == NULL) return CTL_DAEMON;
   cJSON *r = cJSON_Parse(resp);
   free(resp);

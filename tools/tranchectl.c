@@ -202,7 +202,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "\nThe daemon is reached at --rpc HOST:PORT, else the `rpc` or `listen` key of\n"
           "DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707. backup, log-level and stop use\n"
-          "the node's Unix control socket DIR/control.sock instead.\n"
+          "the node's Unix control socket DIR/control.sock instead. --rpc http://HOST:PORT speaks\n"
+          "JSON-RPC over HTTP POST (a node behind an HTTP proxy); import needs HOST:PORT.\n"
           "Output is for humans; --json prints the raw result for scripts.\n"
           "Without --rpc the address comes from $TRANCHE_RPC when set.\n"
           "\nglobal options (before or after the command):\n"

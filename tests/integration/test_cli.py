@@ -627,6 +627,28 @@ def env_cases(node, cx):
     T.check(r.returncode != 0 and b"TRANCHE_RPC" in r.stderr, "a bad TRANCHE_RPC is named in the error", r.stderr)
 
 
+def http_rpc_cases(node, cx):
+    """--rpc http://HOST:PORT: the same answers over HTTP POST (PROTOCOL.md §5.1)."""
+    line_rc, line_out, _ = ctl("ledger", "head", "--json", "--rpc", "127.0.0.1:%d" % node.port)
+    url = "http://127.0.0.1:%d" % node.port
+    rc, out, err = ctl("ledger", "head", "--json", "--rpc", url)
+    T.check(rc == 0 and line_rc == 0 and json.loads(out) == json.loads(line_out),
+            "--rpc http://: ledger head answers as over lines", (out, line_out, err))
+    rc, out, err = ctl("status", "--json", "--rpc", url + "/")
+    T.check(rc == 0 and json.loads(out).get("chain") == node.chain, "--rpc http://HOST:PORT/: status", err)
+    k = tc.Key()
+    rc, out, err = ctl("account", "open", "--key", node.admin_key_path, "--account", k.pk, "--roles", "investor",
+                       "--jurisdiction", "GB", "--kyc", "true", "--json", "--rpc", url)
+    T.check(rc == 0 and "seq" in json.loads(out), "--rpc http://: a tx is submitted and its receipt printed", err)
+    rc, out, err = ctl("account", "open", "--key", node.admin_key_path, "--account", k.pk, "--roles", "investor",
+                       "--jurisdiction", "GB", "--kyc", "true", "--rpc", url)
+    T.check(rc == 1 and "refused: exists" in err, "--rpc http://: a refusal is reported as over lines", err)
+    rc, _, err = ctl("ledger", "head", "--rpc", "http://127.0.0.1:%d" % tc.free_port())
+    T.check(rc == 3 and "cannot connect" in err, "--rpc http:// to nothing: cannot connect, exit 3", err)
+    rc, _, err = ctl("import", "-", "--rpc", url)
+    T.check(rc == 2 and "HOST:PORT" in err, "import refuses an http:// address (it streams lines)", err)
+
+
 def completion_cases(node, cx):
     rc, script, err = ctl("completion", "bash")
     T.check(rc == 0 and "complete -F _tranchectl tranchectl" in script, "completion bash prints a script", err)
@@ -745,7 +767,7 @@ def main():
             cx = Ctx()
             for name, fn in (("tx", tx_cases), ("offline", offline_cases), ("query", query_cases),
                              ("proof", proof_cases), ("verify", verify_cases), ("backup", backup_cases),
-                             ("version", version_cases), ("ping", ping_cases), ("env", env_cases),
+                             ("version", version_cases), ("ping", ping_cases), ("env", env_cases), ("http rpc", http_rpc_cases),
                              ("completion", completion_cases), ("daemon log", daemon_log_cases),
                              ("progress", progress_cases), ("control", control_cases)):
                 T.section(name, fn, node, cx)
