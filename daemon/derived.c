@@ -165,6 +165,18 @@ static void derived_main(void *arg) {
 
 /* ---- the sequencer's side ---- */
 
+/* Drops every queued delta (with the lock held, or after the thread ended). */
+static void queue_free(tr_derived_t *w) {
+  for (tr_delta_t *d = w->head, *next; d != NULL; d = next) {
+    next = d->next;
+    tr_delta_free(d);
+  }
+  w->head = w->tail = NULL;
+  w->queued_bytes = 0;
+  atomic_store(&w->stats.queued_deltas, 0);
+  atomic_store(&w->stats.queued_bytes, 0);
+}
+
 void tr_derived_push(tr_derived_t *w, tr_delta_t *d) {
   d->next = NULL;
   uv_mutex_lock(&w->mu);
@@ -198,14 +210,7 @@ uint64_t tr_derived_drop(tr_derived_t *w) {
   uv_mutex_lock(&w->mu);
   w->pause = true;
   while (w->busy) uv_cond_wait(&w->cond, &w->mu);
-  for (tr_delta_t *d = w->head, *next; d != NULL; d = next) {
-    next = d->next;
-    tr_delta_free(d);
-  }
-  w->head = w->tail = NULL;
-  w->queued_bytes = 0;
-  atomic_store(&w->stats.queued_deltas, 0);
-  atomic_store(&w->stats.queued_bytes, 0);
+  queue_free(w);
   w->pause = false;
   uint64_t through = atomic_load(&w->stats.through);
   uv_mutex_unlock(&w->mu);
@@ -255,11 +260,7 @@ int tr_derived_stop(tr_derived_t *w) {
   uv_thread_join(&w->thread);
   w->started = false;
   int rc = w->final_rc;
-  for (tr_delta_t *d = w->head, *next; d != NULL; d = next) { /* only after a failed last write */
-    next = d->next;
-    tr_delta_free(d);
-  }
-  w->head = w->tail = NULL;
+  queue_free(w); /* anything left after a failed last write: the next start replays it */
   tr_store_close(w->conn);
   w->conn = NULL;
   uv_cond_destroy(&w->cond);

@@ -416,9 +416,9 @@ void tr_entry_hash(uint64_t seq, uint64_t time, const uint8_t prev[32], const ui
   tr_merkle_leaf_hash(bytes, sizeof bytes, out);
 }
 
-int tr_store_visible_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {
-  sqlite3_stmt *st = stmt_get(s,
-      "SELECT e.seq, e.hash, e.time FROM derived_progress d JOIN entries e ON e.seq = d.seq WHERE d.id = 1");
+/* Reads (seq, hash, time) from st's one row: zeros when there is none (an
+ * empty journal). */
+static int head_row(sqlite3_stmt *st, uint64_t *size, uint8_t hash[32], uint64_t *time) {
   uint64_t n = 0, t = 0;
   uint8_t h[32] = {0};
   int rc = step_row(st);
@@ -428,13 +428,19 @@ int tr_store_visible_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint6
     t = (uint64_t)sqlite3_column_int64(st, 2);
     sqlite3_reset(st);
   } else if (rc == TR_ENOT_FOUND) {
-    rc = 0; /* an empty journal (mark 0) */
+    rc = 0;
   }
   if (rc != 0) return rc;
   *size = n;
   if (hash) memcpy(hash, h, 32);
   if (time) *time = t;
   return 0;
+}
+
+int tr_store_visible_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {
+  return head_row(stmt_get(s, "SELECT e.seq, e.hash, e.time FROM derived_progress d JOIN entries e ON e.seq = d.seq"
+                              " WHERE d.id = 1"),
+                  size, hash, time);
 }
 
 int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *time) {
@@ -444,27 +450,13 @@ int tr_store_head(tr_store_t *s, uint64_t *size, uint8_t hash[32], uint64_t *tim
     if (time) *time = s->head_time;
     return 0;
   }
-  sqlite3_stmt *st = stmt_get(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1");
-  uint64_t n = 0, t = 0;
-  uint8_t h[32] = {0};
-  int rc = step_row(st);
-  if (rc == 0) {
-    n = (uint64_t)sqlite3_column_int64(st, 0);
-    rc = column_blob(st, 1, h, 32);
-    t = (uint64_t)sqlite3_column_int64(st, 2);
-    sqlite3_reset(st);
-  } else if (rc == TR_ENOT_FOUND) {
-    rc = 0; /* an empty journal: size 0, zero hash and time */
-  }
+  int rc = head_row(stmt_get(s, "SELECT seq, hash, time FROM entries ORDER BY seq DESC LIMIT 1"), size,
+                    s->head_hash, &s->head_time);
   if (rc != 0) return rc;
-  *size = n;
-  if (hash) memcpy(hash, h, 32);
-  if (time) *time = t;
-  if (s->in_write) {
-    s->head_known = true;
-    s->head_size = n, s->head_time = t;
-    memcpy(s->head_hash, h, 32);
-  }
+  if (hash) memcpy(hash, s->head_hash, 32);
+  if (time) *time = s->head_time;
+  s->head_size = *size;
+  s->head_known = s->in_write; /* outside a write the head moves under us */
   return 0;
 }
 
