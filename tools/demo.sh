@@ -41,4 +41,5 @@ echo "tranched serving demo.example/tranche on $listen (Ctrl-C stops it). Try:"
 echo "  $ctl asset show ACME-TL-2029"
 echo "  $ctl asset holders ACME-TL-2029"
 echo "  echo '{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"id\":1}' | nc -q1 127.0.0.1 7707"
+echo "  the explorer: http://$listen/"
 wait $pid
