@@ -242,7 +242,7 @@ static int cmp_history(const void *a, const void *b) {
 /* Rows keyed by (account, seq): written in key order, so each page of
  * account_entries is touched once for the whole delta. */
 static int write_history(tr_store_t *s, tr_delta_t *d) {
-  qsort(d->history, d->history_n, sizeof *d->history, cmp_history);
+  if (d->history_n > 1) qsort(d->history, d->history_n, sizeof *d->history, cmp_history);
   sqlite3_stmt *st = tr_store_stmt(s, "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
   int rc = 0;
   for (size_t i = 0; i < d->history_n && rc == 0; i++) {
@@ -318,7 +318,7 @@ static int write_entry_keys(tr_store_t *s, const tr_delta_t *d) {
   const tr_entry_t **order = malloc(d->entries_n * sizeof *order);
   if (order == NULL) return TR_ENOMEM;
   for (size_t i = 0; i < d->entries_n; i++) order[i] = &d->entries[i];
-  qsort(order, d->entries_n, sizeof *order, cmp_txid);
+  if (d->entries_n > 1) qsort(order, d->entries_n, sizeof *order, cmp_txid);
   int rc = 0;
   for (size_t i = 0; i < d->entries_n && rc == 0; i++) rc = tr_store_entry_keys_put(s, order[i], order[i]->tx_id, true);
   free(order);
