@@ -580,41 +580,12 @@ static int compare_state(audit_t *au) {
   return rc;
 }
 
-/* entry_txids and entry_ids (tx.get, tx.find) are projections of the
- * journal written behind it: exactly one row per entry up to the derived
- * mark, naming that entry, and none beyond. */
-static int compare_lookups(audit_t *au) {
-  static const struct { const char *table, *sql; } checks[] = {
-    {"entry_txids",
-     "SELECT (SELECT count(*) FROM entry_txids) = ?1 AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.seq <= ?1"
-     " AND NOT EXISTS (SELECT 1 FROM entry_txids t WHERE t.txid = e.txid AND t.seq = e.seq))"},
-    {"entry_ids",
-     "SELECT (SELECT count(*) FROM entry_ids) = ?1 AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.seq <= ?1"
-     " AND NOT EXISTS (SELECT 1 FROM entry_ids i WHERE i.signer = e.signer AND i.tx_id = e.tx_id AND i.seq = e.seq))"},
-  };
-  for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-    sqlite3_stmt *st = scan_open(au, checks[i].sql, checks[i].table);
-    if (st == NULL) return TR_ECORRUPT;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)au->derived_through);
-    int rc = scan_step(au, st, checks[i].table);
-    if (rc == 1 && sqlite3_column_int64(st, 0) != 1)
-      rc = differ(au, 0, "stored %s is not one row per entry up to the derived mark %llu", checks[i].table,
-                  (unsigned long long)au->derived_through);
-    else if (rc == 1) rc = 0;
-    else if (rc == 0) rc = differ(au, 0, "cannot read stored %s", checks[i].table);
-    sqlite3_finalize(st);
-    if (rc != 0) return rc;
-  }
-  return 0;
-}
-
 /* Once the journal is replayed. */
 static int compare_all(audit_t *au) {
   int rc = cursor_finish(au, &au->receipts);
   if (rc == 0) rc = cursor_finish(au, &au->distributions);
   if (rc == 0) rc = cursor_finish(au, &au->payouts);
   if (rc == 0) rc = compare_history(au);
-  if (rc == 0) rc = compare_lookups(au);
   if (rc == 0) rc = compare_merkle(au);
   if (rc == 0) rc = compare_checkpoints(au);
   if (rc == 0) rc = compare_schema(au);

@@ -307,26 +307,8 @@ static int write_nodes(tr_store_t *s, const tr_delta_t *d) {
   return rc;
 }
 
-static int cmp_txid(const void *a, const void *b) {
-  return memcmp((*(const tr_entry_t *const *)a)->txid, (*(const tr_entry_t *const *)b)->txid, 32);
-}
-
-/* entry_txids and entry_ids rows, in txid order: random keys, so sorted they
- * share pages across the whole write instead of one page each. */
-static int write_entry_keys(tr_store_t *s, const tr_delta_t *d) {
-  if (d->entries_n == 0) return 0;
-  const tr_entry_t **order = malloc(d->entries_n * sizeof *order);
-  if (order == NULL) return TR_ENOMEM;
-  for (size_t i = 0; i < d->entries_n; i++) order[i] = &d->entries[i];
-  if (d->entries_n > 1) qsort(order, d->entries_n, sizeof *order, cmp_txid);
-  int rc = 0;
-  for (size_t i = 0; i < d->entries_n && rc == 0; i++) rc = tr_store_entry_keys_put(s, order[i], order[i]->tx_id, true);
-  free(order);
-  return rc;
-}
-
 static int write_state(tr_store_t *s, const tr_delta_t *d) {
-  int rc = write_entry_keys(s, d);
+  int rc = 0;
   for (size_t i = 0; i < d->meta_n && rc == 0; i++) {
     char have[sizeof d->meta[0].value];
     rc = tr_store_meta_get(s, d->meta[i].key, have, sizeof have); /* meta is write-once */

@@ -509,7 +509,6 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
   sqlite3_bind_text(st, 8, tx_id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 9, tx, (int)tx_len, SQLITE_STATIC);
   rc = step_done(st);
-  if (rc == 0) rc = tr_store_entry_keys_put(s, out, tx_id, false);
   if (rc == 0) rc = merkle_store_nodes(s, out->seq - 1, out->hash);
   if (rc != 0) {
     s->head_known = false;
@@ -521,26 +520,6 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
     memcpy(s->head_hash, out->hash, 32);
   }
   return 0;
-}
-
-int tr_store_entry_keys_put(tr_store_t *s, const tr_entry_t *e, const char *tx_id, bool again) {
-  sqlite3_stmt *t = stmt_get(s, again ? "INSERT OR IGNORE INTO entry_txids (txid, seq) VALUES (?1, ?2)"
-                                      : "INSERT INTO entry_txids (txid, seq) VALUES (?1, ?2)");
-  if (t == NULL) return TR_EIO;
-  sqlite3_bind_blob(t, 1, e->txid, 32, SQLITE_STATIC);
-  sqlite3_bind_int64(t, 2, (sqlite3_int64)e->seq);
-  int rc = step_done(t);
-  sqlite3_stmt *i = rc == 0 ? stmt_get(s, again ? "INSERT OR IGNORE INTO entry_ids (signer, tx_id, seq) VALUES (?1, ?2, ?3)"
-                                                : "INSERT INTO entry_ids (signer, tx_id, seq) VALUES (?1, ?2, ?3)")
-                            : NULL;
-  if (rc == 0 && i == NULL) rc = TR_EIO;
-  if (rc == 0) {
-    sqlite3_bind_blob(i, 1, e->signer.b, 32, SQLITE_STATIC);
-    sqlite3_bind_text(i, 2, tx_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(i, 3, (sqlite3_int64)e->seq);
-    rc = step_done(i);
-  }
-  return rc;
 }
 
 int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e) {
@@ -607,7 +586,7 @@ int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry
 }
 
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq) {
-  sqlite3_stmt *st = stmt_get(s, "SELECT seq FROM entry_txids WHERE txid = ?1");
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq FROM entries WHERE txid = ?1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, txid, 32, SQLITE_STATIC);
   int rc = step_row(st);
@@ -618,8 +597,7 @@ int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq)
 
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
                                 uint8_t txid[32]) {
-  sqlite3_stmt *st = stmt_get(s,
-      "SELECT e.seq, e.txid FROM entry_ids i JOIN entries e ON e.seq = i.seq WHERE i.signer = ?1 AND i.tx_id = ?2");
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq, txid FROM entries WHERE signer = ?1 AND tx_id = ?2");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, signer->b, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);

@@ -121,10 +121,6 @@ int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e);
  * first nonzero return and returns it; TR_ECORRUPT for a malformed row. */
 typedef int (*tr_entry_fn)(void *ctx, const tr_entry_t *e);
 int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry_fn fn, void *ctx);
-/* The lookup rows of entry e (entry_txids, entry_ids: state tables since
- * schema 005); `again`: rows already there are left (the writer behind
- * writes a batch's rows again after a crash), else a repeat fails. */
-int tr_store_entry_keys_put(tr_store_t *s, const tr_entry_t *e, const char *tx_id, bool again);
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq);
 /* The entry of an accepted (signer, id), with its txid when txid != NULL. */
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
