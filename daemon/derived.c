@@ -180,13 +180,22 @@ static void queue_free(tr_derived_t *w) {
 void tr_derived_push(tr_derived_t *w, tr_delta_t *d) {
   d->next = NULL;
   uv_mutex_lock(&w->mu);
-  while (w->queued_bytes > TR_DERIVED_QUEUE_BYTES_MAX && !w->stopping) uv_cond_wait(&w->cond, &w->mu);
+  while (w->queued_bytes > TR_DERIVED_QUEUE_BYTES_MAX && !w->stopping && !w->unbounded)
+    uv_cond_wait(&w->cond, &w->mu);
   if (w->tail) w->tail->next = d;
   else w->head = d;
   w->tail = d;
   w->queued_bytes += d->bytes;
   atomic_fetch_add(&w->stats.queued_deltas, 1);
   atomic_store(&w->stats.queued_bytes, w->queued_bytes);
+  uv_cond_broadcast(&w->cond);
+  uv_mutex_unlock(&w->mu);
+}
+
+void tr_derived_unbound(tr_derived_t *w) {
+  if (!w->started) return;
+  uv_mutex_lock(&w->mu);
+  w->unbounded = true;
   uv_cond_broadcast(&w->cond);
   uv_mutex_unlock(&w->mu);
 }

@@ -43,6 +43,7 @@ typedef struct tr_derived {
   tr_delta_t *head, *tail;            /* queued; a write in progress takes from head, frees after commit */
   size_t queued_bytes;
   bool stopping, pause;               /* pause: write nothing (tr_derived_drop waits for it) */
+  bool unbounded;                     /* the node is stopping: a push no longer waits for room */
   bool busy;                          /* a write is in progress */
   uv_thread_t thread;
   bool started;
@@ -67,6 +68,9 @@ int tr_derived_start(tr_derived_t *w, const char *db_path, const char *checkpoin
                      struct tr_sequencer *seq, tr_mailbox_t *done, char *err, size_t errlen);
 /* Sequencer thread: queues d (taken), waiting while the queue is full. */
 void tr_derived_push(tr_derived_t *w, tr_delta_t *d);
+/* The node is stopping: pushes stop waiting for room (a writer that cannot
+ * write, disk full, would otherwise hold the sequencer, and the stop, for ever). */
+void tr_derived_unbound(tr_derived_t *w);
 /* Sequencer thread: the receipt effects of seq if a queued delta holds it
  * (TR_ENOT_FOUND otherwise: then it is in the store). */
 int tr_derived_receipt_get(tr_derived_t *w, uint64_t seq, char **effects_json);

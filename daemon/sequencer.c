@@ -587,6 +587,7 @@ int tr_sequencer_stop(tr_sequencer_t *seq) {
     seq->stopping = true;
     uv_cond_signal(&seq->cond);
     uv_mutex_unlock(&seq->mu);
+    tr_derived_unbound(&seq->derived); /* its last batches must not wait for a writer that cannot write */
     uv_thread_join(&seq->thread);
     seq->started = false;
   }
