@@ -250,10 +250,11 @@ int main(int argc, char **argv) {
    * arena was given back to the kernel and grown again (sysmalloc) batch
    * after batch.  Keeping up to 32 MiB of free top per arena is bounded. */
   if (mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024) != 1) log_warn("main", "mallopt(M_TRIM_THRESHOLD) failed; continuing");
-  /* A batch's delta arrays (up to a few MiB) are made and freed each group
+  /* A batch's delta arrays (a few hundred KiB) are made and freed each group
    * commit: from the arena, not mmap/munmap with its page faults and TLB
-   * shootdowns on every batch. */
-  if (mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024) != 1) log_warn("main", "mallopt(M_MMAP_THRESHOLD) failed; continuing");
+   * shootdowns on every batch.  Bigger blocks (whole response lines of big
+   * queries) stay mmapped, so their memory goes back to the system once sent. */
+  if (mallopt(M_MMAP_THRESHOLD, 1024 * 1024) != 1) log_warn("main", "mallopt(M_MMAP_THRESHOLD) failed; continuing");
   signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error return, not a death */
   umask(077);               /* database, WAL, checkpoint: the node's files are its own */
   snprintf(d->datadir, sizeof d->datadir, "%s", args.datadir);
