@@ -61,6 +61,7 @@ static size_t delta_rows(const tr_delta_t *d) {
 static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bool final) {
   uint64_t t0 = tr_clock_ns(), now = t0 / 1000000u, through = atomic_load(&w->stats.through), rows = 0;
   char *note = NULL;
+  uv_mutex_lock(&w->seq->write_mu);
   int rc = tr_store_begin(w->conn);
   for (tr_delta_t *d = first; rc == 0 && d != NULL; d = d == last ? NULL : d->next) {
     rc = tr_store_derived_write(w->conn, d);
@@ -76,6 +77,7 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
     snprintf(why, sizeof why, "%s", tr_store_error_text(w->conn, rc));
     bool fatal = tr_store_failure_is_fatal();
     tr_store_rollback(w->conn);
+    uv_mutex_unlock(&w->seq->write_mu);
     free(note);
     uv_mutex_lock(&w->mu);
     memcpy(w->why, why, sizeof why);
@@ -85,6 +87,7 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
     else log_error("derive", "writing the derived tables failed: %s; retrying", why);
     return rc;
   }
+  uv_mutex_unlock(&w->seq->write_mu);
   checkpoint_published(w, note, through, now);
   atomic_store(&w->stats.through, through);
   atomic_fetch_add(&w->stats.writes, 1);
@@ -102,8 +105,11 @@ static void notify_loop(tr_derived_t *w) {
 /* Writes the whole queue (one transaction: rows of many batches share pages)
  * and frees what was written.  Called and returns with the lock held. */
 static void write_queue(tr_derived_t *w) {
+  /* Many batches in one transaction share pages; but not so many that the
+   * journal's next commit, which waits for the write lock, waits long. */
   tr_delta_t *first = w->head, *last = w->head;
-  while (last->next != NULL) last = last->next;
+  for (size_t bytes = last->bytes; last->next != NULL && bytes + last->next->bytes <= TR_DERIVED_WRITE_BYTES_MAX;)
+    last = last->next, bytes += last->bytes;
   w->busy = true;
   uv_mutex_unlock(&w->mu);
   int rc = write_deltas(w, first, last, false);

@@ -265,9 +265,11 @@ static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, uint64_t clock_ms
 /* The batch's entries, in one fsynced transaction: after it, receipts may go. */
 static int journal_commit(tr_sequencer_t *seq) {
   if (seq->delta->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
+  uv_mutex_lock(&seq->write_mu);
   int rc = tr_store_begin(seq->writer);
   if (rc == 0) rc = tr_store_journal_append(seq->writer, seq->delta);
   if (rc == 0) rc = tr_store_commit(seq->writer);
+  uv_mutex_unlock(&seq->write_mu);
   return rc;
 }
 
@@ -490,7 +492,9 @@ static int sequencer_init(tr_sequencer_t *seq, const uint8_t node_sk[64], tr_mai
   memcpy(seq->node_sk, node_sk, 64);
   seq->cap = TR_SEQ_QUEUE_MAX;
   seq->ring = calloc(seq->cap, sizeof *seq->ring);
-  if (seq->ring == NULL || uv_mutex_init(&seq->mu) != 0 || uv_cond_init(&seq->cond) != 0) return TR_ENOMEM;
+  if (seq->ring == NULL || uv_mutex_init(&seq->mu) != 0 || uv_mutex_init(&seq->write_mu) != 0 ||
+      uv_cond_init(&seq->cond) != 0)
+    return TR_ENOMEM;
   return 0;
 }
 

@@ -61,6 +61,10 @@ typedef struct {
 
 typedef struct tr_sequencer {
   uv_mutex_t mu;
+  /* Held around every write transaction of the journal and of the writer
+   * behind: the two connections share one database file, and SQLite's own
+   * wait for its write lock sleeps in steps of milliseconds. */
+  uv_mutex_t write_mu;
   uv_cond_t cond;
   tr_seq_item_t *ring;
   size_t cap, head, count;

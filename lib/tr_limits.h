@@ -77,6 +77,7 @@
  * in the state tables: past this the sequencer waits (a delta holds ~1 KB a
  * tx), so memory stays bounded when the disk is slower than the rules. */
 #define TR_DERIVED_QUEUE_BYTES_MAX (128u * 1024 * 1024)
+#define TR_DERIVED_WRITE_BYTES_MAX (4u * 1024 * 1024) /* batches per write behind: the journal waits at most one */
 #define TR_DERIVED_RETRY_MS      1000          /* a failed derived write (disk full) is tried again this often */
 /* The live state in memory (tr_mem.h), about 120 B a key, 70 a holding,
  * 32 an entry: past these a tx that would add one is answered -32603 (the
