@@ -203,14 +203,6 @@ int tr_delta_take_changes(tr_delta_t *d, tr_mem_t *m) {
 /* ------------------------------------------------------------------------ */
 /* The two writes                                                            */
 
-static int step_done(sqlite3_stmt *st) {
-  if (st == NULL) return TR_EIO;
-  int rc = sqlite3_step(st);
-  tr_store_note_failure(sqlite3_db_handle(st), rc);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : TR_EIO;
-}
-
 int tr_store_journal_append(tr_store_t *s, const tr_delta_t *d) {
   sqlite3_stmt *st = tr_store_stmt(s,
       "INSERT INTO entries (seq, time, prev, hash, txid, sig, signer, tx_id, tx)"
@@ -228,7 +220,7 @@ int tr_store_journal_append(tr_store_t *s, const tr_delta_t *d) {
     sqlite3_bind_blob(st, 7, e->signer.b, 32, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, e->tx_id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 9, e->tx, (int)e->tx_len, SQLITE_STATIC);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   return rc;
 }
@@ -250,7 +242,7 @@ static int write_history(tr_store_t *s, tr_delta_t *d) {
     if (st == NULL) return TR_EIO;
     sqlite3_bind_blob(st, 1, d->history[i].account.b, 32, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)d->history[i].seq);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   return rc;
 }
@@ -262,7 +254,7 @@ static int write_receipts(tr_store_t *s, const tr_delta_t *d) {
     if (st == NULL) return TR_EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)d->receipts[i].seq);
     sqlite3_bind_text(st, 2, d->receipts[i].effects, -1, SQLITE_STATIC);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   return rc;
 }
@@ -279,7 +271,7 @@ static int write_distributions(tr_store_t *s, const tr_delta_t *d) {
     sqlite3_bind_int64(st, 3, (sqlite3_int64)x->amount);
     sqlite3_bind_int(st, 4, (int)x->kind);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)x->count);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   st = tr_store_stmt(s, "INSERT OR IGNORE INTO payouts (distribution, account, asset, amount) VALUES (?1, ?2, ?3, ?4)");
   for (size_t i = 0; i < d->payouts_n && rc == 0; i++) {
@@ -289,7 +281,7 @@ static int write_distributions(tr_store_t *s, const tr_delta_t *d) {
     sqlite3_bind_blob(st, 2, x->account.b, 32, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, x->asset, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)x->amount);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   return rc;
 }
@@ -302,7 +294,7 @@ static int write_nodes(tr_store_t *s, const tr_delta_t *d) {
     sqlite3_bind_int(st, 1, (int)d->nodes[i].level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)d->nodes[i].index);
     sqlite3_bind_blob(st, 3, d->nodes[i].hash, 32, SQLITE_STATIC);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   return rc;
 }
@@ -326,7 +318,7 @@ static int set_mark(tr_store_t *s, const char *sql, uint64_t seq) {
   sqlite3_stmt *st = tr_store_stmt(s, sql);
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 int tr_store_derived_write(tr_store_t *s, tr_delta_t *d) {

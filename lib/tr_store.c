@@ -334,7 +334,7 @@ int tr_store_integrity_check(tr_store_t *s, char *err, size_t errlen) {
 }
 
 /* Steps a write statement to completion. */
-static int step_done(sqlite3_stmt *st) {
+int tr_store_step_done(sqlite3_stmt *st) {
   if (st == NULL) return TR_EIO;
   int rc = sqlite3_step(st);
   tr_store_note_failure(sqlite3_db_handle(st), rc);
@@ -372,7 +372,7 @@ int tr_store_meta_put(tr_store_t *s, const char *key, const char *value) {
   if (st == NULL) return TR_EIO;
   sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 int tr_store_meta_get(tr_store_t *s, const char *key, char *out, size_t outlen) {
@@ -473,7 +473,7 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
     sqlite3_bind_int(st, 1, (int)nodes[i].level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)nodes[i].index);
     sqlite3_bind_blob(st, 3, nodes[i].hash, 32, SQLITE_STATIC);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   if (rc != 0) s->wgen++;
   return rc;
@@ -508,7 +508,7 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
   sqlite3_bind_blob(st, 7, signer->b, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 8, tx_id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 9, tx, (int)tx_len, SQLITE_STATIC);
-  rc = step_done(st);
+  rc = tr_store_step_done(st);
   if (rc == 0) rc = merkle_store_nodes(s, out->seq - 1, out->hash);
   if (rc != 0) {
     s->head_known = false;
@@ -641,7 +641,7 @@ int tr_store_checkpoint_put(tr_store_t *s, uint64_t size, const uint8_t root[32]
   sqlite3_bind_blob(st, 2, root, 32, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, (sqlite3_int64)time);
   sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 int tr_store_checkpoint_latest(tr_store_t *s, uint64_t *size, uint8_t root[32], char **note) {
@@ -692,7 +692,7 @@ int tr_store_account_put(tr_store_t *s, const tr_account_t *a) {
   sqlite3_bind_text(st, 3, a->jurisdiction, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 4, a->kyc);
   sqlite3_bind_int(st, 5, a->frozen);
-  int rc = step_done(st);
+  int rc = tr_store_step_done(st);
   if (rc == 0) wcache_account_set(s, &a->id, a);
   else s->wgen++;
   return rc;
@@ -805,7 +805,7 @@ int tr_store_asset_put(tr_store_t *s, const tr_asset_t *a) {
   sqlite3_bind_int64(st, 19, (sqlite3_int64)a->issued);
   sqlite3_bind_int64(st, 20, (sqlite3_int64)a->holders);
   sqlite3_bind_int64(st, 21, (sqlite3_int64)a->created_seq);
-  int rc = step_done(st);
+  int rc = tr_store_step_done(st);
   if (rc == 0) wcache_asset_set(s, a);
   else s->wgen++;
   return rc;
@@ -853,7 +853,7 @@ int tr_store_holding_put(tr_store_t *s, const char *asset, const tr_key_t *accou
     sqlite3_bind_int64(st, 3, (sqlite3_int64)h->units);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)h->frozen);
   }
-  int rc = step_done(st);
+  int rc = tr_store_step_done(st);
   if (rc == 0 && known && h->units != 0 && before.units != 0 && sqlite3_changes(s->db) != 1) rc = TR_ECORRUPT;
   if (rc == 0) wcache_holding_set(s, asset, account, h);
   else s->wgen++;
@@ -868,7 +868,7 @@ static int history_row_insert(tr_store_t *s, const tr_key_t *account, uint64_t s
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, account->b, 32, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 int tr_store_account_entry_add(tr_store_t *s, const tr_key_t *account, uint64_t seq) {
@@ -928,7 +928,7 @@ static int history_write(tr_store_t *s) {
     sqlite3_stmt *st = stmt_get(s, marks[i]);
     if (st == NULL) return TR_EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
-    rc = step_done(st);
+    rc = tr_store_step_done(st);
   }
   if (rc == 0) s->hist_written = s->hist_n;
   return rc;
@@ -1004,7 +1004,7 @@ int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json) 
   if (st == NULL) return TR_EIO;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
   sqlite3_bind_text(st, 2, effects_json, -1, SQLITE_STATIC);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json) {

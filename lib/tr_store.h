@@ -47,6 +47,9 @@ const char *tr_store_error_text(tr_store_t *s, int rc);
 /* True when the first failure since tr_store_open, tr_store_begin,
  * tr_store_read_begin or tr_store_wal_checkpoint on this thread means the file is damaged: writing on would only make it worse. */
 int tr_store_failure_is_fatal(void);
+/* Steps a write statement to its end and resets it: 0, or TR_EIO with the
+ * failure remembered for tr_store_error_text (a NULL statement is TR_EIO). */
+int tr_store_step_done(sqlite3_stmt *st);
 /* Remembers a failed SQLite call for tr_store_error_text (used by the
  * modules that step statements themselves). */
 void tr_store_note_failure(sqlite3 *db, int sqlite_rc);

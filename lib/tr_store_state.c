@@ -11,13 +11,6 @@
 #include "tr_state.h"
 #include "tr_store.h"
 
-static int step_done(sqlite3_stmt *st) {
-  int rc = sqlite3_step(st);
-  tr_store_note_failure(sqlite3_db_handle(st), rc);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : TR_EIO;
-}
-
 static int head(void *ctx, uint64_t *size, uint8_t hash[32], uint64_t *time) {
   return tr_store_head(ctx, size, hash, time);
 }
@@ -68,7 +61,7 @@ static int assets_reissue(void *ctx, const tr_key_t *from, const tr_key_t *to) {
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, from->b, 32, SQLITE_STATIC);
   sqlite3_bind_blob(st, 2, to->b, 32, SQLITE_STATIC);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 /* Array v (n used, *cap allocated) with room for one more element: v or its
@@ -142,7 +135,7 @@ static int distribution_put(void *ctx, uint64_t seq, const char *asset, uint64_t
   sqlite3_bind_int64(st, 3, (sqlite3_int64)amount);
   sqlite3_bind_int(st, 4, (int)kind);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)count);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 static int payout_put(void *ctx, uint64_t seq, const tr_key_t *account, const char *asset, uint64_t amount) {
@@ -153,7 +146,7 @@ static int payout_put(void *ctx, uint64_t seq, const tr_key_t *account, const ch
   sqlite3_bind_blob(st, 2, account->b, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, asset, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, (sqlite3_int64)amount);
-  return step_done(st);
+  return tr_store_step_done(st);
 }
 
 const tr_state_ops_t tr_store_state_ops = {
