@@ -134,6 +134,26 @@ int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **
 /* Connects with ctl_connect_rpc, calls, closes. */
 int ctl_rpc(const ctl_opts_t *o, const char *method, cJSON *params, cJSON **result);
 
+/* ---- ctl_init.c ---- */
+/* 0 when FILE may receive a new admin key: it does not exist, and its
+ * directory (resolved through symlinks, even when it is a DIR yet to be
+ * made) is none of dirs[] nor below one: whoever holds a node's disk must
+ * not hold the admin key.  Else prints why ("tranchectl CMD_NAME: ...") and
+ * returns -1. */
+int ctl_admin_out_allowed(const char *cmd_name, const char *file, const char *const dirs[], size_t n_dirs);
+/* Writes a new key file (mode 0600, never over an existing file) from seed;
+ * prints the error.  0 or a tr_err. */
+int ctl_key_file_write(const char *path, const uint8_t seed[32]);
+/* Generates a key into a new key file and fills its public key; as above. */
+int ctl_key_file_new(const char *path, tr_key_t *pk);
+
+/* ---- ctl_node.c ---- */
+/* One call over DIR's control socket (DIR/control.sock); timeout_s > 0
+ * replaces the receive timeout.  params is consumed.  Returns as ctl_call
+ * (CTL_OK with *result, which the caller deletes); CTL_DAEMON when it
+ * cannot connect.  Errors are printed. */
+int ctl_control_call(const char *datadir, const char *method, cJSON *params, cJSON **result, int timeout_s);
+
 /* ---- ctl_verify.c ---- */
 /* Steps 1-2 of the audit (every signature, replay with every derived row)
  * on the database file db; prints `FAILED ...` when it fails.  0 or CTL_FAILED. */

@@ -1,4 +1,5 @@
-/* ctl_init.c — `tranchectl init` (PROTOCOL.md §7) and `tranchectl keygen`.
+/* ctl_init.c — `tranchectl init` (PROTOCOL.md §7) and `tranchectl keygen`,
+ * and the admin key file checks `cluster init` shares.
  *
  * init --admin-out writes the admin's seed file before the data directory is
  * created and refuses a file that would lie inside it: whoever holds the
@@ -30,43 +31,49 @@ static int resolve_maybe_missing(const char *path, char *out) {
   return n < 0 || n >= PATH_MAX ? -1 : 0;
 }
 
-/* 0 when FILE may receive the admin key: absent, its directory exists, and
- * that directory is neither DIR nor below it.  Prints why not. */
-static int admin_out_allowed(const char *file, const char *datadir) {
+/* Also `cluster init`'s check, for every one of its DIRs. */
+int ctl_admin_out_allowed(const char *cmd_name, const char *file, const char *const dirs[], size_t n_dirs) {
   struct stat st;
   if (lstat(file, &st) == 0) {
-    fprintf(stderr, "tranchectl init: %s already exists; init never overwrites a key\n", file);
+    fprintf(stderr, "tranchectl %s: %s already exists; init never overwrites a key\n", cmd_name, file);
     return -1;
   }
   char copy[TR_PATH_MAX], parent[PATH_MAX], dir[PATH_MAX];
   snprintf(copy, sizeof copy, "%s", file);
-  if (realpath(dirname(copy), parent) == NULL) {
-    fprintf(stderr, "tranchectl init: cannot resolve the directory of %s: %s\n", file, strerror(errno));
+  if (resolve_maybe_missing(dirname(copy), parent) != 0) { /* a DIR yet to be made, too */
+    fprintf(stderr, "tranchectl %s: cannot resolve the directory of %s: %s\n", cmd_name, file, strerror(errno));
     return -1;
   }
-  if (resolve_maybe_missing(datadir, dir) != 0) {
-    fprintf(stderr, "tranchectl init: cannot resolve %s: %s\n", datadir, strerror(errno));
-    return -1;
-  }
-  size_t n = strlen(dir);
-  if (strncmp(parent, dir, n) == 0 && (parent[n] == '\0' || parent[n] == '/' || strcmp(dir, "/") == 0)) {
-    fprintf(stderr, "tranchectl init: --admin-out %s lies inside the data directory %s; keep the admin key "
-            "off the node's disk\n", file, datadir);
-    return -1;
+  for (size_t i = 0; i < n_dirs; i++) {
+    if (resolve_maybe_missing(dirs[i], dir) != 0) {
+      fprintf(stderr, "tranchectl %s: cannot resolve %s: %s\n", cmd_name, dirs[i], strerror(errno));
+      return -1;
+    }
+    size_t n = strlen(dir);
+    if (strncmp(parent, dir, n) == 0 && (parent[n] == '\0' || parent[n] == '/' || strcmp(dir, "/") == 0)) {
+      fprintf(stderr, "tranchectl %s: --admin-out %s lies inside the data directory %s; keep the admin key "
+              "off the node's disk\n", cmd_name, file, dirs[i]);
+      return -1;
+    }
   }
   return 0;
 }
 
-static int write_new_key(const char *path, tr_key_t *pk) {
-  uint8_t seed[32], sk[64];
-  randombytes_buf(seed, sizeof seed);
-  crypto_sign_seed_keypair(pk->b, sk, seed);
+int ctl_key_file_write(const char *path, const uint8_t seed[32]) {
   int rc = tr_key_file_write(path, seed);
-  sodium_memzero(seed, sizeof seed);
-  sodium_memzero(sk, sizeof sk);
   if (rc != 0)
     fprintf(stderr, "tranchectl: cannot write key file %s: %s\n", path,
             rc == TR_EEXISTS ? "it already exists" : strerror(errno));
+  return rc;
+}
+
+int ctl_key_file_new(const char *path, tr_key_t *pk) {
+  uint8_t seed[32], sk[64];
+  randombytes_buf(seed, sizeof seed);
+  crypto_sign_seed_keypair(pk->b, sk, seed);
+  int rc = ctl_key_file_write(path, seed);
+  sodium_memzero(seed, sizeof seed);
+  sodium_memzero(sk, sizeof sk);
   return rc;
 }
 
@@ -80,8 +87,8 @@ int ctl_cmd_init(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   if (admin_hex && (ctl_parse_key(admin_hex, &admin) != 0 || !crypto_core_ed25519_is_valid_point(admin.b)))
     return ctl_usage_error(cmd, "--admin must be an Ed25519 public key: 64 lowercase hex");
   if (admin_out) {
-    if (admin_out_allowed(admin_out, datadir) != 0) return CTL_FAILED;
-    if (write_new_key(admin_out, &admin) != 0) return CTL_FAILED;
+    if (ctl_admin_out_allowed(cmd->name, admin_out, &datadir, 1) != 0) return CTL_FAILED;
+    if (ctl_key_file_new(admin_out, &admin) != 0) return CTL_FAILED;
   }
   char err[512] = "";
   int rc = tr_node_init(datadir, chain, &admin, err, sizeof err);
@@ -101,7 +108,7 @@ int ctl_cmd_keygen(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   const char *out = ctl_opt(o, "out");
   if (!out) return ctl_usage_error(cmd, "--out is required");
   tr_key_t pk;
-  if (write_new_key(out, &pk) != 0) return CTL_FAILED;
+  if (ctl_key_file_new(out, &pk) != 0) return CTL_FAILED;
   char hex[65];
   printf("%s\n", tr_hex_encode(pk.b, 32, hex));
   return CTL_OK;

@@ -18,7 +18,7 @@
 #define STOP_WAIT_MS 60000      /* the daemon's own grace is 30 s, plus the last checkpoint */
 #define STOP_POLL_MS 100
 
-static int control_call(const char *datadir, const char *method, cJSON *params, cJSON **result, int timeout_s) {
+int ctl_control_call(const char *datadir, const char *method, cJSON *params, cJSON **result, int timeout_s) {
   int fd = ctl_connect_control(datadir);
   if (fd < 0) {
     cJSON_Delete(params);
@@ -30,7 +30,7 @@ static int control_call(const char *datadir, const char *method, cJSON *params, 
   }
   int rc = ctl_call(fd, method, params, result, NULL);
   close(fd);
-  return rc == CTL_OK ? CTL_OK : rc == CTL_USAGE ? CTL_USAGE : CTL_DAEMON;
+  return rc;
 }
 
 /* The pid in DIR/lock (the daemon that will write FILE.partial-PID) and the
@@ -67,7 +67,7 @@ int ctl_cmd_backup(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   long pid = daemon_pid(dir, &total);
   snprintf(partial, sizeof partial, "%s.partial-%ld", abs, pid);
   if (pid > 0) ctl_progress_watch_start(&w, "backup", partial, total);
-  int rc = control_call(dir, "backup", params, &r, BACKUP_TIMEOUT_S);
+  int rc = ctl_control_call(dir, "backup", params, &r, BACKUP_TIMEOUT_S);
   if (pid > 0) ctl_progress_watch_stop(&w, rc == 0);
   if (rc == 0 && o->json) ctl_print_json(r);
   else if (rc == 0) {
@@ -84,7 +84,7 @@ int ctl_cmd_log_level(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   if (!dir) return ctl_usage_error(cmd, "--datadir is required");
   cJSON *params = cJSON_CreateObject(), *r = NULL;
   cJSON_AddStringToObject(params, "level", o->pos[0]);
-  int rc = control_call(dir, "log.level", params, &r, 0);
+  int rc = ctl_control_call(dir, "log.level", params, &r, 0);
   if (rc == 0) printf("log level %s\n", o->pos[0]);
   cJSON_Delete(r);
   return rc;
@@ -101,7 +101,7 @@ int ctl_cmd_stop(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   const char *dir = ctl_opt(o, "datadir");
   if (!dir) return ctl_usage_error(cmd, "--datadir is required");
   cJSON *r = NULL;
-  int rc = control_call(dir, "shutdown", NULL, &r, 0);
+  int rc = ctl_control_call(dir, "shutdown", NULL, &r, 0);
   cJSON_Delete(r);
   if (rc != 0) return rc;
   struct timespec ts = {.tv_sec = 0, .tv_nsec = STOP_POLL_MS * 1000000L};
