@@ -7,7 +7,8 @@
  * (tx building, sign, submit), ctl_query.c (queries, rpc), ctl_verify.c
  * (offline audit), ctl_proof.c (checkpoints and proofs), ctl_node.c (control
  * socket: backup, log-level, stop), ctl_restore.c (restore), ctl_progress.c
- * (progress line), ctl_extra.c (ping, completion).
+ * (progress line), ctl_extra.c (ping, completion), ctl_cluster.c (cluster
+ * init, status, transfer, add, remove).
  */
 #ifndef TR_CTL_H
 #define TR_CTL_H
@@ -181,5 +182,8 @@ int ctl_cmd_stop(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_restore(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_ping(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_completion(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_cluster_init(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_cluster_status(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_cluster_control(const ctl_cmd_t *c, ctl_opts_t *o);  /* transfer, add, remove */
 
 #endif

@@ -27,6 +27,39 @@ const ctl_cmd_t ctl_commands[] = {
   {"keygen", ctl_cmd_keygen, "out=", 0, 0, "--out FILE",
    "Generates an Ed25519 key into FILE (mode 0600) and prints its public key.\n\n"
    "example: tranchectl keygen --out issuer.key"},
+  {"cluster init", ctl_cmd_cluster_init, "chain=,admin=,admin-out=,node*,json", 0, 0,
+   "--chain ID (--admin PUBKEY | --admin-out FILE) --node ID=RAFT_HOST:PORT,RPC_HOST:PORT,DIR\n"
+   "       (3 to 7 --node) [--json]",
+   "Creates the data directory of every node of a cluster (PROTOCOL.md section 8) at once. Each DIR\n"
+   "is made as by `init` (mode 0700; refused if it exists), with the cluster's one node key, the\n"
+   "same genesis entry byte for byte, and a tranche.conf naming its cluster_id, every cluster_node,\n"
+   "the cluster_genesis inputs and listen = its RPC address. Ids are integers >= 1; no id, address\n"
+   "or DIR may repeat. --admin-out generates the admin key into FILE (mode 0600), outside every\n"
+   "DIR. Nothing is left behind when any DIR cannot be made. Prints `admin PUBKEY` and `vkey VKEY`\n"
+   "(the verifier key of every node's checkpoints) on lines of their own; --json prints one object\n"
+   "{chain, admin, vkey, genesis_ms, nodes: [{id, raft, rpc, datadir}]}. Copy each DIR, mode and\n"
+   "all, to its host and run `tranched --datadir DIR` there.\n\n"
+   "example: tranchectl cluster init --chain bank.example/tranche/prod --admin-out ~/admin.key \\\n"
+   "           --node 1=10.0.0.1:7801,10.0.0.1:7707,n1 --node 2=10.0.0.2:7801,10.0.0.2:7707,n2 \\\n"
+   "           --node 3=10.0.0.3:7801,10.0.0.3:7707,n3"},
+  {"cluster status", ctl_cmd_cluster_status, CTL_CONN_SPEC, 0, 0, "[--rpc HOST:PORT | --datadir DIR] [--json]",
+   "Shows the node's view of its cluster (the `cluster` object of node.status): its id, role and\n"
+   "term, the leader's id (- while none is known), the commit and applied indexes, and every node\n"
+   "with its addresses and role. --json prints the object raw. Exit 1 when the node is not in a\n"
+   "cluster.\n\n"
+   "example: tranchectl cluster status --rpc 10.0.0.2:7707"},
+  {"cluster transfer", ctl_cmd_cluster_control, "datadir=,to=,json", 0, 0, "--datadir DIR [--to ID] [--json]",
+   "Asks the node at DIR (over its control socket) to hand the cluster's leadership to node ID;\n"
+   "without --to, raft picks the node. E.g. before stopping the leader for maintenance.\n\n"
+   "example: tranchectl cluster transfer --datadir /var/lib/tranche --to 2"},
+  {"cluster add", ctl_cmd_cluster_control, "datadir=,node=,json", 0, 0,
+   "--datadir DIR --node ID=RAFT_HOST:PORT,RPC_HOST:PORT [--json]",
+   "Asks the node at DIR (over its control socket) to add node ID, with these raft and RPC\n"
+   "addresses, to the cluster.\n\n"
+   "example: tranchectl cluster add --datadir /var/lib/tranche --node 4=10.0.0.4:7801,10.0.0.4:7707"},
+  {"cluster remove", ctl_cmd_cluster_control, "datadir=,id=,json", 0, 0, "--datadir DIR --id ID [--json]",
+   "Asks the node at DIR (over its control socket) to remove node ID from the cluster.\n\n"
+   "example: tranchectl cluster remove --datadir /var/lib/tranche --id 4"},
 
   {"account open", ctl_cmd_tx, "account=,roles=,jurisdiction=,kyc=," TX_SPEC, 0, 0,
    "--key FILE --account PK --roles ROLE[,ROLE] --jurisdiction CC --kyc true|false",
@@ -201,9 +234,10 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < COMMANDS_N; i++) fprintf(f, "  %s\n", COMMANDS[i].name);
   fprintf(f,
           "\nThe daemon is reached at --rpc HOST:PORT, else the `rpc` or `listen` key of\n"
-          "DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707. backup, log-level and stop use\n"
-          "the node's Unix control socket DIR/control.sock instead. --rpc http://HOST:PORT speaks\n"
-          "JSON-RPC over HTTP POST (a node behind an HTTP proxy); import needs HOST:PORT.\n"
+          "DIR/tranche.conf for --datadir DIR, else 127.0.0.1:7707. backup, log-level, stop and\n"
+          "cluster transfer|add|remove use the node's Unix control socket DIR/control.sock instead.\n"
+          "--rpc http://HOST:PORT speaks JSON-RPC over HTTP POST (a node behind an HTTP proxy);\n"
+          "import needs HOST:PORT.\n"
           "Output is for humans; --json prints the raw result for scripts.\n"
           "Without --rpc the address comes from $TRANCHE_RPC when set.\n"
           "\nglobal options (before or after the command):\n"
