@@ -5,7 +5,6 @@
  * behind by a refusal or a failure) and the re-creation of a wiped journal's
  * genesis entry.  Works in a private directory under $TMPDIR (or /tmp),
  * removed at the end. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <dirent.h>
 #include <ftw.h>
 #include <sodium.h>
