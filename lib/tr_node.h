@@ -7,6 +7,11 @@
  *                    restored old database cannot silently fork the log
  * DIR/control.sock   node control (backup, log level, shutdown), mode 0600
  * DIR/lock           flock()ed by the one process that may write DIR; holds its pid
+ *
+ * A cluster node (PROTOCOL.md §8) is the same directory; its tranche.conf
+ * also names its id, every node's addresses and the genesis inputs, and its
+ * node.key is the cluster's one key (every node's checkpoints verify with
+ * one verifier key).
  */
 #ifndef TR_NODE_H
 #define TR_NODE_H
@@ -44,6 +49,15 @@ int tr_node_init(const char *datadir, const char *chain, const tr_key_t *admin, 
  * else TR_ELIMIT and a message saying so (init refuses such a DIR). */
 int tr_node_socket_path_check(const char *datadir, char *err, size_t errlen);
 
+#define TR_CLUSTER_NODES_MIN 3   /* PROTOCOL.md §8: fewer cannot survive a failure */
+#define TR_CLUSTER_NODES_MAX 7   /* PROTOCOL.md §8: more only slows every commit */
+
+typedef struct {
+  uint64_t id;          /* >= 1 */
+  char raft[128];       /* HOST:PORT the raft transport listens on */
+  char rpc[128];        /* HOST:PORT its JSON-RPC port */
+} tr_cluster_node_t;
+
 typedef struct {
   char listen[128];       /* HOST:PORT */
   unsigned workers;       /* 0 = number of cores */
@@ -55,12 +69,53 @@ typedef struct {
   unsigned request_deadline_s; /* a request must arrive whole this long after its first byte */
   char http_hosts[512];   /* Host names HTTP requests may name besides loopback and listen; "*" = any */
   char http_cors[256];    /* the one Origin allowed cross-origin ("*" = any), "" = CORS off */
+  uint64_t cluster_id;                 /* this node's id; 0 = a single node (no cluster) */
+  size_t cluster_nodes_n;
+  tr_cluster_node_t cluster_nodes[TR_CLUSTER_NODES_MAX];
+  char cluster_chain[72];              /* the genesis inputs, so a node whose journal was wiped can */
+  tr_key_t cluster_admin;              /*   re-create the identical genesis entry */
+  uint64_t cluster_genesis_ms;
 } tr_config_t;
 
 void tr_config_defaults(tr_config_t *c);
 /* Reads `key = value` lines; '#' starts a comment. Unknown keys are errors.
- * A missing file is not an error when optional is set. */
+ * A missing file is not an error when optional is set.
+ *
+ * Cluster keys (all or none; cluster_node repeats, one line per node):
+ *   cluster_id = N
+ *   cluster_node = ID RAFT_HOST:PORT RPC_HOST:PORT
+ *   cluster_genesis = CHAIN ADMIN_PUBKEY_HEX TIME_MS
+ * With cluster_id the file must describe a whole cluster (tr_cluster_check)
+ * with this node among it, and `listen` is this node's rpc address: set from
+ * it when the file has no listen line, refused when it says another. */
 int tr_config_load(const char *path, int optional, tr_config_t *c, char *err, size_t errlen);
+
+/* 0 when c's cluster_nodes and cluster_genesis describe a cluster we can
+ * build: TR_CLUSTER_NODES_MIN..MAX nodes, ids >= 1 and unique, every raft
+ * and rpc address HOST:PORT and no two the same, a valid chain id, the admin
+ * key a valid point, genesis time > 0.  Ignores cluster_id.  Else TR_EINVALID
+ * and what is wrong in err. */
+int tr_cluster_check(const tr_config_t *c, char *err, size_t errlen);
+
+/* `tranchectl cluster init`: creates dirs[i] for node cluster->cluster_nodes[i]
+ * (i < cluster_nodes_n), each as tr_node_init does, all with the node key of
+ * node_seed, a config naming the cluster (tr_config_load's cluster keys and
+ * `listen` = the node's rpc address) and the same genesis entry, byte for byte
+ * (one chain, admin, node key and time: cluster_chain, cluster_admin,
+ * cluster_genesis_ms).  cluster->cluster_id is ignored.  Refuses when any DIR
+ * exists; on failure removes every DIR it made.  An init killed during its
+ * final renames can leave some DIRs complete and others absent. */
+int tr_node_cluster_init(const tr_config_t *cluster, const char *const dirs[], const uint8_t node_seed[32],
+                         char *err, size_t errlen);
+
+/* For a cluster node whose journal was wiped (DIR/tranche.db, -wal and -shm
+ * gone; config and node key kept): creates DIR/tranche.db holding only the
+ * genesis entry of c's cluster_genesis, signed with node_sk, identical to
+ * every other node's.  Refuses (TR_EEXISTS) when tranche.db or its -wal,
+ * -shm or -journal exists, TR_EARG when c is not a cluster node's config.
+ * Built under a temporary name and renamed: DIR never holds half a database. */
+int tr_node_genesis_recreate(const char *datadir, const tr_config_t *c, const uint8_t node_sk[64], char *err,
+                             size_t errlen);
 
 /* Writes `text` to path atomically (temp file, fsync, rename, fsync dir).
  * On failure errno says why (EMFILE, ENOSPC, ...). */
