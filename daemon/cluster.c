@@ -8,8 +8,9 @@
  *     it deposes a healthy leader;
  *   - election timeout 1000 ms, heartbeat 100 ms (raft's defaults): a
  *     failover takes one to two election timeouts;
- *   - snapshots every TR_CLUSTER_SNAPSHOT_EVERY committed entries, keeping
- *     TR_CLUSTER_SNAPSHOT_TRAILING behind it, so a node that was down briefly
+ *   - snapshots every cluster_snapshot_every committed entries (config,
+ *     default TR_CLUSTER_SNAPSHOT_EVERY), keeping TR_CLUSTER_SNAPSHOT_TRAILING
+ *     (at most half of that) behind it, so a node that was down briefly
  *     catches up from the log and one that was down long (or is new) from a
  *     snapshot.
  */
@@ -82,6 +83,9 @@ struct tr_cluster {
   atomic_bool leader;                /* raft says this node leads (the barrier may still be pending) */
   unsigned short last_state;         /* tr-raft only */
   uint64_t last_term, ready_term;    /* tr-raft only */
+  bool opening;                      /* inside raft_start (tr-raft only) */
+  bool installed, reopening;         /* a leader's snapshot was installed: raft reopens (tr-raft only) */
+  bool raft_broken;                  /* reopening failed: the node needs a restart */
 };
 
 static const char *const role_names[] = TR_CLUSTER_ROLE_NAMES;
@@ -175,6 +179,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
     return RAFT_IOERR;
   }
   raft_free(buf->base);
+  if (!c->opening) c->installed = true; /* sent by the leader: reopen raft (reopen_closed) */
   return 0;
 }
 
@@ -269,8 +274,13 @@ static void leadership_check(tr_cluster_t *c) {
   }
 }
 
+static void reopen_if_installed(tr_cluster_t *c);
+
 static void tick_cb(uv_timer_t *t) {
   tr_cluster_t *c = t->data;
+  if (c->reopening || c->raft_broken) return;
+  reopen_if_installed(c);
+  if (c->reopening) return;
   leadership_check(c);
   status_refresh(c);
 }
@@ -490,12 +500,11 @@ bool tr_cluster_leader_rpc(tr_cluster_t *c, char *out, size_t cap) {
 
 /* ---- start and stop ---- */
 
-static int raft_setup(tr_cluster_t *c, char *err, size_t errlen) {
-  int rv = uv_loop_init(&c->loop);
-  if (rv != 0) {
-    snprintf(err, errlen, "cannot make raft's event loop: %s", uv_strerror(rv));
-    return TR_EIO;
-  }
+/* The transport, the log and the raft instance, configured and started
+ * (bootstrapped first when `bootstrap`: a first start is found out by
+ * raft_bootstrap itself, which refuses a directory that has state). */
+static int raft_open(tr_cluster_t *c, bool bootstrap, char *err, size_t errlen) {
+  int rv;
   if ((rv = raft_uv_tcp_init(&c->transport, &c->loop)) != 0 ||
       (rv = raft_uv_init(&c->io, &c->loop, c->dir, &c->transport)) != 0) {
     snprintf(err, errlen, "cannot open the raft log in %s (error %d)", c->dir, rv);
@@ -509,25 +518,72 @@ static int raft_setup(tr_cluster_t *c, char *err, size_t errlen) {
   }
   c->raft.data = c;
   raft_set_pre_vote(&c->raft, true);
-  raft_set_snapshot_threshold(&c->raft, TR_CLUSTER_SNAPSHOT_EVERY);
-  raft_set_snapshot_trailing(&c->raft, TR_CLUSTER_SNAPSHOT_TRAILING);
+  raft_set_snapshot_threshold(&c->raft, c->config.cluster_snapshot_every);
+  raft_set_snapshot_trailing(&c->raft, c->config.cluster_snapshot_every < TR_CLUSTER_SNAPSHOT_TRAILING * 2
+                                           ? c->config.cluster_snapshot_every / 2
+                                           : TR_CLUSTER_SNAPSHOT_TRAILING);
   raft_uv_set_connect_retry_delay(&c->io, 200);
-
-  struct raft_configuration conf;
-  raft_configuration_init(&conf);
-  for (size_t i = 0; i < c->config.cluster_nodes_n && rv == 0; i++)
-    rv = raft_configuration_add(&conf, c->config.cluster_nodes[i].id, c->config.cluster_nodes[i].raft, RAFT_VOTER);
-  if (rv == 0) rv = raft_bootstrap(&c->raft, &conf);
-  raft_configuration_close(&conf);
-  if (rv == 0) log_info("cluster", "first start: raft bootstrapped with %zu nodes", c->config.cluster_nodes_n);
-  else if (rv != RAFT_CANTBOOTSTRAP) {
-    snprintf(err, errlen, "cannot bootstrap raft in %s: %s", c->dir, raft_strerror(rv));
-    return TR_EIO;
+  if (bootstrap) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < c->config.cluster_nodes_n && rv == 0; i++)
+      rv = raft_configuration_add(&conf, c->config.cluster_nodes[i].id, c->config.cluster_nodes[i].raft, RAFT_VOTER);
+    if (rv == 0) rv = raft_bootstrap(&c->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv == 0) log_info("cluster", "first start: raft bootstrapped with %zu nodes", c->config.cluster_nodes_n);
+    else if (rv != RAFT_CANTBOOTSTRAP) {
+      snprintf(err, errlen, "cannot bootstrap raft in %s: %s", c->dir, raft_strerror(rv));
+      return TR_EIO;
+    }
   }
-  if ((rv = raft_start(&c->raft)) != 0) {
+  c->opening = true; /* a snapshot restored now is raft loading its own */
+  rv = raft_start(&c->raft);
+  c->opening = false;
+  if (rv != 0) {
     snprintf(err, errlen, "cannot start raft from %s: %s", c->dir, raft_errmsg(&c->raft));
     return TR_EIO;
   }
+  return 0;
+}
+
+/* C-Raft 0.15 lets a follower take appends while it writes a snapshot sent
+ * by the leader, then drops them when the install completes, although it
+ * acknowledged them: the leader's match index is then ahead of the follower
+ * and it ignores the follower's rejections for good (seen here: a node
+ * rejoining from an empty directory stopped at the snapshot's index).  A
+ * fresh raft instance on the same directory recovers: its connections drop,
+ * the leader probes again and sends what is missing.  So after installing a
+ * snapshot this node closes raft and opens it again. */
+static void reopen_closed(struct raft *r) {
+  tr_cluster_t *c = r->data;
+  char err[TR_PATH_MAX + 512] = "";
+  raft_uv_close(&c->io);
+  raft_uv_tcp_close(&c->transport);
+  c->last_state = RAFT_UNAVAILABLE;
+  if (raft_open(c, false, err, sizeof err) != 0) {
+    log_error("cluster", "reopening raft after a snapshot install failed: %s; restart the node", err);
+    c->raft_broken = true;
+    return;
+  }
+  c->reopening = false;
+  log_info("cluster", "raft reopened after the snapshot install");
+}
+
+static void reopen_if_installed(tr_cluster_t *c) {
+  if (!c->installed || c->reopening || c->raft_broken) return;
+  c->installed = false;
+  c->reopening = true;
+  raft_close(&c->raft, reopen_closed); /* from the tick, never inside raft's own callbacks */
+}
+
+static int raft_setup(tr_cluster_t *c, char *err, size_t errlen) {
+  int rv = uv_loop_init(&c->loop);
+  if (rv != 0) {
+    snprintf(err, errlen, "cannot make raft's event loop: %s", uv_strerror(rv));
+    return TR_EIO;
+  }
+  rv = raft_open(c, true, err, errlen);
+  if (rv != 0) return rv;
   if ((rv = uv_async_init(&c->loop, &c->wake, wake_cb)) != 0 || (rv = uv_timer_init(&c->loop, &c->tick)) != 0) {
     snprintf(err, errlen, "cannot set up raft's loop: %s", uv_strerror(rv));
     return TR_EIO;

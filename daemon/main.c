@@ -228,6 +228,21 @@ static int load_node_key(tr_daemon_t *d, uint8_t sk[64]) {
   return 0;
 }
 
+/* A cluster node whose journal was wiped (a lost disk, or the operator's
+ * way to rejoin it) gets its identical genesis entry back; raft then brings
+ * the rest from the other nodes, by log or snapshot. */
+static int genesis_if_wiped(tr_daemon_t *d, const uint8_t node_sk[64]) {
+  char path[TR_PATH_MAX], err[TR_PATH_MAX + 512] = "";
+  struct stat st;
+  if (tr_path_join(path, sizeof path, d->datadir, TR_DB_FILE) != 0 || lstat(path, &st) == 0 || errno != ENOENT)
+    return 0; /* there is a journal (or something the sequencer will complain about) */
+  int rc = tr_node_genesis_recreate(d->datadir, &d->config, node_sk, err, sizeof err);
+  if (rc != 0) log_error("main", "cannot re-create the genesis entry in %s: %s", d->datadir, err[0] ? err : tr_strerror(rc));
+  else log_warn("main", "%s had no journal: re-created the cluster's genesis entry; the other nodes send the rest",
+                d->datadir);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   static tr_daemon_t daemon_state;
   tr_daemon_t *d = &daemon_state;
@@ -291,6 +306,7 @@ int main(int argc, char **argv) {
     log_error("main", "%s", err);
     return 1;
   }
+  if (d->config.cluster_id != 0 && (rc = genesis_if_wiped(d, node_sk)) != 0) return 1;
   rc = tr_mailbox_init(d->loop, &d->mailbox, tr_server_on_message);
   d->mailbox.data = d;
   d->mailbox.drained = tr_server_on_drained;

@@ -512,7 +512,13 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
     b = seq->inflight;
     seq->inflight = NULL;
   }
-  if (rc != 0) tr_sequencer_halt(seq, "applying a committed raft entry", "it is not a tranche batch");
+  if (rc != 0) {
+    char why[160];
+    const uint8_t *p = buf;
+    snprintf(why, sizeof why, "it is not a tranche batch (%zu bytes, starting %02x%02x%02x%02x)", len,
+             len > 0 ? p[0] : 0, len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
+    tr_sequencer_halt(seq, "applying a committed raft entry", why);
+  }
   int base = atomic_load(&seq->stats.halted) ? -1 : batch_base_check(seq, &h);
   if (base != 0) {
     if (base > 0) atomic_fetch_add(&seq->skipped_batches, 1);

@@ -65,7 +65,13 @@ void tr_batch_add(tr_batch_writer_t *w, const char *bytes, uint32_t len, const u
   w->n++;
 }
 
+/* Raft buffers are kept a multiple of 8 bytes long: C-Raft 0.15 pads entries
+ * to 8 in its segments and, in some load paths, does not skip that padding
+ * for the next entry of the same batch (dqlite pads its commands too). */
 static int finish(tr_batch_writer_t *w, size_t count_at, void **out, size_t *len, int wide) {
+  size_t pad = (8 - w->len % 8) % 8;
+  uint8_t *p = pad ? reserve(w, pad) : NULL;
+  if (p) memset(p, 0, pad);
   if (w->failed) {
     free(w->buf);
     *w = (tr_batch_writer_t){0};
@@ -95,8 +101,17 @@ int tr_batch_open(const void *buf, size_t len, tr_batch_header_t *h, tr_batch_re
   return 0;
 }
 
+/* The end: nothing left but the zero padding to a multiple of 8. */
+static int at_end(const tr_batch_reader_t *r) {
+  size_t rest = (size_t)(r->end - r->p);
+  if (rest >= 8) return TR_EINVALID;
+  for (size_t i = 0; i < rest; i++)
+    if (r->p[i] != 0) return TR_EINVALID;
+  return 0;
+}
+
 int tr_batch_next(tr_batch_reader_t *r, tr_batch_tx_t *tx) {
-  if (r->left == 0) return r->p == r->end ? 0 : TR_EINVALID;
+  if (r->left == 0) return at_end(r);
   size_t avail = (size_t)(r->end - r->p);
   size_t fixed = r->snapshot ? 8 + 64 + 4 : 4 + 64;
   if (avail < fixed) return TR_EINVALID;

@@ -18,7 +18,8 @@
  *   "TRS1" | size u64 | head_hash [32] | (size-1) × (time u64 | sig [64] |
  *   len u32 | tx bytes [len])            entries 2..size; genesis each has
  *
- * Integers are little-endian.  Decoding checks every length.
+ * Integers are little-endian.  Both end in zero padding to a multiple of
+ * 8 bytes (raft's entries must be).  Decoding checks every length.
  */
 #ifndef TR_BATCH_H
 #define TR_BATCH_H
