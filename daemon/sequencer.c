@@ -466,21 +466,12 @@ static void inflight_unknown(tr_sequencer_t *seq) {
  * missing entries: never serve a fork). */
 static int batch_base_check(tr_sequencer_t *seq, const tr_batch_header_t *h) {
   char why[400], want[65], have[65];
-  uint64_t size = seq->mem.size;
-  if (h->base_size > size) {
-    snprintf(why, sizeof why, "a committed batch extends entry %llu but this journal ends at %llu: entries are "
-             "missing here; wipe this node's journal and raft directory so that it rejoins from the others",
-             (unsigned long long)h->base_size, (unsigned long long)size);
-    tr_sequencer_halt(seq, "applying a committed batch", why);
-    return -1;
-  }
-  uint8_t hash[32];
-  if (h->base_size == size) {
-    memcpy(hash, seq->mem.head_hash, 32);
-  } else {
+  uint8_t stored[32];
+  bool older = h->base_size < seq->mem.size;
+  if (older) {
     tr_entry_t e = {0};
     int rc = tr_store_entry_get(seq->writer, h->base_size, &e);
-    memcpy(hash, e.hash, 32);
+    memcpy(stored, e.hash, 32);
     tr_entry_clear(&e);
     if (rc != 0) {
       snprintf(why, sizeof why, "cannot read entry %llu: %s", (unsigned long long)h->base_size,
@@ -489,15 +480,25 @@ static int batch_base_check(tr_sequencer_t *seq, const tr_batch_header_t *h) {
       return -1;
     }
   }
-  if (memcmp(hash, h->base_hash, 32) != 0) {
+  switch (tr_batch_verdict(h, seq->mem.size, seq->mem.head_hash, older ? stored : NULL)) {
+  case TR_BATCH_APPLY:
+    return 0;
+  case TR_BATCH_SKIP:
+    return 1;
+  case TR_BATCH_MISSING:
+    snprintf(why, sizeof why, "a committed batch extends entry %llu but this journal ends at %llu: entries are "
+             "missing here; wipe this node's journal and raft directory so that it rejoins from the others",
+             (unsigned long long)h->base_size, (unsigned long long)seq->mem.size);
+    break;
+  case TR_BATCH_DIVERGED:
     tr_hex_encode(h->base_hash, 32, want);
-    tr_hex_encode(hash, 32, have);
+    tr_hex_encode(older ? stored : seq->mem.head_hash, 32, have);
     snprintf(why, sizeof why, "the journals diverged: the cluster's entry %llu has hash %s, this node's has %s",
              (unsigned long long)h->base_size, want, have);
-    tr_sequencer_halt(seq, "checking a committed batch against the journal", why);
-    return -1;
+    break;
   }
-  return h->base_size == size ? 0 : 1;
+  tr_sequencer_halt(seq, "checking a committed batch against the journal", why);
+  return -1;
 }
 
 /* Every node, in log order.  The leader's own batch (b) gets its receipts;

@@ -131,6 +131,14 @@ int tr_batch_next(tr_batch_reader_t *r, tr_batch_tx_t *tx) {
   return 1;
 }
 
+tr_batch_verdict_t tr_batch_verdict(const tr_batch_header_t *h, uint64_t size, const uint8_t head_hash[32],
+                                    const uint8_t hash_at_base[32]) {
+  if (h->base_size > size) return TR_BATCH_MISSING;
+  const uint8_t *mine = h->base_size == size ? head_hash : hash_at_base;
+  if (mine == NULL || memcmp(mine, h->base_hash, 32) != 0) return TR_BATCH_DIVERGED;
+  return h->base_size == size ? TR_BATCH_APPLY : TR_BATCH_SKIP;
+}
+
 #define SNAPSHOT_HEADER_BYTES (4 + 8 + 32 + 8)
 
 void tr_snapshot_begin(tr_batch_writer_t *w, uint64_t size, const uint8_t head_hash[32]) {

@@ -69,6 +69,18 @@ int tr_batch_open(const void *buf, size_t len, tr_batch_header_t *h, tr_batch_re
  * or trail after the last tx. */
 int tr_batch_next(tr_batch_reader_t *r, tr_batch_tx_t *tx);
 
+/* What a node does with a committed batch, given its journal's size and
+ * head hash, and (when the batch names an older entry) that entry's hash. */
+typedef enum {
+  TR_BATCH_APPLY = 0,    /* it extends this head */
+  TR_BATCH_SKIP,         /* it names an older head that matches: applied already, or a deposed leader's */
+  TR_BATCH_MISSING,      /* it extends an entry this journal does not have */
+  TR_BATCH_DIVERGED,     /* this journal's entry at its base has another hash */
+} tr_batch_verdict_t;
+
+tr_batch_verdict_t tr_batch_verdict(const tr_batch_header_t *h, uint64_t size, const uint8_t head_hash[32],
+                                    const uint8_t hash_at_base[32] /* when h->base_size < size */);
+
 void tr_snapshot_begin(tr_batch_writer_t *w, uint64_t size, const uint8_t head_hash[32]);
 void tr_snapshot_add(tr_batch_writer_t *w, uint64_t time, const char *bytes, uint32_t len, const uint8_t sig[64]);
 int tr_snapshot_finish(tr_batch_writer_t *w, void **out, size_t *len);
