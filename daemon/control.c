@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "log.h"
 #include "tr_err.h"
@@ -201,6 +202,140 @@ static void start_backup(ctl_conn_t *c, cJSON *id, const cJSON *params) {
   c->busy = true;
 }
 
+/* ---- cluster membership and leadership (thread pool: raft answers on its
+ * own thread, and a change may take a few election timeouts) ---- */
+
+#define CLUSTER_OP_TIMEOUT_MS 30000
+
+typedef struct {
+  uv_work_t req;
+  ctl_conn_t *conn;
+  cJSON *id;
+  char method[32];
+  uint64_t node;
+  char raft[128], rpc[128];
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  bool answered;
+  char error[256];
+} cluster_job_t;
+
+static void cluster_done(void *data, const char *error) {
+  cluster_job_t *j = data;
+  uv_mutex_lock(&j->mu);
+  snprintf(j->error, sizeof j->error, "%s", error ? error : "");
+  j->answered = true;
+  uv_cond_signal(&j->cond);
+  uv_mutex_unlock(&j->mu);
+}
+
+static void cluster_work_cb(uv_work_t *req) {
+  cluster_job_t *j = req->data;
+  tr_cluster_t *cl = g.d->cluster;
+  int rc = strcmp(j->method, "cluster.transfer") == 0 ? tr_cluster_transfer(cl, j->node, cluster_done, j)
+         : strcmp(j->method, "cluster.add") == 0      ? tr_cluster_add(cl, j->node, j->raft, cluster_done, j)
+                                                      : tr_cluster_remove(cl, j->node, cluster_done, j);
+  uv_mutex_lock(&j->mu);
+  if (rc != 0) snprintf(j->error, sizeof j->error, "%s", tr_strerror(rc)), j->answered = true;
+  uint64_t deadline = uv_hrtime() + (uint64_t)CLUSTER_OP_TIMEOUT_MS * 1000000u;
+  while (!j->answered && uv_hrtime() < deadline) uv_cond_timedwait(&j->cond, &j->mu, 100000000u);
+  if (!j->answered) snprintf(j->error, sizeof j->error, "no answer from raft within %d ms", CLUSTER_OP_TIMEOUT_MS);
+  uv_mutex_unlock(&j->mu);
+}
+
+static void cluster_after_cb(uv_work_t *req, int status) {
+  cluster_job_t *j = req->data;
+  ctl_conn_t *c = j->conn;
+  c->busy = false;
+  bool answered;
+  uv_mutex_lock(&j->mu);
+  answered = j->answered; /* a late answer from raft would write into freed memory: keep j then */
+  uv_mutex_unlock(&j->mu);
+  if (c->closed) {
+    free(c);
+  } else if (status != 0 || j->error[0]) {
+    log_warn("control", "%s failed: %s", j->method, status ? uv_strerror(status) : j->error);
+    reply(c, j->id, NULL, RPC_INTERNAL, status ? uv_strerror(status) : j->error, false);
+    j->id = NULL;
+    conn_process(c);
+  } else {
+    cJSON *r = cJSON_CreateObject();
+    tr_cluster_status_t st;
+    tr_cluster_status(g.d->cluster, &st);
+    cJSON_AddStringToObject(r, "done", j->method);
+    add_u64(r, "node", j->node);
+    if (st.leader) add_u64(r, "leader", st.leader);
+    else cJSON_AddNullToObject(r, "leader");
+    log_info("control", "%s of node %llu done", j->method, (unsigned long long)j->node);
+    reply(c, j->id, r, 0, NULL, false);
+    j->id = NULL;
+    conn_process(c);
+  }
+  cJSON_Delete(j->id);
+  if (!answered) return; /* leaked on purpose: raft still holds it */
+  uv_mutex_destroy(&j->mu);
+  uv_cond_destroy(&j->cond);
+  free(j);
+}
+
+static bool param_u64(const cJSON *params, const char *name, uint64_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, name);
+  if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740991.0 ||
+      v->valuedouble != (double)(uint64_t)v->valuedouble)
+    return false;
+  *out = (uint64_t)v->valuedouble;
+  return true;
+}
+
+static void start_cluster_op(ctl_conn_t *c, cJSON *id, const char *method, const cJSON *params) {
+  if (g.d->cluster == NULL) {
+    reply(c, id, NULL, RPC_INVALID_REQUEST, "this node is not in a cluster", false);
+    return;
+  }
+  cluster_job_t *j = calloc(1, sizeof *j);
+  if (j == NULL || uv_mutex_init(&j->mu) != 0 || uv_cond_init(&j->cond) != 0) {
+    free(j);
+    reply(c, id, NULL, RPC_INTERNAL, "out of memory", false);
+    return;
+  }
+  snprintf(j->method, sizeof j->method, "%s", method);
+  const cJSON *raft = cJSON_GetObjectItemCaseSensitive(params, "raft");
+  const cJSON *rpc = cJSON_GetObjectItemCaseSensitive(params, "rpc");
+  char host[128];
+  int port;
+  bool ok = strcmp(method, "cluster.transfer") == 0
+              ? (cJSON_GetObjectItemCaseSensitive(params, "id") == NULL || param_u64(params, "id", &j->node))
+              : param_u64(params, "id", &j->node) && j->node >= 1;
+  if (ok && strcmp(method, "cluster.add") == 0) {
+    ok = cJSON_IsString(raft) && cJSON_IsString(rpc) && tr_hostport_parse(raft->valuestring, host, sizeof host, &port) == 0 &&
+         tr_hostport_parse(rpc->valuestring, host, sizeof host, &port) == 0 && strlen(raft->valuestring) < sizeof j->raft &&
+         strlen(rpc->valuestring) < sizeof j->rpc;
+    if (ok) {
+      snprintf(j->raft, sizeof j->raft, "%s", raft->valuestring);
+      snprintf(j->rpc, sizeof j->rpc, "%s", rpc->valuestring);
+    }
+  }
+  if (!ok) {
+    uv_mutex_destroy(&j->mu);
+    uv_cond_destroy(&j->cond);
+    free(j);
+    reply(c, id, NULL, RPC_INVALID_PARAMS,
+          "cluster.transfer {id?}, cluster.add {id, raft: HOST:PORT, rpc: HOST:PORT}, cluster.remove {id}", false);
+    return;
+  }
+  if (strcmp(method, "cluster.add") == 0) tr_cluster_note_rpc(g.d->cluster, j->node, j->rpc);
+  j->conn = c, j->id = id, j->req.data = j;
+  if (uv_queue_work(g.d->loop, &j->req, cluster_work_cb, cluster_after_cb) != 0) {
+    j->id = NULL;
+    uv_mutex_destroy(&j->mu);
+    uv_cond_destroy(&j->cond);
+    free(j);
+    reply(c, id, NULL, RPC_INTERNAL, "cannot queue the cluster change", false);
+    return;
+  }
+  c->busy = true;
+}
+
 /* ---- requests ---- */
 
 static void handle_request(ctl_conn_t *c, const cJSON *req) {
@@ -211,6 +346,10 @@ static void handle_request(ctl_conn_t *c, const cJSON *req) {
     reply(c, id, NULL, RPC_INVALID_REQUEST, "want {jsonrpc, id, method, params: {}}", false);
   } else if (strcmp(method->valuestring, "backup") == 0) {
     start_backup(c, id, params);
+  } else if (strncmp(method->valuestring, "cluster.", 8) == 0 &&
+             (strcmp(method->valuestring, "cluster.transfer") == 0 || strcmp(method->valuestring, "cluster.add") == 0 ||
+              strcmp(method->valuestring, "cluster.remove") == 0)) {
+    start_cluster_op(c, id, method->valuestring, params);
   } else if (strcmp(method->valuestring, "log.level") == 0) {
     const cJSON *level = cJSON_GetObjectItemCaseSensitive(params, "level");
     if (!cJSON_IsString(level) || tr_log_set_level_name(level->valuestring) != 0) {
@@ -227,7 +366,7 @@ static void handle_request(ctl_conn_t *c, const cJSON *req) {
     cJSON_AddBoolToObject(r, "stopping", true);
     reply(c, id, r, 0, NULL, true);
   } else {
-    reply(c, id, NULL, RPC_METHOD_NOT_FOUND, "control methods: backup, log.level, shutdown", false);
+    reply(c, id, NULL, RPC_METHOD_NOT_FOUND, "control methods: backup, log.level, shutdown, cluster.transfer, cluster.add, cluster.remove", false);
   }
 }
 

@@ -55,6 +55,7 @@ typedef struct tr_daemon {
   tr_mailbox_t mailbox;
   tr_pool_t pool;
   tr_sequencer_t seq;
+  struct tr_cluster *cluster;   /* cluster mode (§8); NULL on a single node */
   tr_walcheck_t walcheck;
 
   /* loop thread only */

@@ -191,6 +191,13 @@ char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail) 
   return tr_rpc_error_text(id, TR_RPC_REFUSED, "refused", data);
 }
 
+char *tr_rpc_not_leader_text(const cJSON *id, const char *leader, const char *message) {
+  cJSON *data = cJSON_CreateObject();
+  if (leader) cJSON_AddStringToObject(data, "leader", leader);
+  else cJSON_AddNullToObject(data, "leader");
+  return tr_rpc_error_text(id, TR_RPC_NOT_LEADER, message, data);
+}
+
 size_t tr_rpc_id_text(const cJSON *id, char *out, size_t cap) {
   if (cap < 8) return 0;
   if (id == NULL) {

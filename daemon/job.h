@@ -114,6 +114,8 @@ char *tr_rpc_result_raw(const cJSON *id, const char *result_json);
 size_t tr_rpc_id_text(const cJSON *id, char *out, size_t cap);
 char *tr_rpc_error_text(const cJSON *id, int code, const char *message, cJSON *data /* consumed, may be NULL */);
 char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail);
+/* -32005 with data {"leader": "HOST:PORT"} (leader NULL: null, none known yet). */
+char *tr_rpc_not_leader_text(const cJSON *id, const char *leader, const char *message);
 
 #define TR_RPC_PARSE_ERROR      (-32700)
 #define TR_RPC_INVALID_REQUEST  (-32600)
@@ -123,5 +125,6 @@ char *tr_rpc_refusal_text(const cJSON *id, int reason_code, const char *detail);
 #define TR_RPC_REFUSED          (-32001)
 #define TR_RPC_OVERLOADED       (-32002)
 #define TR_RPC_NOT_FOUND        (-32004)
+#define TR_RPC_NOT_LEADER       (-32005)
 
 #endif

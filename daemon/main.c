@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "control.h"
 #include "notify.h"
 #include "daemon.h"
@@ -182,8 +183,12 @@ void tr_daemon_finish_shutdown(tr_daemon_t *d) {
   tr_control_close(d);
   tr_pool_stop(&d->pool);
   tr_walcheck_stop(&d->walcheck);
+  /* Raft first: the sequencer takes its last events while it closes. */
+  tr_cluster_stop(d->cluster);
   /* Commits the queue (empty now), a last checkpoint and the history rows. */
   bool final_written = tr_sequencer_stop(&d->seq) == 0;
+  tr_cluster_free(d->cluster);
+  d->cluster = NULL;
   uv_timer_stop(&d->shutdown_timer);
   uv_close((uv_handle_t *)&d->shutdown_timer, closed_cb);
   uv_close((uv_handle_t *)&d->sigint, closed_cb);
@@ -221,6 +226,21 @@ static int load_node_key(tr_daemon_t *d, uint8_t sk[64]) {
   }
   tr_hex_encode(pk.b, 32, d->node_key_hex);
   return 0;
+}
+
+/* A cluster node whose journal was wiped (a lost disk, or the operator's
+ * way to rejoin it) gets its identical genesis entry back; raft then brings
+ * the rest from the other nodes, by log or snapshot. */
+static int genesis_if_wiped(tr_daemon_t *d, const uint8_t node_sk[64]) {
+  char path[TR_PATH_MAX], err[TR_PATH_MAX + 512] = "";
+  struct stat st;
+  if (tr_path_join(path, sizeof path, d->datadir, TR_DB_FILE) != 0 || lstat(path, &st) == 0 || errno != ENOENT)
+    return 0; /* there is a journal (or something the sequencer will complain about) */
+  int rc = tr_node_genesis_recreate(d->datadir, &d->config, node_sk, err, sizeof err);
+  if (rc != 0) log_error("main", "cannot re-create the genesis entry in %s: %s", d->datadir, err[0] ? err : tr_strerror(rc));
+  else log_warn("main", "%s had no journal: re-created the cluster's genesis entry; the other nodes send the rest",
+                d->datadir);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -286,11 +306,17 @@ int main(int argc, char **argv) {
     log_error("main", "%s", err);
     return 1;
   }
+  if (d->config.cluster_id != 0 && (rc = genesis_if_wiped(d, node_sk)) != 0) return 1;
   rc = tr_mailbox_init(d->loop, &d->mailbox, tr_server_on_message);
   d->mailbox.data = d;
   d->mailbox.drained = tr_server_on_drained;
-  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, d->config.clock_skew_max_s, err,
-                                     sizeof err);
+  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, d->config.clock_skew_max_s,
+                                     d->config.cluster_id, err, sizeof err);
+  if (rc == 0 && d->config.cluster_id != 0) { /* after the sequencer: raft's start may restore a snapshot into it */
+    rc = tr_cluster_start(&d->cluster, d->datadir, &d->config, tr_sequencer_cluster_post, &d->seq, err, sizeof err);
+    if (rc == 0) tr_sequencer_cluster_attach(&d->seq, d->cluster);
+    else tr_sequencer_stop(&d->seq);
+  }
   sodium_memzero(node_sk, sizeof node_sk);
   if (rc != 0) {
     log_error("main", "%s", err[0] ? err : tr_strerror(rc));
@@ -310,7 +336,9 @@ int main(int argc, char **argv) {
   if (rc != 0) {
     log_error("main", "%s", err[0] ? err : "cannot start");
     tr_pool_stop(&d->pool);
+    tr_cluster_stop(d->cluster);
     tr_sequencer_stop(&d->seq);
+    tr_cluster_free(d->cluster);
     return 1;
   }
   d->shutdown_timer.data = d;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "job.h"
 #include "log.h"
@@ -184,6 +185,44 @@ static int h_risk_exposure(call_t *c, cJSON **out, int *code, char *msg, size_t 
 
 static void add_u64(cJSON *o, const char *name, uint64_t v) { tr_query_add_u64(o, name, v); }
 
+/* PROTOCOL.md §8: {id, role, term, leader, commit, applied, nodes: [{id,
+ * raft, rpc, role}]}, plus on the leader each node's replicated index and
+ * lag, and what this node's sequencer did with the batches. */
+static cJSON *cluster_status_json(tr_daemon_t *d) {
+  tr_cluster_status_t st;
+  tr_cluster_status(d->cluster, &st);
+  cJSON *o = cJSON_CreateObject();
+  add_u64(o, "id", st.id);
+  cJSON_AddStringToObject(o, "role", st.role);
+  add_u64(o, "term", st.term);
+  if (st.leader) add_u64(o, "leader", st.leader);
+  else cJSON_AddNullToObject(o, "leader");
+  add_u64(o, "commit", st.commit);
+  add_u64(o, "applied", st.applied);
+  add_u64(o, "last_index", st.last_index);
+  cJSON_AddBoolToObject(o, "taking_writes", atomic_load(&d->seq.accepting));
+  add_u64(o, "role_changes", st.role_changes);
+  add_u64(o, "batches_applied", atomic_load(&d->seq.replicated_batches));
+  add_u64(o, "txs_applied", atomic_load(&d->seq.replicated_txs));
+  add_u64(o, "batches_skipped", atomic_load(&d->seq.skipped_batches));
+  add_u64(o, "apply_retries", atomic_load(&d->seq.apply_retries));
+  cJSON *nodes = cJSON_AddArrayToObject(o, "nodes");
+  for (size_t i = 0; i < st.n; i++) {
+    cJSON *n = cJSON_CreateObject();
+    add_u64(n, "id", st.nodes[i].id);
+    cJSON_AddStringToObject(n, "raft", st.nodes[i].raft);
+    if (st.nodes[i].rpc[0]) cJSON_AddStringToObject(n, "rpc", st.nodes[i].rpc);
+    else cJSON_AddNullToObject(n, "rpc");
+    cJSON_AddStringToObject(n, "role", st.nodes[i].role);
+    if (st.nodes[i].known_progress) {
+      add_u64(n, "match", st.nodes[i].match);
+      add_u64(n, "lag", st.last_index > st.nodes[i].match ? st.last_index - st.nodes[i].match : 0);
+    }
+    cJSON_AddItemToArray(nodes, n);
+  }
+  return o;
+}
+
 static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t msglen) {
   (void)code; (void)msg; (void)msglen;
   tr_daemon_t *d = c->d;
@@ -268,6 +307,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   cJSON_AddBoolToObject(wr, "halted", halted);
   if (halted) cJSON_AddStringToObject(wr, "reason", d->seq.halt_reason);
   else cJSON_AddNullToObject(wr, "reason");
+  if (d->cluster) cJSON_AddItemToObject(o, "cluster", cluster_status_json(d));
   *out = o;
   return 0;
 }

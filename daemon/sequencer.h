@@ -15,10 +15,14 @@
  * journal's entries past the derived mark are replayed (tr_mem_replay).
  * After a failed journal commit the memory is rebuilt the same way.
  *
- * Replication seam: a batch is self-contained — its txs in order and the
- * clock reading that fixes every entry's time — and applying it is
- * deterministic.  A Raft layer (C-Raft) would replicate that batch between
- * `batch_form` and `batch_apply`, and apply it on every node.
+ * Cluster mode (PROTOCOL.md §8, cluster.h): the batch is what is
+ * replicated.  The leader forms a batch, encodes it (tr_batch.h: its txs,
+ * the clock reading, the head it extends) and proposes it, one at a time;
+ * every node — the leader too — applies each committed batch here, in log
+ * order, with the same rules, so entry bytes, hashes and Merkle roots are
+ * identical everywhere.  Receipts go out when the leader has applied its own
+ * batch: after a quorum has it in raft's fsynced log and this node has it in
+ * its fsynced journal.  Followers answer tx.submit with -32005 not_leader.
  */
 #ifndef TR_SEQUENCER_H
 #define TR_SEQUENCER_H
@@ -37,6 +41,9 @@
 #include "tr_note.h"
 #include "tr_store.h"
 
+struct tr_cluster;
+struct tr_cluster_event;
+
 typedef struct {
   tr_job_t *job;
   tr_elem_t *elem;
@@ -44,6 +51,7 @@ typedef struct {
 
 typedef struct {
   size_t n;
+  uint64_t size_after;                    /* the journal size once applied (replicated batches: n is 0) */
   tr_seq_item_t items[];
 } tr_seq_batch_t;
 
@@ -89,16 +97,36 @@ typedef struct tr_sequencer {
   uint64_t load_ms;                       /* how long the state took to load at start */
   tr_derived_t derived;                   /* the writer behind */
   tr_seq_stats_t stats;
+
+  /* Cluster mode; cluster is NULL on a single node. */
+  struct tr_cluster *cluster;
+  uint64_t cluster_id;
+  uv_cond_t room;                         /* events_bytes fell (raft's thread waits on it) */
+  struct tr_cluster_event *events, *events_tail; /* from tr-raft, in order (under mu) */
+  size_t events_bytes;
+  bool leading;                           /* tr-seq: leader, barrier applied: it may propose */
+  atomic_bool accepting;                  /* the same, for the loop's quick refusal */
+  tr_seq_batch_t *inflight;               /* the proposal awaiting its commit (one at a time) */
+  uint64_t inflight_token, next_token;
+  tr_tx_t *scratch_tx;                    /* a follower decodes the batch's txs here */
+  atomic_ullong replicated_batches, replicated_txs, skipped_batches, apply_retries;
 } tr_sequencer_t;
 
 /* Opens the writer, checks the journal against the last checkpoint (refusing
- * a journal that does not extend it), and starts the thread. */
+ * a journal that does not extend it), and starts the thread.  cluster_id 0:
+ * a single node; else this node's id in a cluster (it waits for events). */
 int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64],
-                       tr_mailbox_t *done, unsigned clock_skew_max_s, char *err, size_t errlen);
+                       tr_mailbox_t *done, unsigned clock_skew_max_s, uint64_t cluster_id, char *err,
+                       size_t errlen);
 /* `tranched --check`: opens the journal read-only and runs every check of
  * tr_sequencer_start without writing a byte or starting the thread. */
 int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], uint64_t *size,
                        char *err, size_t errlen);
+/* Cluster mode (tr_sequencer_start with a node id): the cluster's events
+ * go to tr_sequencer_cluster_post with seq as ctx; attach the cluster once
+ * it runs, and detach it before stopping it. */
+void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster);
+void tr_sequencer_cluster_post(void *seq, struct tr_cluster_event *ev);
 /* Loop thread. Returns 0, or -1 when the queue is full (answer -32002). */
 int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem);
 size_t tr_sequencer_depth(tr_sequencer_t *seq);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "explorer.h"
 #include "frame.h"
@@ -441,6 +442,15 @@ static void job_forward(tr_daemon_t *d, tr_job_t *job) {
   for (size_t i = 0; i < job->n_elems; i++) {
     tr_elem_t *e = &job->elems[i];
     if (e->state != TR_ELEM_AWAIT_SEQ) continue;
+    if (d->cluster && !atomic_load(&d->seq.accepting)) { /* a follower: §5 -32005, naming the leader */
+      char leader[128];
+      bool known = tr_cluster_leader_rpc(d->cluster, leader, sizeof leader);
+      e->state = TR_ELEM_ANSWERED;
+      e->response = tr_rpc_not_leader_text(e->id, known ? leader : NULL,
+                                           known ? "not_leader: send the tx to the cluster's leader (data.leader)"
+                                                 : "not_leader: no leader is known yet (an election); retry shortly");
+      continue;
+    }
     if (tr_sequencer_push(&d->seq, job, e) == 0) {
       job->awaiting++;
     } else {
@@ -742,6 +752,11 @@ static void conn_http_reply(tr_conn_t *c, int status, const char *ctype, const c
 static bool node_ready(tr_daemon_t *d, const char **why) {
   if (d->stopping) return *why = "shutting down\n", false;
   if (atomic_load(&d->seq.stats.halted)) return *why = "writes halted: the database is damaged\n", false;
+  if (d->cluster) {
+    tr_cluster_status_t st;
+    tr_cluster_status(d->cluster, &st);
+    if (st.leader == 0) return *why = "no cluster leader known (an election)\n", false;
+  }
   return *why = "ready\n", true;
 }
 

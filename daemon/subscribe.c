@@ -340,6 +340,7 @@ static bool appended_seq(const tr_elem_t *e, uint64_t *seq) {
 
 void tr_sub_on_committed(tr_daemon_t *d, const tr_seq_batch_t *b) {
   if (d->subs == NULL) { /* nobody follows: the seam needs only the newest seq, the last appended */
+    if (b->n == 0 && b->size_after > d->live_head) d->live_head = b->size_after;
     uint64_t seq;
     for (size_t i = b->n; i-- > 0;)
       if (appended_seq(b->items[i].elem, &seq)) {
@@ -347,6 +348,11 @@ void tr_sub_on_committed(tr_daemon_t *d, const tr_seq_batch_t *b) {
         break;
       }
     return;
+  }
+  if (b->n == 0 && b->size_after > d->live_head) { /* a cluster follower's batch: no receipts here, the store has it */
+    d->live_head = b->size_after;
+    for (tr_sub_t *s = d->subs; s; s = s->next_all)
+      if (s->state == SUB_LIVE && s->next <= b->size_after) s->gap = true;
   }
   for (size_t i = 0; i < b->n; i++) {
     entry_t e;

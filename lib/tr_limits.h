@@ -91,6 +91,23 @@
 #define TR_HISTORY_PENDING_MAX   65536         /* account.history rows a deferring store holds (ledger-bench) */
 #define TR_HISTORY_LAG_MS        1000          /* ...or once the oldest has waited this long */
 
+/* ---- Clusters (daemon/cluster.c, PROTOCOL.md §8) ---- */
+/* A replicated batch is at most TR_COMMIT_BATCH_MAX txs of at most
+ * TR_TX_BYTES_MAX each plus their signatures: at most ~17 MiB, and usually a
+ * few hundred KiB. */
+#define TR_BATCH_BYTES_MAX       (TR_BATCH_HEADER_BYTES + TR_COMMIT_BATCH_MAX * (4u + 64u + TR_TX_BYTES_MAX))
+#define TR_BATCH_HEADER_BYTES    (4u + 8u * 4u + 32u + 4u)
+/* Raft snapshots: one every this many committed entries (a batch each),
+ * keeping this many behind it so a node down briefly catches up from the log. */
+#define TR_CLUSTER_SNAPSHOT_EVERY    4096u
+#define TR_CLUSTER_SNAPSHOT_TRAILING 2048u
+/* A snapshot holds every journal entry (its time, signature and tx bytes):
+ * past this size none is taken and raft keeps its log (logged). */
+#define TR_CLUSTER_SNAPSHOT_BYTES_MAX (1024ull * 1024 * 1024)
+/* Committed batches handed to the sequencer and not yet applied: past this
+ * raft's thread waits, so a follower slower than its leader holds bounded memory. */
+#define TR_CLUSTER_APPLY_QUEUE_BYTES_MAX (64u * 1024 * 1024)
+
 /* ---- Storage ---- */
 #define TR_SQLITE_BUSY_TIMEOUT_MS 5000         /* readers and a backup may briefly hold locks */
 

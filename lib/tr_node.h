@@ -75,6 +75,7 @@ typedef struct {
   char cluster_chain[72];              /* the genesis inputs, so a node whose journal was wiped can */
   tr_key_t cluster_admin;              /*   re-create the identical genesis entry */
   uint64_t cluster_genesis_ms;
+  unsigned cluster_snapshot_every;     /* raft snapshots every this many committed entries (batches) */
 } tr_config_t;
 
 void tr_config_defaults(tr_config_t *c);
