@@ -22,6 +22,8 @@
 #include "tr_node.h"
 #include "tr_note.h"
 
+#define CLUSTER_CHANGE_TIMEOUT_S 60  /* the daemon waits up to 30 s for raft's answer: ours outlasts it */
+
 #define NODE_OPT_FORM_INIT "ID=RAFT_HOST:PORT,RPC_HOST:PORT,DIR"
 #define NODE_OPT_FORM_ADD "ID=RAFT_HOST:PORT,RPC_HOST:PORT"
 
@@ -257,7 +259,7 @@ int ctl_cmd_cluster_control(const ctl_cmd_t *cmd, ctl_opts_t *o) {
     cJSON_Delete(params);
     return rc;
   }
-  rc = ctl_control_call(dir, method, params, &r, 0);
+  rc = ctl_control_call(dir, method, params, &r, CLUSTER_CHANGE_TIMEOUT_S);
   if (rc == 0 && o->json) ctl_print_json(r);
   else if (rc == 0 && cJSON_IsObject(r) && r->child) ctl_print_human(r, NULL);
   else if (rc == 0) printf("%s\n", done);
