@@ -6,7 +6,8 @@
  * Settings, and why:
  *   - pre-vote on: an isolated node's term otherwise climbs, and on healing
  *     it deposes a healthy leader;
- *   - election timeout 1000 ms, heartbeat 100 ms (raft's defaults): a
+ *   - election timeout cluster_election_timeout (config, default
+ *     TR_CLUSTER_ELECTION_TIMEOUT_MS), heartbeats ten times as often: a
  *     failover takes one to two election timeouts;
  *   - snapshots every cluster_snapshot_every committed entries (config,
  *     default TR_CLUSTER_SNAPSHOT_EVERY), keeping TR_CLUSTER_SNAPSHOT_TRAILING
@@ -518,6 +519,8 @@ static int raft_open(tr_cluster_t *c, bool bootstrap, char *err, size_t errlen) 
   }
   c->raft.data = c;
   raft_set_pre_vote(&c->raft, true);
+  raft_set_election_timeout(&c->raft, c->config.cluster_election_timeout_ms);
+  raft_set_heartbeat_timeout(&c->raft, c->config.cluster_election_timeout_ms / 10);
   raft_set_snapshot_threshold(&c->raft, c->config.cluster_snapshot_every);
   raft_set_snapshot_trailing(&c->raft, c->config.cluster_snapshot_every < TR_CLUSTER_SNAPSHOT_TRAILING * 2
                                            ? c->config.cluster_snapshot_every / 2

@@ -97,6 +97,12 @@
  * few hundred KiB. */
 #define TR_BATCH_BYTES_MAX       (TR_BATCH_HEADER_BYTES + TR_COMMIT_BATCH_MAX * (4u + 64u + TR_TX_BYTES_MAX))
 #define TR_BATCH_HEADER_BYTES    (4u + 8u * 4u + 32u + 4u)
+/* A follower that hears no leader for 1-2x this starts an election;
+ * leaders send heartbeats ten times as often.  Half of raft's default, so
+ * a failover takes well under a second on a healthy network, while a few
+ * hundred ms of scheduling delay on a loaded host does not depose a leader
+ * (pre-vote keeps a slow node from disrupting one anyway). */
+#define TR_CLUSTER_ELECTION_TIMEOUT_MS 500u
 /* Raft snapshots: one every this many committed entries (a batch each),
  * keeping this many behind it so a node down briefly catches up from the log. */
 #define TR_CLUSTER_SNAPSHOT_EVERY    4096u

@@ -76,6 +76,7 @@ typedef struct {
   tr_key_t cluster_admin;              /*   re-create the identical genesis entry */
   uint64_t cluster_genesis_ms;
   unsigned cluster_snapshot_every;     /* raft snapshots every this many committed entries (batches) */
+  unsigned cluster_election_timeout_ms; /* a follower that hears no leader this long (1-2x) starts an election */
 } tr_config_t;
 
 void tr_config_defaults(tr_config_t *c);
