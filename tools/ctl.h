@@ -110,6 +110,7 @@ void ctl_progress_watch_stop(ctl_progress_watch_t *w, bool finished);
 #define RPC_ERR_REFUSED -32001
 #define RPC_ERR_OVERLOADED -32002
 #define RPC_ERR_NOT_FOUND -32004
+#define RPC_ERR_NOT_LEADER -32005  /* a cluster follower; data.leader names the leader (PROTOCOL.md §5) */
 #define RPC_ERR_PARAMS -32602
 
 /* Opens the TCP connection chosen by --rpc / --datadir / the default, or the
@@ -128,10 +129,16 @@ extern long ctl_wait_ms;
 int ctl_connect_control(const char *datadir);
 /* One JSON-RPC call (params is consumed; NULL = none).  On success *result
  * is the result (caller deletes) and CTL_OK is returned.  On an error
- * response prints it ("refused: reason: detail" for refusals) and returns
- * CTL_FAILED for refusals and not_found, CTL_USAGE for bad params, CTL_DAEMON
- * otherwise; *error gets the error object when error != NULL (caller deletes). */
+ * response returns CTL_FAILED for refusals and not_found, CTL_USAGE for bad
+ * params, CTL_DAEMON otherwise; with error == NULL it prints the error
+ * ("refused: reason: detail" for refusals), else *error gets the error
+ * object unprinted (caller prints with ctl_report_error and deletes). */
 int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **error);
+/* Prints an error object as ctl_call does; returns its exit code. */
+int ctl_report_error(const cJSON *err);
+/* Connects to a node's JSON-RPC address in line framing (a cluster's
+ * leader, named by a -32005 not_leader answer); -1 after printing why. */
+int ctl_connect_leader(const char *addr);
 /* Connects with ctl_connect_rpc, calls, closes. */
 int ctl_rpc(const ctl_opts_t *o, const char *method, cJSON *params, cJSON **result);
 

@@ -270,7 +270,8 @@ static int send_request(int fd, const char *json, size_t len) {
 }
 
 /* Prints an error response; returns the exit code it maps to. */
-static int report_error(const cJSON *err) {
+/* The exit code of an error object, printed when `print`. */
+static int error_code(const cJSON *err, bool print) {
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
   const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
   const cJSON *data = cJSON_GetObjectItemCaseSensitive(err, "data");
@@ -279,11 +280,11 @@ static int report_error(const cJSON *err) {
   int c = cJSON_IsNumber(code) ? code->valueint : 0;
   const char *m = cJSON_IsString(msg) ? msg->valuestring : "error";
   if (c == RPC_ERR_REFUSED && cJSON_IsString(reason)) {
-    fprintf(stderr, "refused: %s: %s\n", reason->valuestring, cJSON_IsString(detail) ? detail->valuestring : "");
+    if (print) fprintf(stderr, "refused: %s: %s\n", reason->valuestring, cJSON_IsString(detail) ? detail->valuestring : "");
     return CTL_FAILED;
   }
-  if (cJSON_IsString(detail)) fprintf(stderr, "error %d: %s: %s\n", c, m, detail->valuestring);
-  else fprintf(stderr, "error %d: %s\n", c, m);
+  if (print && cJSON_IsString(detail)) fprintf(stderr, "error %d: %s: %s\n", c, m, detail->valuestring);
+  else if (print) fprintf(stderr, "error %d: %s\n", c, m);
   if (c == RPC_ERR_NOT_FOUND) return CTL_FAILED;
   if (c == RPC_ERR_PARAMS) return CTL_USAGE;
   return CTL_DAEMON;
@@ -321,12 +322,22 @@ int ctl_call(int fd, const char *method, cJSON *params, cJSON **result, cJSON **
     *result = res;
     return CTL_OK;
   }
-  rc = err ? report_error(err) : CTL_DAEMON;
+  rc = err ? error_code(err, error == NULL) : CTL_DAEMON;
   if (!err) fprintf(stderr, "tranchectl: malformed response from the daemon\n");
   cJSON_Delete(res);
   if (error) *error = err;
   else cJSON_Delete(err);
   return rc;
+}
+
+int ctl_report_error(const cJSON *err) { return error_code(err, true); }
+
+int ctl_connect_leader(const char *addr) {
+  char err[512];
+  rpc_http = false; /* the same port speaks both; lines need no Host header */
+  int fd = ctl_connect_addr(addr, err, sizeof err);
+  if (fd < 0) fprintf(stderr, "tranchectl: %s\n", err);
+  return fd;
 }
 
 int ctl_rpc(const ctl_opts_t *o, const char *method, cJSON *params, cJSON **result) {

@@ -247,12 +247,57 @@ static int build_signed(const ctl_cmd_t *cmd, const ctl_opts_t *o, const char *c
   return rc;
 }
 
-/* Sends {"tx","sig"} with tx.submit on fd and prints the receipt. */
+#define LEADER_HOPS_MAX 3            /* not_leader answers followed for one tx */
+#define LEADER_WAIT_MS_MIN 5000      /* an election usually ends well within this */
+
+/* The leader's address of a -32005 not_leader answer: 1 and addr, 0 while no
+ * leader is known (an election), -1 for any other error. */
+static int not_leader(const cJSON *err, char *addr, size_t cap) {
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+  if (!cJSON_IsNumber(code) || code->valueint != RPC_ERR_NOT_LEADER) return -1;
+  const cJSON *leader = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(err, "data"), "leader");
+  if (!cJSON_IsString(leader) || strlen(leader->valuestring) >= cap) return 0;
+  snprintf(addr, cap, "%s", leader->valuestring);
+  return 1;
+}
+
+/* Sends {"tx","sig"} with tx.submit on fd and prints the receipt.  A
+ * cluster's follower answers -32005 not_leader naming the leader (PROTOCOL.md
+ * §5, §8): the same bytes go there, which is always safe (a tx recorded
+ * already comes back as a duplicate with its receipt); while no leader is
+ * known it tries again for --wait, and at least LEADER_WAIT_MS_MIN. */
 static int submit_pair(int fd, cJSON *pair, bool json) {
-  cJSON *r = NULL;
-  int rc = ctl_call(fd, "tx.submit", pair, &r, NULL);
-  if (rc == 0) print_receipt(r, json);
-  cJSON_Delete(r);
+  int rc = CTL_DAEMON, own = -1;
+  long waited = 0, wait_max = ctl_wait_ms > LEADER_WAIT_MS_MIN ? ctl_wait_ms : LEADER_WAIT_MS_MIN;
+  for (unsigned hops = 0;;) {
+    cJSON *r = NULL, *err = NULL;
+    char leader[256];
+    rc = ctl_call(fd, "tx.submit", cJSON_Duplicate(pair, 1), &r, &err);
+    if (rc == CTL_OK) print_receipt(r, json);
+    cJSON_Delete(r);
+    int nl = rc == CTL_OK || err == NULL ? -1 : not_leader(err, leader, sizeof leader);
+    if (nl < 0 || (nl == 1 && hops == LEADER_HOPS_MAX) || (nl == 0 && waited >= wait_max)) {
+      if (err) rc = ctl_report_error(err);
+      cJSON_Delete(err);
+      break;
+    }
+    cJSON_Delete(err);
+    if (nl == 0) { /* an election: ask again */
+      usleep(200 * 1000);
+      waited += 200;
+      continue;
+    }
+    hops++;
+    fprintf(stderr, "tranchectl: not the cluster's leader; sending the tx to the leader at %s\n", leader);
+    if (own >= 0) close(own);
+    own = fd = ctl_connect_leader(leader);
+    if (fd < 0) {
+      rc = CTL_DAEMON;
+      break;
+    }
+  }
+  if (own >= 0) close(own);
+  cJSON_Delete(pair);
   return rc;
 }
 

@@ -415,6 +415,17 @@ def check_status(cluster):
             "a follower answers tx.submit with -32005 naming the leader's RPC address", r)
     h = follower.call("ledger.head")
     T.check(isinstance(h.get("size"), int) and h["size"] >= 1, "a follower serves queries (ledger.head)")
+    acct = tc.Key().pk
+    r = subprocess.run([os.environ["TRANCHECTL"], "account", "open", "--key", cluster.admin_path, "--account", acct,
+                        "--roles", "investor", "--jurisdiction", "US", "--kyc", "true", "--rpc", follower.rpc, "--json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    T.check(r.returncode == 0 and b'"seq"' in r.stdout and ld.rpc.encode() in r.stderr,
+            "tranchectl pointed at a follower follows not_leader to the leader and prints the receipt",
+            (r.returncode, r.stdout[-300:], r.stderr[-500:]))
+    r = subprocess.run([os.environ["TRANCHECTL"], "cluster", "status", "--rpc", follower.rpc],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    T.check(r.returncode == 0 and b"leader" in r.stdout, "tranchectl cluster status shows the cluster",
+            (r.returncode, r.stdout[-500:], r.stderr[-300:]))
 
 
 def main():
