@@ -323,6 +323,15 @@ static void start_cluster_op(ctl_conn_t *c, cJSON *id, const char *method, const
           "cluster.transfer {id?}, cluster.add {id, raft: HOST:PORT, rpc: HOST:PORT}, cluster.remove {id}", false);
     return;
   }
+  tr_cluster_status_t st;
+  tr_cluster_status(g.d->cluster, &st);
+  if (strcmp(method, "cluster.add") == 0 && st.n >= TR_CLUSTER_NODES_MAX) {
+    uv_mutex_destroy(&j->mu);
+    uv_cond_destroy(&j->cond);
+    free(j);
+    reply(c, id, NULL, RPC_INVALID_PARAMS, "a cluster has at most 7 nodes (PROTOCOL.md section 8)", false);
+    return;
+  }
   if (strcmp(method, "cluster.add") == 0) tr_cluster_note_rpc(g.d->cluster, j->node, j->rpc);
   j->conn = c, j->id = id, j->req.data = j;
   if (uv_queue_work(g.d->loop, &j->req, cluster_work_cb, cluster_after_cb) != 0) {

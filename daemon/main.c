@@ -118,6 +118,12 @@ static int load_config(tr_daemon_t *d, const args_t *a) {
       log_error("main", "bad --listen %s (want HOST:PORT)", a->listen);
       return TR_EINVALID;
     }
+    if (d->config.cluster_id != 0 && strcmp(a->listen, d->config.listen) != 0) {
+      /* the other nodes send clients here by the address in their configs */
+      log_error("main", "--listen %s: this cluster node's JSON-RPC address is %s (its cluster_node line); change "
+                "it on every node's config instead", a->listen, d->config.listen);
+      return TR_EINVALID;
+    }
     snprintf(d->config.listen, sizeof d->config.listen, "%s", a->listen);
   }
   if (a->workers > 0) d->config.workers = (unsigned)a->workers;

@@ -11,7 +11,11 @@ recorded.  While the load runs, the test:
   1. kills the leader with SIGKILL and restarts it, CLUSTER_KILLS times;
   2. stops the leader with SIGSTOP past the election timeout, then SIGCONT;
   3. cuts a follower off by SIGSTOP of it, then lets it catch up;
-  4. wipes a follower's data (journal, raft log, checkpoint: only its config
+  4. fills the disk of a follower (its directory is on a small tmpfs the
+     test mounts; skipped where it cannot), then frees it: it catches up;
+  5. runs a follower under faketime, 10 minutes ahead, and kills the leader
+     so that it may lead: entry times still never decrease;
+  6. wipes a follower's data (journal, raft log, checkpoint: only its config
      and key stay) and restarts it: it rebuilds genesis and catches up.
 After each fault a leader must take writes again; the time from the kill to
 the first receipt from a new leader is printed.  At the end, on every node:
@@ -49,6 +53,7 @@ LOAD_S = float(os.environ.get("CLUSTER_LOAD_S", "4"))
 ASSET = "CLU-1"
 THREADS = 3
 NODES = 3
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # the wall clock only: raft's timers stay true
 
 
 class ClusterNode:
@@ -65,11 +70,12 @@ class ClusterNode:
     def rpc(self):
         return "127.0.0.1:%d" % self.rpc_port
 
-    def start(self):
+    def start(self, env=None):
         self.starts += 1
         self.log_path = os.path.join(self.cluster.tmp, "n%d.%d.log" % (self.id, self.starts))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([os.environ["TRANCHED"], "--datadir", self.datadir, "--workers", "1"],
+                                         env=dict(os.environ, **(env or {})),
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def wait_up(self, timeout=20):
@@ -126,7 +132,16 @@ class ClusterNode:
 class Cluster:
     def __init__(self, n):
         self.tmp = tempfile.mkdtemp(prefix="tranche-cluster-")
+        # The last node's directory lies on a small tmpfs of its own, so the
+        # test can fill that disk (skipped where mounting is not allowed).
+        self.small_disk = os.path.join(self.tmp, "small-disk")
+        os.mkdir(self.small_disk)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", self.small_disk],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.mounted = r.returncode == 0
         self.nodes = [ClusterNode(self, i + 1) for i in range(n)]
+        if self.mounted:
+            self.nodes[-1].datadir = os.path.join(self.small_disk, "n%d" % n)
         self.admin_path = os.path.join(self.tmp, "admin.key")
         self.chain = tc.CHAIN
         args = [os.environ["TRANCHECTL"], "cluster", "init", "--chain", self.chain, "--admin-out", self.admin_path]
@@ -172,8 +187,10 @@ class Cluster:
                 nd.proc.wait()
         if os.environ.get("TRANCHE_KEEP_TMP"):
             sys.stderr.write("kept %s\n" % self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.mounted:
+            subprocess.run(["umount", self.small_disk])
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def tx(self, type_, key, **fields):
         return tc.make_tx(type_, key, chain=self.chain, **fields)
@@ -305,6 +322,75 @@ def wait_acks_after(sh, t0, timeout=20, not_from=None):
                 return sh.last_ack - t0
         time.sleep(0.005)
     return None
+
+
+def disk_full(cluster, sh):
+    """Fills the disk of the node on the small tmpfs; the others go on; once
+    there is room again it catches up (restarted if it had to stop)."""
+    if not cluster.mounted:
+        T.comment("disk full: skipped (cannot mount a tmpfs here)")
+        return
+    nd = cluster.nodes[-1]
+    if cluster.leader() is nd:
+        subprocess.run([os.environ["TRANCHECTL"], "cluster", "transfer", "--datadir", nd.datadir],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=90)
+    filler = os.path.join(cluster.small_disk, "filler")
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+                out.flush()
+        except OSError:
+            pass
+    T.check(wait_acks_after(sh, time.monotonic(), not_from=nd.id) is not None,
+            "writes go on while a follower's disk is full")
+    time.sleep(LOAD_S / 2)
+    os.unlink(filler)
+    target = cluster.leader().call("ledger.head")["size"]
+    deadline = time.monotonic() + 15
+    caught_up = False
+    while time.monotonic() < deadline and not caught_up:
+        try:
+            caught_up = nd.call("ledger.head", timeout=5)["size"] >= target
+        except (OSError, tc.RpcError, ValueError):
+            pass
+        time.sleep(0.2)
+    if not caught_up:
+        T.comment("the node with the full disk did not resume by itself; restarting it\n" + nd.logs(8))
+        nd.stop()
+        nd.start()
+        nd.wait_up(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not caught_up:
+            try:
+                caught_up = nd.call("ledger.head", timeout=5)["size"] >= target
+            except (OSError, tc.RpcError, ValueError):
+                pass
+            time.sleep(0.2)
+    T.check(caught_up, "the follower whose disk was full catches up once there is room", nd.logs(20))
+
+
+def clock_skew(cluster, sh):
+    """Restarts a follower under libfaketime, its clock 10 minutes ahead, and
+    makes it likely to lead: entry times never decrease (checked with the
+    chain at the end) and the cluster goes on."""
+    ld = cluster.leader()
+    nd = next(n for n in cluster.nodes if n is not ld)
+    if not os.path.exists(FAKETIME_LIB):
+        T.comment("clock skew: skipped (no libfaketime)")
+        return
+    nd.stop()
+    nd.start(env={"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "+600s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    nd.wait_up()
+    ld.kill()
+    T.check(wait_acks_after(sh, time.monotonic(), not_from=ld.id) is not None,
+            "writes go on with one node's clock 10 minutes ahead (faketime)")
+    ld.start()
+    ld.wait_up()
+    time.sleep(LOAD_S / 2)
+    nd.stop()
+    nd.start()
+    nd.wait_up()
 
 
 def converge(cluster, timeout=60):
@@ -477,6 +563,8 @@ def main():
             time.sleep(2.5)
             f.kill(signal.SIGCONT)
             T.check(wait_acks_after(sh, time.monotonic()) is not None, "writes go on while a follower was cut off")
+            disk_full(cluster, sh)
+            clock_skew(cluster, sh)
             ld = cluster.leader()
             f = next(n for n in cluster.nodes if n is not ld)
             f.stop()
