@@ -66,13 +66,14 @@ fuzz_stage() {
 fuzz_stage || status=1
 
 # ThreadSanitizer: the daemon's threads (workers, sequencer, the writer
-# behind it, loop, WAL checkpointer, control work) under the race,
-# pipelining, RPC, thread-name and kill -9 tests.  The first four read the
-# daemon's log and fail on any sanitizer report.  TSAN=0 skips.
+# behind it, loop, WAL checkpointer, control work, raft) under the race,
+# pipelining, RPC, thread-name, kill -9 and cluster tests.  All but the
+# kill -9 test read the daemon's logs and fail on any sanitizer report.
+# TSAN=0 skips.
 if [ "${TSAN:-1}" = 1 ]; then
   if [ ! -d build-tsan ]; then meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
   ninja -C build-tsan
-  for t in integration_concurrency integration_import integration_rpc integration_threads integration_crash; do
+  for t in integration_concurrency integration_import integration_rpc integration_threads integration_crash integration_cluster; do
     if TSAN_OPTIONS=second_deadlock_stack=1 meson test -C build-tsan --print-errorlogs "$t"; then
       passed=$((passed + 1))
     else
