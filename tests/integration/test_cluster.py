@@ -53,6 +53,7 @@ LOAD_S = float(os.environ.get("CLUSTER_LOAD_S", "4"))
 ASSET = "CLU-1"
 THREADS = 3
 NODES = 3
+SNAPSHOT_EVERY = 256  # raft snapshots every this many batches (the default is 4096)
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # the wall clock only: raft's timers stay true
 SANITIZED = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"))
 
@@ -153,6 +154,9 @@ class Cluster:
         if r.returncode != 0:
             raise RuntimeError("cluster init exited %d: %s" % (r.returncode, self.init_out))
         self.admin = tc.Key.load(self.admin_path)
+        for nd in self.nodes:  # snapshots often enough that a wiped node must rejoin by one
+            with open(os.path.join(nd.datadir, "tranche.conf"), "a") as f:
+                f.write("cluster_snapshot_every = %d\n" % SNAPSHOT_EVERY)
 
     def vkey(self):
         m = re.search(r"^vkey (\S+)$", self.init_out, re.M)
@@ -577,6 +581,10 @@ def main():
             f.start()
             f.wait_up(timeout=30)
             time.sleep(LOAD_S)
+            with open(f.log_path, "rb") as lf:
+                rejoin_log = lf.read().decode("utf-8", "replace")
+            T.check("snapshot installed" in rejoin_log and "re-created the cluster's genesis entry" in rejoin_log,
+                    "the wiped node re-created genesis and rejoined by a snapshot", f.logs(20))
         finally:
             sh.stop.set()
             for t in threads:
