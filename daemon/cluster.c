@@ -50,6 +50,7 @@ typedef struct op {
     struct raft_change change;
   } req;
   bool assign_next;                  /* OP_ADD: after the add, make it a voter */
+  char why[160];                     /* an error text made here */
 } op_t;
 
 struct tr_cluster {
@@ -364,6 +365,18 @@ static void op_run(tr_cluster_t *c, op_t *op) {
     rv = raft_remove(&c->raft, &op->req.change, op->id, change_cb);
     break;
   }
+  if (rv == RAFT_NOTLEADER) { /* say where to go instead */
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&c->raft, &leader, &address);
+    if (leader != 0)
+      snprintf(op->why, sizeof op->why, "this node is not the leader: run it on the data directory of node %llu, "
+               "the leader", (unsigned long long)leader);
+    else
+      snprintf(op->why, sizeof op->why, "this node is not the leader and none is known (an election): try again");
+    op_finish(op, op->why);
+    return;
+  }
   if (rv != 0) {
     if (op->kind == OP_PROPOSE) { /* raft_malloc failed */
       tr_cluster_event_t *ev = event_new(c, TR_CLUSTER_PROPOSE_FAILED);
@@ -585,7 +598,7 @@ static int raft_setup(tr_cluster_t *c, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot make raft's event loop: %s", uv_strerror(rv));
     return TR_EIO;
   }
-  rv = raft_open(c, true, err, errlen);
+  rv = raft_open(c, !c->config.cluster_join, err, errlen); /* a joining node learns the membership from the leader */
   if (rv != 0) return rv;
   if ((rv = uv_async_init(&c->loop, &c->wake, wake_cb)) != 0 || (rv = uv_timer_init(&c->loop, &c->tick)) != 0) {
     snprintf(err, errlen, "cannot set up raft's loop: %s", uv_strerror(rv));

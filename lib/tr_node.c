@@ -145,6 +145,11 @@ static const char CLUSTER_CONFIG_HEAD[] =
     "# This node's place in its cluster (PROTOCOL.md section 8), written by\n"
     "# `tranchectl cluster init`.  Every node's file names the same nodes and\n"
     "# genesis; only cluster_id and listen (= its own rpc address) differ.\n";
+static const char CLUSTER_CONFIG_JOIN[] =
+    "\n"
+    "# Made by `tranchectl cluster join`: this node joins a running cluster.\n"
+    "# It never bootstraps raft; it waits for the leader's `cluster add`.\n"
+    "cluster_join = true\n";
 static const char CLUSTER_CONFIG_NODES[] =
     "\n"
     "# cluster_node = ID RAFT_HOST:PORT RPC_HOST:PORT, one line per node.\n";
@@ -175,7 +180,8 @@ static int config_text(char *out, size_t cap, const char *listen, const tr_confi
   bool ok = text_add(out, cap, &n, "%s%s%s", DEFAULT_CONFIG_HEAD, listen, DEFAULT_CONFIG_TAIL);
   if (ok && cluster != NULL) {
     ok = text_add(out, cap, &n, "%scluster_id = %llu\n%s", CLUSTER_CONFIG_HEAD, (unsigned long long)id,
-                  CLUSTER_CONFIG_NODES);
+                  cluster->cluster_join ? CLUSTER_CONFIG_JOIN : "");
+    if (ok) ok = text_add(out, cap, &n, "%s", CLUSTER_CONFIG_NODES);
     for (size_t i = 0; ok && i < cluster->cluster_nodes_n; i++) {
       const tr_cluster_node_t *node = &cluster->cluster_nodes[i];
       ok = text_add(out, cap, &n, "cluster_node = %llu %s %s\n", (unsigned long long)node->id, node->raft, node->rpc);
@@ -345,6 +351,42 @@ int tr_node_cluster_init(const tr_config_t *cluster, const char *const dirs[], c
     for (size_t i = placed; i < built; i++) node_discard(tmp[i]);
   }
   return rc;
+}
+
+int tr_node_cluster_join(const char *from, const tr_cluster_node_t *node, const char *datadir, char *err,
+                         size_t errlen) {
+  char path[TR_PATH_MAX], tmp[TR_PATH_MAX], config[CONFIG_TEXT_BYTES_MAX];
+  uint8_t sk[64];
+  tr_key_t pk;
+  tr_config_t c;
+  size_t config_len = 0;
+  tr_config_defaults(&c);
+  int rc = tr_path_join(path, sizeof path, from, TR_CONFIG_FILE);
+  if (rc == 0) rc = tr_config_load(path, 0, &c, err, errlen);
+  if (rc == 0 && c.cluster_id == 0) {
+    snprintf(err, errlen, "%s is not a cluster node (its config has no cluster_id)", from);
+    rc = TR_EARG;
+  }
+  if (rc == 0 && c.cluster_nodes_n == TR_CLUSTER_NODES_MAX) {
+    snprintf(err, errlen, "the cluster of %s has %d nodes already, the most there may be", from, TR_CLUSTER_NODES_MAX);
+    rc = TR_ELIMIT;
+  }
+  if (rc != 0) return rc;
+  c.cluster_nodes[c.cluster_nodes_n++] = *node; /* tr_cluster_check refuses an id or address in use */
+  c.cluster_join = true;
+  c.cluster_id = node->id;
+  rc = tr_cluster_check(&c, err, errlen);
+  if (rc == 0) rc = node_dir_free(datadir, err, errlen);
+  if (rc == 0 && (rc = config_text(config, sizeof config, node->rpc, &c, node->id, &config_len)) != 0)
+    snprintf(err, errlen, "the config text does not fit %d bytes", CONFIG_TEXT_BYTES_MAX);
+  if (rc == 0 && (rc = tr_path_join(path, sizeof path, from, TR_NODE_KEY_FILE)) == 0)
+    rc = tr_key_file_read(path, 1, sk, &pk, err, errlen);
+  if (rc != 0) return rc;
+  rc = node_build(datadir, tmp, sk /* the seed: libsodium's sk starts with it */, config, config_len, c.cluster_chain,
+                  &c.cluster_admin, c.cluster_genesis_ms, err, errlen);
+  sodium_memzero(sk, sizeof sk);
+  if (rc == 0 && (rc = node_place(tmp, datadir, err, errlen)) != 0) node_discard(tmp);
+  return rc != 0 ? rc : fsync_dir_of(datadir);
 }
 
 int tr_node_genesis_recreate(const char *datadir, const tr_config_t *c, const uint8_t node_sk[64], char *err,
@@ -590,6 +632,14 @@ static int cluster_set(tr_config_t *c, const char *key, const char *value, char 
     int rc = cluster_node_parse(value, &c->cluster_nodes[c->cluster_nodes_n], why, whylen);
     if (rc == 0) c->cluster_nodes_n++;
     return rc;
+  }
+  if (strcmp(key, "cluster_join") == 0) {
+    if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+      c->cluster_join = strcmp(value, "true") == 0;
+      return 0;
+    }
+    snprintf(why, whylen, "cluster_join is true or false");
+    return TR_EINVALID;
   }
   if (strcmp(key, "cluster_genesis") == 0) {
     if (c->cluster_genesis_ms != 0) {

@@ -75,6 +75,7 @@ typedef struct {
   char cluster_chain[72];              /* the genesis inputs, so a node whose journal was wiped can */
   tr_key_t cluster_admin;              /*   re-create the identical genesis entry */
   uint64_t cluster_genesis_ms;
+  bool cluster_join;                   /* joins a running cluster: never bootstraps raft (cluster join) */
   unsigned cluster_snapshot_every;     /* raft snapshots every this many committed entries (batches) */
   unsigned cluster_election_timeout_ms; /* a follower that hears no leader this long (1-2x) starts an election */
 } tr_config_t;
@@ -109,6 +110,14 @@ int tr_cluster_check(const tr_config_t *c, char *err, size_t errlen);
  * final renames can leave some DIRs complete and others absent. */
 int tr_node_cluster_init(const tr_config_t *cluster, const char *const dirs[], const uint8_t node_seed[32],
                          char *err, size_t errlen);
+
+/* `tranchectl cluster join`: makes DIR for a node that joins the running
+ * cluster of the node in `from`: the same node key, genesis and cluster
+ * lines, plus its own line and cluster_join = true (it must not bootstrap
+ * raft: the leader's `cluster add` brings it in).  Refuses an id or address
+ * the cluster uses, an eighth node, an existing DIR. */
+int tr_node_cluster_join(const char *from, const tr_cluster_node_t *node, const char *datadir, char *err,
+                         size_t errlen);
 
 /* For a cluster node whose journal was wiped (DIR/tranche.db, -wal and -shm
  * gone; config and node key kept): creates DIR/tranche.db holding only the

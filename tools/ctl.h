@@ -190,6 +190,7 @@ int ctl_cmd_restore(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_ping(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_completion(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_cluster_init(const ctl_cmd_t *c, ctl_opts_t *o);
+int ctl_cmd_cluster_join(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_cluster_status(const ctl_cmd_t *c, ctl_opts_t *o);
 int ctl_cmd_cluster_control(const ctl_cmd_t *c, ctl_opts_t *o);  /* transfer, add, remove */
 

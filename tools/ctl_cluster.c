@@ -195,6 +195,32 @@ int ctl_cmd_cluster_init(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   return rc;
 }
 
+int ctl_cmd_cluster_join(const ctl_cmd_t *cmd, ctl_opts_t *o) {
+  const char *from = ctl_opt(o, "from"), *node_v = ctl_opt(o, "node");
+  node_opt_t node;
+  char err[TR_PATH_MAX + 512];
+  if (!from || !node_v) return ctl_usage_error(cmd, "--from and --node are required");
+  int rc = node_opt_parse(cmd, node_v, true, &node);
+  if (rc != 0) return rc;
+  if (tr_node_cluster_join(from, &node.node, node.dir, err, sizeof err) != 0) {
+    fprintf(stderr, "tranchectl %s: %s\n", cmd->name, err);
+    return CTL_FAILED;
+  }
+  if (o->json) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "id", (double)node.node.id);
+    cJSON_AddStringToObject(r, "raft", node.node.raft);
+    cJSON_AddStringToObject(r, "rpc", node.node.rpc);
+    cJSON_AddStringToObject(r, "datadir", node.dir);
+    ctl_print_json(r);
+    cJSON_Delete(r);
+  } else {
+    printf("node %llu made in %s; now: tranchectl cluster add --datadir <a running node's DIR> --node %llu=%s,%s\n",
+           (unsigned long long)node.node.id, node.dir, (unsigned long long)node.node.id, node.node.raft, node.node.rpc);
+  }
+  return CTL_OK;
+}
+
 int ctl_cmd_cluster_status(const ctl_cmd_t *cmd, ctl_opts_t *o) {
   cJSON *r = NULL;
   int rc = ctl_rpc(o, "node.status", NULL, &r);

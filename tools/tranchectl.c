@@ -42,6 +42,14 @@ const ctl_cmd_t ctl_commands[] = {
    "example: tranchectl cluster init --chain bank.example/tranche/prod --admin-out ~/admin.key \\\n"
    "           --node 1=10.0.0.1:7801,10.0.0.1:7707,n1 --node 2=10.0.0.2:7801,10.0.0.2:7707,n2 \\\n"
    "           --node 3=10.0.0.3:7801,10.0.0.3:7707,n3"},
+  {"cluster join", ctl_cmd_cluster_join, "from=,node=,json", 0, 0,
+   "--from DIR --node ID=RAFT_HOST:PORT,RPC_HOST:PORT,NEWDIR [--json]",
+   "Makes the data directory NEWDIR of a node that joins the running cluster of the node at DIR:\n"
+   "the cluster's node key, genesis and cluster lines, this node's own line, and cluster_join =\n"
+   "true (it never bootstraps raft: it waits for the leader). Then run `cluster add` with the same\n"
+   "--node on a running node, and start tranched on NEWDIR; it catches up by log or snapshot. Add\n"
+   "the new cluster_node line to the other nodes' configs too (they read it at their next start).\n\n"
+   "example: tranchectl cluster join --from /var/lib/tranche/n1 --node 4=10.0.0.4:7801,10.0.0.4:7707,n4"},
   {"cluster status", ctl_cmd_cluster_status, CTL_CONN_SPEC, 0, 0, "[--rpc HOST:PORT | --datadir DIR] [--json]",
    "Shows the node's view of its cluster (the `cluster` object of node.status): its id, role and\n"
    "term, the leader's id (- while none is known), the commit and applied indexes, and every node\n"
