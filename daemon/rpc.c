@@ -587,6 +587,7 @@ static bool params_check(const method_t *m, const cJSON *params, pval_t v[PARAMS
     return false;
   }
   for (const cJSON *it = params ? params->child : NULL; it; it = it->next) {
+    if (strcmp(it->string, "min_size") == 0 && !(m->flags & (M_SUBMIT | M_LIVE))) continue; /* min_size_wait */
     size_t k = 0;
     while (k < PARAMS_MAX && m->params[k].name && strcmp(m->params[k].name, it->string) != 0) k++;
     if (k == PARAMS_MAX || m->params[k].name == NULL) {
@@ -700,6 +701,40 @@ static bool tables_behind(const tr_job_t *job, const tr_daemon_t *d) {
   return atomic_load(&d->seq.derived.stats.through) < job->need;
 }
 
+/* `min_size` (any query, README "A cluster"): the answer reflects a journal
+ * of at least that size, so a client reads its own writes on any node.  The
+ * query waits for the state tables when this node's journal has the entries
+ * already; a node whose journal is shorter answers at once, a follower with
+ * -32005 naming the leader (retry there, or here later), a single node with
+ * -32602.  Returns false when e was answered. */
+static bool min_size_wait(tr_job_t *job, tr_elem_t *e, const cJSON *params, tr_daemon_t *d) {
+  const cJSON *item = params ? cJSON_GetObjectItemCaseSensitive(params, "min_size") : NULL;
+  uint64_t want;
+  if (item == NULL || e->params_not_integers) return true; /* the latter is answered -32602 by elem_run */
+  if (!integer_of(item, &want)) {
+    elem_answer_error(e, TR_RPC_INVALID_PARAMS, "param `min_size` must be an integer");
+    return false;
+  }
+  uint64_t size = atomic_load(&d->seq.stats.size);
+  if (want <= size) {
+    if (want > job->need) job->need = want; /* read by the loop after this pass */
+    return true;
+  }
+  char msg[200];
+  if (d->cluster == NULL || tr_cluster_is_leader(d->cluster)) { /* it has every entry anyone was answered */
+    snprintf(msg, sizeof msg, "min_size %llu is beyond the journal (size %llu)", (unsigned long long)want,
+             (unsigned long long)size);
+    elem_answer_error(e, TR_RPC_INVALID_PARAMS, msg);
+    return false;
+  }
+  char leader[128];
+  bool known = tr_cluster_leader_rpc(d->cluster, leader, sizeof leader);
+  snprintf(msg, sizeof msg, "not_leader: this node's journal is at size %llu, below min_size %llu; read from the "
+           "leader (data.leader) or retry here shortly", (unsigned long long)size, (unsigned long long)want);
+  if (!e->notification) e->response = tr_rpc_not_leader_text(e->id, known ? leader : NULL, msg);
+  return false;
+}
+
 /* Phase 0: one element of the request. `after_submit`: a tx.submit earlier in
  * this batch is waiting, so a query must wait for it (batches run in order). */
 static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *req, const char *src,
@@ -717,6 +752,7 @@ static void elem_first_pass(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const c
    * reach the journal size it arrived at (tr_job_t.need: it must see every
    * tx answered before it), and for the client to read what was made for
    * it already (tr_job_output_parked). */
+  if (!(e->method->flags & (M_SUBMIT | M_LIVE)) && !min_size_wait(job, e, params, w->pool->ctx)) return;
   bool waits = after_submit || (!(e->method->flags & M_LIVE) && tables_behind(job, w->pool->ctx)) ||
                (may_park && tr_job_output_parked(job));
   if (!(e->method->flags & M_SUBMIT) && waits) {

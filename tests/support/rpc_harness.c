@@ -39,7 +39,15 @@
 
 /* The daemon functions rpc.c calls that live in pool.c / sequencer.c. */
 size_t tr_pool_depth(tr_pool_t *pool) { (void)pool; return 0; }
-/* A single node: node.status never asks for the cluster. */
+/* A single node: node.status and min_size never ask for the cluster. */
+bool tr_cluster_is_leader(tr_cluster_t *c) {
+  (void)c;
+  return false;
+}
+bool tr_cluster_leader_rpc(tr_cluster_t *c, char *out, size_t cap) {
+  (void)c, (void)out, (void)cap;
+  return false;
+}
 void tr_cluster_status(tr_cluster_t *c, tr_cluster_status_t *st) {
   (void)c;
   memset(st, 0, sizeof *st);
@@ -95,6 +103,8 @@ void rpc_harness_setup(void) {
   HARNESS_CHECK(tr_note_vkey_format(RPC_HARNESS_CHAIN, node_pk, d->vkey, sizeof d->vkey) == 0, "vkey");
   d->workers = 1;
   d->started_ms = RPC_HARNESS_TIME_MS;
+  atomic_store(&d->seq.stats.size, 1); /* genesis, journalled and its tables written */
+  atomic_store(&d->seq.derived.stats.through, 1);
   d->pool.ctx = d;
   d->pool.n = 1;
   d->pool.workers = &g_worker;

@@ -77,6 +77,17 @@ static void test_errors(void) {
                -32602, false, "limit over 1000");
   expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.entry\",\"params\":{\"seq\":99},\"id\":1}", -32004, false,
                "unknown entry");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"params\":{\"min_size\":99},\"id\":1}", -32602, false,
+               "min_size beyond a single node's journal");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"params\":{\"min_size\":\"1\"},\"id\":1}", -32602,
+               false, "min_size not an integer");
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"tx.get\",\"params\":{\"txid\":\"00\",\"min_size\":0},\"id\":1}",
+               -32602, false, "min_size with a bad other param: that one's error");
+  cJSON *r = run("{\"jsonrpc\":\"2.0\",\"method\":\"ledger.head\",\"params\":{\"min_size\":1},\"id\":1}", false);
+  TR_CHECK(cJSON_GetObjectItemCaseSensitive(r, "result") != NULL, "min_size within the journal: an answer");
+  cJSON_Delete(r);
+  expect_error("{\"jsonrpc\":\"2.0\",\"method\":\"node.status\",\"params\":{\"min_size\":1},\"id\":1}", -32602, false,
+               "min_size is a query param only (node.status answers from the process)");
 }
 
 static void test_batches_and_notifications(void) {
