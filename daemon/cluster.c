@@ -410,10 +410,16 @@ static void wake_cb(uv_async_t *a) {
     if (stopping) op_finish(op, "the node is stopping");
     else op_run(c, op);
   }
-  if (stopping && !uv_is_closing((uv_handle_t *)&c->tick)) {
-    uv_timer_stop(&c->tick);
-    raft_close(&c->raft, raft_closed); /* here, never inside an apply callback */
+  if (!stopping || uv_is_closing((uv_handle_t *)&c->tick)) return;
+  uv_timer_stop(&c->tick);
+  if (c->reopening) return; /* reopen_closed sees the stop and closes instead of reopening */
+  if (c->raft_broken) { /* raft is closed already, and what the failed reopen made may hold the loop */
+    uv_close((uv_handle_t *)&c->tick, NULL);
+    uv_close((uv_handle_t *)&c->wake, NULL);
+    uv_stop(&c->loop);
+    return;
   }
+  raft_close(&c->raft, raft_closed); /* here, never inside an apply callback */
 }
 
 /* After tr_cluster_stop an operation fails at once (a proposal as an event). */
@@ -573,6 +579,13 @@ static int raft_open(tr_cluster_t *c, bool bootstrap, char *err, size_t errlen) 
 static void reopen_closed(struct raft *r) {
   tr_cluster_t *c = r->data;
   char err[TR_PATH_MAX + 512] = "";
+  uv_mutex_lock(&c->mu);
+  bool stopping = c->stopping;
+  uv_mutex_unlock(&c->mu);
+  if (stopping) { /* tr_cluster_stop came meanwhile: finish closing instead */
+    raft_closed(r);
+    return;
+  }
   raft_uv_close(&c->io);
   raft_uv_tcp_close(&c->transport);
   c->last_state = RAFT_UNAVAILABLE;

@@ -190,6 +190,7 @@ void tr_daemon_finish_shutdown(tr_daemon_t *d) {
   tr_pool_stop(&d->pool);
   tr_walcheck_stop(&d->walcheck);
   /* Raft first: the sequencer takes its last events while it closes. */
+  if (d->cluster) tr_sequencer_cluster_closing(&d->seq);
   tr_cluster_stop(d->cluster);
   /* Commits the queue (empty now), a last checkpoint and the history rows. */
   bool final_written = tr_sequencer_stop(&d->seq) == 0;
@@ -342,6 +343,7 @@ int main(int argc, char **argv) {
   if (rc != 0) {
     log_error("main", "%s", err[0] ? err : "cannot start");
     tr_pool_stop(&d->pool);
+    if (d->cluster) tr_sequencer_cluster_closing(&d->seq);
     tr_cluster_stop(d->cluster);
     tr_sequencer_stop(&d->seq);
     tr_cluster_free(d->cluster);

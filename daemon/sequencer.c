@@ -420,13 +420,21 @@ void tr_sequencer_cluster_post(void *ctx, tr_cluster_event_t *ev) {
   tr_sequencer_t *seq = ctx;
   uv_mutex_lock(&seq->mu);
   if (ev->kind == TR_CLUSTER_COMMITTED)
-    while (seq->events_bytes > TR_CLUSTER_APPLY_QUEUE_BYTES_MAX && !seq->stopping)
+    while (seq->events_bytes > TR_CLUSTER_APPLY_QUEUE_BYTES_MAX && !seq->stopping && !seq->cluster_closing)
       uv_cond_wait(&seq->room, &seq->mu);
   ev->next = NULL;
   if (seq->events_tail) seq->events_tail->next = ev;
   else seq->events = ev;
   seq->events_tail = ev;
   if (ev->kind == TR_CLUSTER_COMMITTED) seq->events_bytes += ev->len;
+  uv_cond_signal(&seq->cond);
+  uv_mutex_unlock(&seq->mu);
+}
+
+void tr_sequencer_cluster_closing(tr_sequencer_t *seq) {
+  uv_mutex_lock(&seq->mu);
+  seq->cluster_closing = true;
+  uv_cond_broadcast(&seq->room);
   uv_cond_signal(&seq->cond);
   uv_mutex_unlock(&seq->mu);
 }
@@ -546,7 +554,7 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
       log_error("seq", "a committed batch of %u txs cannot be written here; retrying every %d ms (the node lags "
                 "its cluster meanwhile)", h.n, TR_DERIVED_RETRY_MS);
     uv_mutex_lock(&seq->mu);
-    bool stopping = seq->stopping;
+    bool stopping = seq->stopping || seq->cluster_closing;
     uv_mutex_unlock(&seq->mu);
     if (stopping) return; /* raft's log has it: applied at the next start */
     uv_sleep(TR_DERIVED_RETRY_MS);

@@ -106,6 +106,7 @@ typedef struct tr_sequencer {
   size_t events_bytes;
   bool leading;                           /* tr-seq: leader, barrier applied: it may propose */
   atomic_bool accepting;                  /* the same, for the loop's quick refusal */
+  bool cluster_closing;                   /* tr_sequencer_cluster_closing was called (under mu) */
   tr_seq_batch_t *inflight;               /* the proposal awaiting its commit (one at a time) */
   uint64_t inflight_token, next_token;
   tr_tx_t *scratch_tx;                    /* a follower decodes the batch's txs here */
@@ -126,6 +127,9 @@ int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t n
  * go to tr_sequencer_cluster_post with seq as ctx; attach the cluster once
  * it runs, and detach it before stopping it. */
 void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster);
+/* Before tr_cluster_stop: raft's thread never waits for room again, and a
+ * batch this node cannot write is left to raft's log for the next start. */
+void tr_sequencer_cluster_closing(tr_sequencer_t *seq);
 void tr_sequencer_cluster_post(void *seq, struct tr_cluster_event *ev);
 /* Loop thread. Returns 0, or -1 when the queue is full (answer -32002). */
 int tr_sequencer_push(tr_sequencer_t *seq, tr_job_t *job, tr_elem_t *elem);
