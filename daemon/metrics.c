@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "tr_limits.h"
 
@@ -104,7 +105,6 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
   put(&o, "tranche_build_info{version=\"%s\",chain=\"%s\"} 1\n", TR_VERSION, d->chain);
   head(&o, "tranche_uptime_seconds", "gauge", "Seconds since the daemon started.");
   put(&o, "tranche_uptime_seconds %llu\n", (unsigned long long)((tr_now_ms() - d->started_ms) / 1000u));
-  gauge(&o, "tranche_journal_entries", "Journal size (the head's seq).", atomic_load(&s->size));
   gauge(&o, "tranche_writes_halted", "1 when the database is damaged and writes stopped.", atomic_load(&s->halted));
   gauge(&o, "tranche_connections_open", "Open client connections.", atomic_load(&st->connections_open));
   gauge(&o, "tranche_connections_max", "Connection slots.", d->config.connections_max);
@@ -163,6 +163,24 @@ char *tr_metrics_text(struct tr_daemon *d, size_t *len) {
   counter(&o, "tranche_derived_errors_total", "Failed writes of state rows (retried).", atomic_load(&ds->errors));
   gauge(&o, "tranche_state_accounts", "Accounts in the in-memory state.", atomic_load(&s->mem_accounts));
   gauge(&o, "tranche_state_holdings", "Holdings (units > 0) in the in-memory state.", atomic_load(&s->mem_holdings));
+  if (d->cluster) {
+    tr_cluster_status_t cs;
+    tr_cluster_status(d->cluster, &cs);
+    gauge(&o, "tranche_cluster_node_id", "This node's id in its cluster.", cs.id);
+    gauge(&o, "tranche_cluster_is_leader", "1 while this node leads and takes writes.", atomic_load(&d->seq.accepting));
+    gauge(&o, "tranche_cluster_leader_id", "The leader's id; 0 while none is known.", cs.leader);
+    gauge(&o, "tranche_cluster_term", "Raft's current term.", cs.term);
+    gauge(&o, "tranche_cluster_commit_index", "Raft's commit index.", cs.commit);
+    gauge(&o, "tranche_cluster_applied_index", "Raft's last applied index.", cs.applied);
+    gauge(&o, "tranche_cluster_nodes", "Nodes in the raft configuration.", cs.n);
+    counter(&o, "tranche_cluster_role_changes_total", "Role changes of this node.", cs.role_changes);
+    counter(&o, "tranche_cluster_batches_applied_total", "Committed batches applied here.",
+            atomic_load(&d->seq.replicated_batches));
+    counter(&o, "tranche_cluster_batches_skipped_total", "Committed batches naming an older head, skipped.",
+            atomic_load(&d->seq.skipped_batches));
+    counter(&o, "tranche_cluster_apply_retries_total", "Retries of a committed batch this node could not write.",
+            atomic_load(&d->seq.apply_retries));
+  }
   histogram(&o, "tranche_rpc_request_duration_seconds", "Time from taking a request to its answer being ready.",
             &st->request_seconds, &TR_HIST_DURATION);
   histogram(&o, "tranche_batch_size_txs", "Txs per group commit.", &s->batch_size, &TR_HIST_BATCH);
