@@ -485,6 +485,11 @@ int tr_cluster_remove(tr_cluster_t *c, uint64_t id, tr_cluster_done_fn done, voi
 
 void tr_cluster_note_rpc(tr_cluster_t *c, uint64_t id, const char *rpc) {
   uv_mutex_lock(&c->mu);
+  const char *known = peer_rpc(c, id);
+  if (known && strcmp(known, rpc) == 0) { /* every batch names its proposer: usually known already */
+    uv_mutex_unlock(&c->mu);
+    return;
+  }
   size_t slot = TR_CLUSTER_NODES_MAX;
   for (size_t i = 0; i < TR_CLUSTER_NODES_MAX; i++) {
     if (c->added_id[i] == id) {

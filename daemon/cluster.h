@@ -102,8 +102,8 @@ typedef void (*tr_cluster_done_fn)(void *data, const char *error);
 int tr_cluster_transfer(tr_cluster_t *c, uint64_t to, tr_cluster_done_fn done, void *data);
 int tr_cluster_add(tr_cluster_t *c, uint64_t id, const char *raft_address, tr_cluster_done_fn done, void *data);
 int tr_cluster_remove(tr_cluster_t *c, uint64_t id, tr_cluster_done_fn done, void *data);
-/* The JSON-RPC address of a node added at run time (not in the config), so
- * that not_leader can name it; kept in memory only. */
+/* The JSON-RPC address of a node not in the config (cluster.add, or the
+ * proposer named in a committed batch), so that not_leader can name it. */
 void tr_cluster_note_rpc(tr_cluster_t *c, uint64_t id, const char *rpc);
 
 #endif

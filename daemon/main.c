@@ -321,7 +321,7 @@ int main(int argc, char **argv) {
                                      d->config.cluster_id, err, sizeof err);
   if (rc == 0 && d->config.cluster_id != 0) { /* after the sequencer: raft's start may restore a snapshot into it */
     rc = tr_cluster_start(&d->cluster, d->datadir, &d->config, tr_sequencer_cluster_post, &d->seq, err, sizeof err);
-    if (rc == 0) tr_sequencer_cluster_attach(&d->seq, d->cluster);
+    if (rc == 0) tr_sequencer_cluster_attach(&d->seq, d->cluster, d->config.listen);
     else tr_sequencer_stop(&d->seq);
   }
   sodium_memzero(node_sk, sizeof node_sk);

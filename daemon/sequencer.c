@@ -439,9 +439,10 @@ void tr_sequencer_cluster_closing(tr_sequencer_t *seq) {
   uv_mutex_unlock(&seq->mu);
 }
 
-void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster) {
+void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster, const char *rpc) {
   uv_mutex_lock(&seq->mu);
   seq->cluster = cluster;
+  snprintf(seq->cluster_rpc, sizeof seq->cluster_rpc, "%s", rpc);
   uv_mutex_unlock(&seq->mu);
 }
 
@@ -565,6 +566,7 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
   }
   atomic_fetch_add(&seq->replicated_batches, 1);
   atomic_fetch_add(&seq->replicated_txs, h.n);
+  if (h.proposer_rpc[0] && seq->cluster) tr_cluster_note_rpc(seq->cluster, h.proposer, h.proposer_rpc);
   if (b) {
     batch_done(seq, b);
   } else { /* no client here: an empty batch tells the loop the journal grew (subscriptions) */
@@ -579,6 +581,7 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
 static void propose(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   tr_batch_header_t h = {.proposer = seq->cluster_id, .token = ++seq->next_token, .base_size = seq->mem.size,
                          .clock_ms = clock_reading(seq, mono_ms())};
+  snprintf(h.proposer_rpc, sizeof h.proposer_rpc, "%s", seq->cluster_rpc);
   memcpy(h.base_hash, seq->mem.head_hash, 32);
   tr_batch_writer_t w;
   tr_batch_begin(&w, &h);

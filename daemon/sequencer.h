@@ -101,6 +101,7 @@ typedef struct tr_sequencer {
   /* Cluster mode; cluster is NULL on a single node. */
   struct tr_cluster *cluster;
   uint64_t cluster_id;
+  char cluster_rpc[128];                  /* this node's JSON-RPC address, named in the batches it proposes */
   uv_cond_t room;                         /* events_bytes fell (raft's thread waits on it) */
   struct tr_cluster_event *events, *events_tail; /* from tr-raft, in order (under mu) */
   size_t events_bytes;
@@ -126,7 +127,7 @@ int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t n
 /* Cluster mode (tr_sequencer_start with a node id): the cluster's events
  * go to tr_sequencer_cluster_post with seq as ctx; attach the cluster once
  * it runs, and detach it before stopping it. */
-void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster);
+void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster, const char *rpc);
 /* Before tr_cluster_stop: raft's thread never waits for room again, and a
  * batch this node cannot write is left to raft's log for the next start. */
 void tr_sequencer_cluster_closing(tr_sequencer_t *seq);

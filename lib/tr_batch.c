@@ -54,6 +54,11 @@ void tr_batch_begin(tr_batch_writer_t *w, const tr_batch_header_t *h) {
   put_u64(p + 28, h->clock_ms);
   memcpy(p + 36, h->base_hash, 32);
   put_u32(p + 68, 0); /* the count, patched by finish */
+  size_t rpc_len = strnlen(h->proposer_rpc, TR_BATCH_RPC_CHARS_MAX);
+  uint8_t *q = reserve(w, 1 + rpc_len);
+  if (q == NULL) return;
+  q[0] = (uint8_t)rpc_len;
+  memcpy(q + 1, h->proposer_rpc, rpc_len);
 }
 
 void tr_batch_add(tr_batch_writer_t *w, const char *bytes, uint32_t len, const uint8_t sig[64]) {
@@ -96,8 +101,13 @@ int tr_batch_open(const void *buf, size_t len, tr_batch_header_t *h, tr_batch_re
   h->clock_ms = get_u64(p + 28);
   memcpy(h->base_hash, p + 36, 32);
   h->n = get_u32(p + 68);
-  if (h->n > TR_COMMIT_BATCH_MAX) return TR_EINVALID;
-  *r = (tr_batch_reader_t){.p = p + TR_BATCH_HEADER_BYTES, .end = p + len, .left = h->n};
+  if (h->n > TR_COMMIT_BATCH_MAX || len < TR_BATCH_HEADER_BYTES + 1) return TR_EINVALID;
+  size_t rpc_len = p[TR_BATCH_HEADER_BYTES];
+  if (rpc_len > TR_BATCH_RPC_CHARS_MAX || len < TR_BATCH_HEADER_BYTES + 1 + rpc_len) return TR_EINVALID;
+  memcpy(h->proposer_rpc, p + TR_BATCH_HEADER_BYTES + 1, rpc_len);
+  h->proposer_rpc[rpc_len] = '\0';
+  if (strlen(h->proposer_rpc) != rpc_len) return TR_EINVALID; /* no NUL inside */
+  *r = (tr_batch_reader_t){.p = p + TR_BATCH_HEADER_BYTES + 1 + rpc_len, .end = p + len, .left = h->n};
   return 0;
 }
 

@@ -10,7 +10,11 @@
  * diverged, and the node stops rather than serve a fork.
  *
  *   "TRB1" | proposer u64 | token u64 | base_size u64 | clock_ms u64 |
- *   base_hash [32] | n u32 | n × (len u32 | sig [64] | tx bytes [len])
+ *   base_hash [32] | n u32 | rpc_len u8 | proposer's JSON-RPC address
+ *   [rpc_len] | n × (len u32 | sig [64] | tx bytes [len])
+ *
+ * The proposer's address tells every node where the leader takes writes,
+ * members added at run time included (not_leader names it).
  *
  * A snapshot is the journal itself, so that a node installing one re-applies
  * every entry through the rules and checks the resulting head:
@@ -34,6 +38,7 @@ typedef struct {
   uint64_t base_size, clock_ms;
   uint8_t base_hash[32];
   uint32_t n;
+  char proposer_rpc[TR_BATCH_RPC_CHARS_MAX + 1]; /* HOST:PORT, "" when not given */
 } tr_batch_header_t;
 
 typedef struct {

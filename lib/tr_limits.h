@@ -95,8 +95,10 @@
 /* A replicated batch is at most TR_COMMIT_BATCH_MAX txs of at most
  * TR_TX_BYTES_MAX each plus their signatures: at most ~17 MiB, and usually a
  * few hundred KiB. */
-#define TR_BATCH_BYTES_MAX       (TR_BATCH_HEADER_BYTES + TR_COMMIT_BATCH_MAX * (4u + 64u + TR_TX_BYTES_MAX))
-#define TR_BATCH_HEADER_BYTES    (4u + 8u * 4u + 32u + 4u)
+#define TR_BATCH_BYTES_MAX       (TR_BATCH_HEADER_BYTES + 1u + TR_BATCH_RPC_CHARS_MAX + 8u + \
+                                  TR_COMMIT_BATCH_MAX * (4u + 64u + TR_TX_BYTES_MAX))
+#define TR_BATCH_HEADER_BYTES    (4u + 8u * 4u + 32u + 4u) /* the fixed part, before the proposer's address */
+#define TR_BATCH_RPC_CHARS_MAX   127u                      /* HOST:PORT, as the config's 128-byte fields hold */
 /* A follower that hears no leader for 1-2x this starts an election;
  * leaders send heartbeats ten times as often.  Half of raft's default, so
  * a failover takes well under a second on a healthy network, while a few

@@ -441,7 +441,7 @@ def final_checks(cluster, sh):
         proofs.add(tuple(r["path"]))
     T.check(len(proofs) == 1, "the Merkle trees are identical (same consistency proof 1..%d everywhere)" % size)
     holdings = {nd.id: sorted(holders_of(nd)) for nd in cluster.nodes}
-    T.check(all(h == holdings[1] for h in holdings.values()), "holdings are identical on every node")
+    T.check(all(h == holdings[cluster.nodes[0].id] for h in holdings.values()), "holdings are identical on every node")
     for nd in cluster.nodes:
         a = nd.call("asset.get", {"asset": ASSET})
         total = sum(int(u) for _, u in holdings[nd.id])

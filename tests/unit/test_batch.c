@@ -9,7 +9,9 @@
 #include "tr_test.h"
 
 static void batch_round_trip(void) {
-  tr_batch_header_t h = {.proposer = 3, .token = 77, .base_size = 1234, .clock_ms = 1700000000123ull, .n = 0};
+  tr_batch_header_t h = {.proposer = 3, .token = 77, .base_size = 1234, .clock_ms = 1700000000123ull, .n = 0,
+                         .proposer_rpc = "127.0.0.1:7707"};
+  const size_t rpc_at = TR_BATCH_HEADER_BYTES, txs_at = rpc_at + 1 + 14; /* the address, then the txs */
   memset(h.base_hash, 0xab, 32);
   uint8_t sig1[64], sig2[64];
   memset(sig1, 1, 64);
@@ -21,27 +23,29 @@ static void batch_round_trip(void) {
   void *buf = NULL;
   size_t len = 0;
   TR_CHECK(tr_batch_finish(&w, &buf, &len) == 0, "a batch encodes");
-  TR_CHECK(len == TR_BATCH_HEADER_BYTES + 2 * 68 + 16 && len % 8 == 0, "its length is the header and two txs");
+  TR_CHECK(len == (txs_at + 2 * 68 + 16 + 7) / 8 * 8, "its length is the header, the address and two txs, padded to 8");
   tr_batch_header_t g;
   tr_batch_reader_t r;
   TR_CHECK(tr_batch_open(buf, len, &g, &r) == 0, "it opens");
   TR_CHECK(g.proposer == 3 && g.token == 77 && g.base_size == 1234 && g.clock_ms == 1700000000123ull && g.n == 2 &&
-           memcmp(g.base_hash, h.base_hash, 32) == 0, "the header comes back");
+           memcmp(g.base_hash, h.base_hash, 32) == 0 && strcmp(g.proposer_rpc, "127.0.0.1:7707") == 0,
+           "the header and the proposer's address come back");
   tr_batch_tx_t t;
   TR_CHECK(tr_batch_next(&r, &t) == 1 && t.len == 7 && memcmp(t.bytes, "{\"a\":1}", 7) == 0 &&
            memcmp(t.sig, sig1, 64) == 0, "the first tx and its signature");
   TR_CHECK(tr_batch_next(&r, &t) == 1 && t.len == 9 && memcmp(t.sig, sig2, 64) == 0, "the second tx");
   TR_CHECK(tr_batch_next(&r, &t) == 0, "then the end");
 
-  /* Every truncation is refused somewhere: at open or while reading. */
-  size_t refused = 0;
-  for (size_t cut = 0; cut < len; cut++) {
+  /* Every cut into the data is refused somewhere: at open or while reading
+   * (cutting only the padding to 8 bytes leaves a whole batch). */
+  size_t data = txs_at + 2 * 68 + 16, refused = 0;
+  for (size_t cut = 0; cut < data; cut++) {
     int rc = tr_batch_open(buf, cut, &g, &r), more = 0;
     if (rc == 0)
       while ((more = tr_batch_next(&r, &t)) == 1) {}
     if (rc != 0 || more < 0) refused++;
   }
-  TR_CHECK(refused == len, "every truncated batch is refused (%zu of %zu)", refused, len);
+  TR_CHECK(refused == data, "every batch cut short of its data is refused (%zu of %zu)", refused, data);
   uint8_t *longer = malloc(len + 1);
   memcpy(longer, buf, len);
   longer[len] = 1;
@@ -53,9 +57,15 @@ static void batch_round_trip(void) {
   longer[68] = 0xff, longer[69] = 0xff; /* n = 65535: over TR_COMMIT_BATCH_MAX */
   TR_CHECK(tr_batch_open(longer, len, &g, &r) == TR_EINVALID, "a count over the batch limit is refused");
   memcpy(longer, buf, len);
-  longer[TR_BATCH_HEADER_BYTES + 3] = 0x7f; /* the first tx's length far past the end */
+  longer[txs_at + 3] = 0x7f; /* the first tx's length far past the end */
   TR_CHECK(tr_batch_open(longer, len, &g, &r) == 0 && tr_batch_next(&r, &t) == TR_EINVALID,
            "a tx length past the end is refused");
+  memcpy(longer, buf, len);
+  longer[rpc_at] = 200; /* an address longer than any may be */
+  TR_CHECK(tr_batch_open(longer, len, &g, &r) == TR_EINVALID, "an address over its limit is refused");
+  memcpy(longer, buf, len);
+  longer[rpc_at + 3] = 0; /* a NUL inside the address */
+  TR_CHECK(tr_batch_open(longer, len, &g, &r) == TR_EINVALID, "a NUL inside the address is refused");
   free(longer);
   free(buf);
 }
