@@ -283,8 +283,8 @@ static void tick_cb(uv_timer_t *t) {
   if (c->reopening || c->raft_broken) return;
   reopen_if_installed(c);
   if (c->reopening) return;
+  status_refresh(c); /* first: the sequencer, told of a lost leadership, asks who leads now */
   leadership_check(c);
-  status_refresh(c);
 }
 
 /* ---- operations from other threads ---- */
@@ -516,6 +516,7 @@ bool tr_cluster_is_leader(tr_cluster_t *c) { return atomic_load(&c->leader); }
 bool tr_cluster_leader_rpc(tr_cluster_t *c, char *out, size_t cap) {
   uv_mutex_lock(&c->mu);
   uint64_t leader = c->status.leader;
+  if (leader == c->id && !atomic_load(&c->leader)) leader = 0; /* deposed a moment ago: never name itself */
   const char *rpc = leader ? peer_rpc(c, leader) : NULL;
   bool known = rpc != NULL && rpc[0] != '\0';
   if (known) snprintf(out, cap, "%s", rpc);

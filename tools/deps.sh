@@ -10,6 +10,7 @@ packages+=(python3-websocket)  # test_ws: a standard WebSocket client
 packages+=(chromium nodejs)  # test_explorer: the page in headless Chromium, driven by playwright-core from npm (tools/explorer-test-deps.sh)
 command -v npm >/dev/null || packages+=(npm)  # Debian's; a nodejs that ships its own npm keeps it
 packages+=(libraft-dev)  # C-Raft 0.15: the cluster's consensus (daemon/cluster.c) and its simulator (raft/fixture.h)
+packages+=(iproute2)  # test_cluster_partition: ip netns, veth pairs and a bridge for real network cuts (skipped without it)
 packages+=(nettle-dev)  # SHA-1 and base64 for the WebSocket handshake (GET /ws)  # test_http: standard HTTP clients, the Prometheus text parser
 missing=()
 for p in "${packages[@]}"; do
