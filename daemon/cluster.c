@@ -516,7 +516,7 @@ bool tr_cluster_is_leader(tr_cluster_t *c) { return atomic_load(&c->leader); }
 bool tr_cluster_leader_rpc(tr_cluster_t *c, char *out, size_t cap) {
   uv_mutex_lock(&c->mu);
   uint64_t leader = c->status.leader;
-  if (leader == c->id && !atomic_load(&c->leader)) leader = 0; /* deposed a moment ago: never name itself */
+  if (leader == c->id) leader = 0; /* -32005 always means "not here": a node deposed a moment ago may not know it yet */
   const char *rpc = leader ? peer_rpc(c, leader) : NULL;
   bool known = rpc != NULL && rpc[0] != '\0';
   if (known) snprintf(out, cap, "%s", rpc);

@@ -93,7 +93,8 @@ void tr_cluster_event_done(tr_cluster_t *c, tr_cluster_event_t *ev, int rc);
 /* Any thread. */
 void tr_cluster_status(tr_cluster_t *c, tr_cluster_status_t *st);
 bool tr_cluster_is_leader(tr_cluster_t *c);
-/* The leader's JSON-RPC address into out; false while no leader is known. */
+/* The leader's JSON-RPC address into out; false while no leader is known,
+ * or when raft still names this node (for -32005, which means "not here"). */
 bool tr_cluster_leader_rpc(tr_cluster_t *c, char *out, size_t cap);
 
 /* Membership and leadership changes (tranchectl cluster …, over the control
