@@ -86,7 +86,12 @@ struct tr_cluster {
   unsigned short last_state;         /* tr-raft only */
   uint64_t last_term, ready_term;    /* tr-raft only */
   bool opening;                      /* inside raft_start (tr-raft only) */
-  bool installed, reopening;         /* a leader's snapshot was installed: raft reopens (tr-raft only) */
+  bool reopen_wanted, reopening;         /* raft reopens (tr-raft only): after a leader's snapshot, or when stuck */
+  struct raft_tracer tracer;         /* counts the leader's appends this node rejects (stuck_check) */
+  unsigned long rejects, rejects_seen;
+  uint64_t stored_seen;
+  unsigned stuck_ticks;
+  bool trace_stderr;                 /* LIBRAFT_TRACE: raft's trace goes on to stderr too */
   bool raft_broken;                  /* reopening failed: the node needs a restart */
 };
 
@@ -181,7 +186,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
     return RAFT_IOERR;
   }
   raft_free(buf->base);
-  if (!c->opening) c->installed = true; /* sent by the leader: reopen raft (reopen_closed) */
+  if (!c->opening) c->reopen_wanted = true; /* sent by the leader: reopen raft (reopen_closed) */
   return 0;
 }
 
@@ -276,12 +281,47 @@ static void leadership_check(tr_cluster_t *c) {
   }
 }
 
-static void reopen_if_installed(tr_cluster_t *c);
+static void reopen_if_wanted(tr_cluster_t *c);
+
+/* C-Raft 0.15's leader can believe a follower matched entries the follower
+ * does not hold (seen in the simulation, tests/unit/test_cluster_sim.c, and
+ * after snapshot installs); it then ignores that follower's rejections for
+ * good and the follower takes no entry again.  A follower whose log the
+ * leader's appends keep rejecting for STUCK_TICKS ticks without storing
+ * anything reopens raft, as after a snapshot install: its connections drop,
+ * the leader's sends fail and it probes this node afresh. */
+#define STUCK_TICKS 40 /* 2 s at TICK_MS */
+
+static void trace_emit(struct raft_tracer *t, const char *file, int line, const char *message) {
+  tr_cluster_t *c = t->impl;
+  if (strstr(message, "-> reject") != NULL &&
+      (strncmp(message, "no entry at index", 17) == 0 || strncmp(message, "previous term mismatch", 22) == 0))
+    c->rejects++;
+  if (c->trace_stderr) fprintf(stderr, "LIBRAFT %s:%d %s\n", file, line, message);
+}
+
+static void stuck_check(tr_cluster_t *c) {
+  struct raft *r = &c->raft;
+  bool rejected = c->rejects > c->rejects_seen;
+  c->rejects_seen = c->rejects;
+  if (r->state != RAFT_FOLLOWER || !rejected || r->last_stored != c->stored_seen) {
+    c->stuck_ticks = 0;
+    c->stored_seen = r->last_stored;
+    return;
+  }
+  if (++c->stuck_ticks < STUCK_TICKS) return;
+  log_warn("cluster", "the leader's appends have been rejected here for %u ms without this node storing an entry "
+           "(index %llu): C-Raft 0.15 leaves such a follower stuck; reopening raft so the leader probes it again",
+           STUCK_TICKS * TICK_MS, (unsigned long long)r->last_stored);
+  c->stuck_ticks = 0;
+  c->reopen_wanted = true; /* the same reopen as after a snapshot install */
+}
 
 static void tick_cb(uv_timer_t *t) {
   tr_cluster_t *c = t->data;
   if (c->reopening || c->raft_broken) return;
-  reopen_if_installed(c);
+  stuck_check(c);
+  reopen_if_wanted(c);
   if (c->reopening) return;
   status_refresh(c); /* first: the sequencer, told of a lost leadership, asks who leads now */
   leadership_check(c);
@@ -543,6 +583,10 @@ static int raft_open(tr_cluster_t *c, bool bootstrap, char *err, size_t errlen) 
     return TR_EIO;
   }
   c->raft.data = c;
+  c->tracer = (struct raft_tracer){.impl = c, .enabled = true, .emit = trace_emit};
+  c->trace_stderr = getenv("LIBRAFT_TRACE") != NULL;
+  c->raft.tracer = &c->tracer;
+  c->rejects = c->rejects_seen = 0;
   raft_set_pre_vote(&c->raft, true);
   raft_set_election_timeout(&c->raft, c->config.cluster_election_timeout_ms);
   raft_set_heartbeat_timeout(&c->raft, c->config.cluster_election_timeout_ms / 10);
@@ -596,17 +640,17 @@ static void reopen_closed(struct raft *r) {
   raft_uv_tcp_close(&c->transport);
   c->last_state = RAFT_UNAVAILABLE;
   if (raft_open(c, false, err, sizeof err) != 0) {
-    log_error("cluster", "reopening raft after a snapshot install failed: %s; restart the node", err);
+    log_error("cluster", "reopening raft failed: %s; restart the node", err);
     c->raft_broken = true;
     return;
   }
   c->reopening = false;
-  log_info("cluster", "raft reopened after the snapshot install");
+  log_info("cluster", "raft reopened");
 }
 
-static void reopen_if_installed(tr_cluster_t *c) {
-  if (!c->installed || c->reopening || c->raft_broken) return;
-  c->installed = false;
+static void reopen_if_wanted(tr_cluster_t *c) {
+  if (!c->reopen_wanted || c->reopening || c->raft_broken) return;
+  c->reopen_wanted = false;
   c->reopening = true;
   raft_close(&c->raft, reopen_closed); /* from the tick, never inside raft's own callbacks */
 }
