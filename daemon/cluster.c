@@ -335,15 +335,18 @@ static void op_finish(op_t *op, const char *error) {
   free(op);
 }
 
+/* The proposal's outcome is unknown: the sequencer answers its clients. */
+static void proposal_failed(tr_cluster_t *c, uint64_t token, int status) {
+  tr_cluster_event_t *ev = event_new(c, TR_CLUSTER_PROPOSE_FAILED);
+  ev->token = token;
+  ev->status = status;
+  c->post(c->ctx, ev);
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result) {
   (void)result;
   op_t *op = req->data;
-  if (status != 0) {
-    tr_cluster_event_t *ev = event_new(op->c, TR_CLUSTER_PROPOSE_FAILED);
-    ev->token = op->token;
-    ev->status = status;
-    op->c->post(op->c->ctx, ev);
-  }
+  if (status != 0) proposal_failed(op->c, op->token, status);
   free(op);
 }
 
@@ -371,25 +374,22 @@ static void change_cb(struct raft_change *req, int status) {
 static void op_run(tr_cluster_t *c, op_t *op) {
   int rv = 0;
   switch (op->kind) {
-  case OP_PROPOSE: {
+  case OP_PROPOSE: { /* raft frees what it is given with raft_free */
     struct raft_buffer b = {.base = raft_malloc(op->len), .len = op->len};
-    if (b.base == NULL) {
-      rv = RAFT_NOMEM;
-      break;
+    rv = b.base == NULL ? RAFT_NOMEM : 0;
+    if (rv == 0) {
+      memcpy(b.base, op->buf, op->len);
+      op->req.apply.data = op;
+      rv = raft_apply(&c->raft, &op->req.apply, &b, 1, apply_cb);
+      if (rv != 0) raft_free(b.base);
     }
-    memcpy(b.base, op->buf, op->len);
     free(op->buf);
     op->buf = NULL;
-    op->req.apply.data = op;
-    rv = raft_apply(&c->raft, &op->req.apply, &b, 1, apply_cb);
-    if (rv != 0) raft_free(b.base);
-    else return;
-    tr_cluster_event_t *ev = event_new(c, TR_CLUSTER_PROPOSE_FAILED);
-    ev->token = op->token;
-    ev->status = rv;
-    c->post(c->ctx, ev);
-    free(op);
-    return;
+    if (rv != 0) {
+      proposal_failed(c, op->token, rv);
+      free(op);
+    }
+    return; /* else apply_cb frees op */
   }
   case OP_TRANSFER:
     op->req.transfer.data = op;
@@ -417,17 +417,7 @@ static void op_run(tr_cluster_t *c, op_t *op) {
     op_finish(op, op->why);
     return;
   }
-  if (rv != 0) {
-    if (op->kind == OP_PROPOSE) { /* raft_malloc failed */
-      tr_cluster_event_t *ev = event_new(c, TR_CLUSTER_PROPOSE_FAILED);
-      ev->token = op->token;
-      ev->status = rv;
-      c->post(c->ctx, ev);
-      free(op);
-      return;
-    }
-    op_finish(op, raft_strerror(rv));
-  }
+  if (rv != 0) op_finish(op, raft_strerror(rv));
 }
 
 static void raft_closed(struct raft *r) {
@@ -476,10 +466,7 @@ static void ops_push(tr_cluster_t *c, op_t *op) {
   uv_mutex_unlock(&c->mu);
   if (!closed) return;
   if (op->kind == OP_PROPOSE) {
-    tr_cluster_event_t *ev = event_new(c, TR_CLUSTER_PROPOSE_FAILED);
-    ev->token = op->token;
-    ev->status = RAFT_SHUTDOWN;
-    c->post(c->ctx, ev);
+    proposal_failed(c, op->token, RAFT_SHUTDOWN);
     op->done = NULL;
   }
   op_finish(op, "the node is stopping");

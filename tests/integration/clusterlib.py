@@ -162,6 +162,14 @@ class Cluster:
                 with open(os.path.join(nd.datadir, "tranche.conf"), "a") as f:
                     f.write("cluster_snapshot_every = %d\n" % snapshot_every)
 
+    def start_all(self):
+        """Starts every node; returns the first leader that takes writes."""
+        for nd in self.nodes:
+            nd.start()
+        for nd in self.nodes:
+            nd.wait_up()
+        return self.leader()
+
     def vkey(self):
         m = re.search(r"^vkey (\S+)$", self.init_out, re.M)
         return m.group(1) if m else None

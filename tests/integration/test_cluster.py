@@ -48,6 +48,19 @@ SNAPSHOT_EVERY = 256  # raft snapshots every this many batches (the default is 4
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # the wall clock only: raft's timers stay true
 
 
+def reaches(nd, size, timeout):
+    """True once the node's journal is at least size within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if nd.call("ledger.head", timeout=5)["size"] >= size:
+                return True
+        except (OSError, tc.RpcError, ValueError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def disk_full(cluster, sh):
     """Fills the disk of the node on the small tmpfs; the others go on; once
     there is room again it catches up (restarted if it had to stop)."""
@@ -71,26 +84,13 @@ def disk_full(cluster, sh):
     time.sleep(LOAD_S / 2)
     os.unlink(filler)
     target = cluster.leader().call("ledger.head")["size"]
-    deadline = time.monotonic() + 15
-    caught_up = False
-    while time.monotonic() < deadline and not caught_up:
-        try:
-            caught_up = nd.call("ledger.head", timeout=5)["size"] >= target
-        except (OSError, tc.RpcError, ValueError):
-            pass
-        time.sleep(0.2)
+    caught_up = reaches(nd, target, 15)
     if not caught_up:
         T.comment("the node with the full disk did not resume by itself; restarting it\n" + nd.logs(8))
         nd.stop()
         nd.start()
         nd.wait_up(timeout=30)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not caught_up:
-            try:
-                caught_up = nd.call("ledger.head", timeout=5)["size"] >= target
-            except (OSError, tc.RpcError, ValueError):
-                pass
-            time.sleep(0.2)
+        caught_up = reaches(nd, target, 30)
     T.check(caught_up, "the follower whose disk was full catches up once there is room", nd.logs(20))
 
 
@@ -155,12 +155,8 @@ def main():
     cluster = Cluster(NODES, small_disk=True, snapshot_every=SNAPSHOT_EVERY)
     try:
         T.check(re.search(r"[0-9a-f]{64}", cluster.init_out) is not None, "cluster init prints the admin key")
-        for nd in cluster.nodes:
-            nd.start()
-        for nd in cluster.nodes:
-            nd.wait_up()
         t0 = time.monotonic()
-        ld = cluster.leader()
+        ld = cluster.start_all()
         T.comment("first leader: node %d after %.2fs" % (ld.id, time.monotonic() - t0))
         sh = Shared()
         pairs = setup(cluster, sh)

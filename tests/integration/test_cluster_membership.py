@@ -133,11 +133,7 @@ def reads_on_a_follower(cluster, sh):
 def main():
     cluster = cl.Cluster(3, snapshot_every=64)
     try:
-        for nd in cluster.nodes:
-            nd.start()
-        for nd in cluster.nodes:
-            nd.wait_up()
-        cluster.leader()
+        cluster.start_all()
         sh = cl.Shared()
         pairs = cl.setup(cluster, sh)
         threads = cl.start_load(cluster, sh, pairs)

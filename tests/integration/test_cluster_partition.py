@@ -52,7 +52,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trclient as tc  # noqa: E402
 from clusterlib import (T, SANITIZED, Cluster, Shared, final_checks, scenario_failed, setup,  # noqa: E402
-                        start_load, stop_and_audit, stop_load)
+                        start_load, stop_and_audit, stop_load, wait_acks_after)
 
 tc.binaries_or_skip(T)
 NODES = 3
@@ -462,7 +462,7 @@ def scenarios(cluster, net, sh):
     st_f0 = cluster_of(f)
     t_fcut = time.monotonic()
     net.cut(f.id)
-    first = first_receipt_after(sh, t_fcut + 0.5, new.id)
+    first = wait_acks_after(sh, t_fcut + 0.5, not_from=f.id)
     T.check(first is not None, "follower (node %d) cut off: writes go on" % f.id)
     time.sleep(max(0.0, t_fcut + FOLLOWER_CUT_S - time.monotonic()))
     inside = in_netns(ns_of[f.id], cluster_of, f)
@@ -480,8 +480,12 @@ def scenarios(cluster, net, sh):
                  now.id, term1, st_new.get("term")))
     T.check(inside.get("term") == st_f0.get("term"),
             "pre-vote: the cut-off follower's term did not grow", (st_f0, inside))
-    T.check(now is new and st_new.get("term") == term1 and st_f.get("leader") == new.id,
-            "the follower rejoins: same leader, same term", (now.id, st_new, st_f))
+    # The follower's own term is checked above; the leader may still change
+    # meanwhile on a starved machine (a leader that misses heartbeats), so
+    # the rejoin asks only that it follows whoever leads now.
+    st_now = cluster_of(now)
+    T.check(st_f.get("role") == "follower" and st_f.get("leader") == now.id and st_f.get("term") == st_now.get("term"),
+            "the follower rejoins: it follows the leader in its term", (now.id, st_now, st_f))
     return minority
 
 
@@ -497,12 +501,8 @@ def run_cluster(net):
         T.check(False, "cluster init on the test network", traceback.format_exc())
         return False
     try:
-        for nd in cluster.nodes:
-            nd.start()
-        for nd in cluster.nodes:
-            nd.wait_up()
         t0 = time.monotonic()
-        ld = cluster.leader()
+        ld = cluster.start_all()
         T.comment("first leader: node %d after %.2fs" % (ld.id, time.monotonic() - t0))
         sh = Shared(rpc_timeout=RPC_TIMEOUT, avoid_failed=True)
         pairs = setup(cluster, sh)

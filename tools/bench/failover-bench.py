@@ -29,11 +29,7 @@ def main():
                 f.write("cluster_election_timeout = %d\n" % election_ms)
     times = []
     try:
-        for nd in cluster.nodes:
-            nd.start()
-        for nd in cluster.nodes:
-            nd.wait_up()
-        cluster.leader()
+        cluster.start_all()
         sh = cl.Shared()
         pairs = cl.setup(cluster, sh)
         threads = cl.start_load(cluster, sh, pairs)
