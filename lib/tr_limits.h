@@ -100,11 +100,12 @@
 #define TR_BATCH_HEADER_BYTES    (4u + 8u * 4u + 32u + 4u) /* the fixed part, before the proposer's address */
 #define TR_BATCH_RPC_CHARS_MAX   127u                      /* HOST:PORT, as the config's 128-byte fields hold */
 /* A follower that hears no leader for 1-2x this starts an election;
- * leaders send heartbeats ten times as often.  Half of raft's default, so
- * a failover takes well under a second on a healthy network, while a few
- * hundred ms of scheduling delay on a loaded host does not depose a leader
- * (pre-vote keeps a slow node from disrupting one anyway). */
-#define TR_CLUSTER_ELECTION_TIMEOUT_MS 500u
+ * leaders send heartbeats ten times as often (every 30 ms).  A failover
+ * then takes 0.3-0.6 s plus the new leader's barrier, inside the one
+ * second a system of record may stall; a node starved of CPU for longer
+ * (a sanitizer build on a loaded host: the tests give those 1000) may lose
+ * leadership, which pre-vote keeps from disrupting anyone else. */
+#define TR_CLUSTER_ELECTION_TIMEOUT_MS 300u
 /* Raft snapshots: one every this many committed entries (a batch each),
  * keeping this many behind it so a node down briefly catches up from the log. */
 #define TR_CLUSTER_SNAPSHOT_EVERY    4096u

@@ -157,10 +157,12 @@ class Cluster:
         if r.returncode != 0:
             raise RuntimeError("cluster init exited %d: %s" % (r.returncode, self.init_out))
         self.admin = tc.Key.load(self.admin_path)
-        if snapshot_every:
-            for nd in self.nodes:
-                with open(os.path.join(nd.datadir, "tranche.conf"), "a") as f:
+        for nd in self.nodes:
+            with open(os.path.join(nd.datadir, "tranche.conf"), "a") as f:
+                if snapshot_every:
                     f.write("cluster_snapshot_every = %d\n" % snapshot_every)
+                if SANITIZED:  # a sanitizer build on two cores starves nodes for longer than 300 ms
+                    f.write("cluster_election_timeout = 1000\n")
 
     def start_all(self):
         """Starts every node; returns the first leader that takes writes."""

@@ -386,14 +386,43 @@ def control_cases(tmp):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def join_cases(tmp):
+    """cluster join from the cluster init_cases made in tmp (n1..n3)."""
+    base = os.path.join(tmp, "n1")
+    new = os.path.join(tmp, "n4")
+    r = ctl("cluster", "join", "--from", base, node_opt(4, tmp))
+    if not exits(r, 0, "cluster join makes a fourth node's directory", stdout_has="cluster add"):
+        return
+    T.eq(sorted(os.listdir(new)), ["node.key", "tranche.conf", "tranche.db"],
+         "the joining node's DIR holds node.key, tranche.conf and tranche.db")
+    with open(os.path.join(new, "tranche.conf")) as f:
+        conf = f.read()
+    T.check("cluster_id = 4" in conf and "cluster_join = true" in conf and sum(line.startswith("cluster_node = ") for line in conf.splitlines()) == 4,
+            "its config names it, all four nodes and cluster_join = true", conf[-800:])
+    T.eq(entries(new)[0], entries(base)[0], "its genesis entry is the cluster's, byte for byte")
+    with open(os.path.join(new, "node.key")) as f, open(os.path.join(base, "node.key")) as g:
+        T.check(f.read() == g.read(), "it holds the cluster's node key")
+    exits(ctl("cluster", "join", "--from", base, node_opt(4, tmp)), 1,
+          "joining into an existing DIR is refused", stderr_has="already exists")
+    exits(ctl("cluster", "join", "--from", base, node_opt(2, tmp, name="n2b")), 1,
+          "an id the cluster uses is refused")
+    exits(ctl("cluster", "join", "--from", base, node_opt(5, tmp, raft="127.0.0.1:17801")), 1,
+          "an address the cluster uses is refused")
+    single = os.path.join(tmp, "single")
+    if ctl("init", "--datadir", single, "--chain", CHAIN, "--admin", tc.Key().pk)[0] == 0:
+        exits(ctl("cluster", "join", "--from", single, node_opt(6, tmp)), 1,
+              "joining the 'cluster' of a single node is refused", stderr_has="not a cluster node")
+    exits(ctl("cluster", "join", "--from", base), 2, "cluster join without --node is a usage error")
+
+
 def help_cases(tmp):
-    for c in ("init", "status", "transfer", "add", "remove"):
+    for c in ("init", "join", "status", "transfer", "add", "remove"):
         rc, out, err = ctl("cluster", c, "--help")
         T.check(rc == 0 and "usage: tranchectl cluster " + c in out and "example:" in out,
                 "cluster %s --help shows usage and an example" % c)
     exits(ctl("cluster"), 2, "cluster alone lists its subcommands", stderr_has="tranchectl cluster init")
     rc, script, err = ctl("completion", "bash")
-    T.check(rc == 0 and re.search(r"cluster\) if .*init status transfer add remove", script)
+    T.check(rc == 0 and re.search(r"cluster\) if .*init join status transfer add remove", script)
             and '"cluster init") opts="--chain --admin --admin-out --node --json"' in script,
             "completion bash knows the cluster subcommands and their options", script[-3000:])
 
@@ -403,6 +432,7 @@ def main():
     try:
         T.section("cluster init", init_cases, tmp)
         T.section("cluster init refusals", refusal_cases, tmp)
+        T.section("cluster join", join_cases, tmp)
         T.section("cluster status", status_cases, tmp)
         T.section("cluster control", control_cases, tmp)
         T.section("help", help_cases, tmp)
