@@ -545,7 +545,15 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
       tr_sequencer_halt(seq, "applying a committed batch", "the in-memory state is at its limit (tr_limits.h TR_MEM_*)");
       break;
     }
-    if (b) { /* answered by batch_commit; the retries are this node's own business */
+    if (b) { /* the clients hear now; the retries are this node's own business */
+      for (size_t i = 0; i < b->n; i++) {
+        tr_elem_t *e = b->items[i].elem;
+        free(e->response);
+        e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR,
+                                        "storage error on this node: the tx is committed in the cluster but not yet "
+                                        "written here (it will be once the write succeeds); resubmitting the same tx "
+                                        "bytes is safe", NULL);
+      }
       batch_post(seq, b);
       b = NULL;
       if (seq->leading && seq->cluster) tr_cluster_transfer(seq->cluster, 0, NULL, NULL); /* let a healthy node lead */
