@@ -1,8 +1,10 @@
 /* sequencer.c — the serial section: §4 steps 4–8 over the in-memory
  * state, then the journal's group commit, on a thread of its own (tr-seq)
- * so fsync never stalls the event loop (sequencer.h).
+ * so fsync never stalls the event loop (sequencer.h).  A single node's loop
+ * is here; a cluster node's is replica.c, over the same steps.
  */
 #include "sequencer.h"
+#include "sequencer_steps.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -10,12 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
 #include "log.h"
 #include "pool.h"
 #include "tr_batch.h"
 #include "tr_err.h"
-#include "tr_hex.h"
 #include "tr_json.h"
 #include "tr_limits.h"
 #include "tr_merkle.h"
@@ -106,7 +106,7 @@ static int delta_begin(tr_sequencer_t *seq) {
 }
 
 /* The state's size, for node.status (other threads read these). */
-static void state_counted(tr_sequencer_t *seq) {
+void seq_state_counted(tr_sequencer_t *seq) {
   atomic_store(&seq->stats.mem_keys, seq->mem.keys_n);
   atomic_store(&seq->stats.mem_accounts, seq->mem.accounts_n);
   atomic_store(&seq->stats.mem_assets, seq->mem.assets_n);
@@ -130,7 +130,7 @@ static int state_load(tr_sequencer_t *seq, uint64_t through, char *err, size_t e
     snprintf(err, errlen, "cannot read the journal head: %s", tr_store_error_text(seq->writer, rc));
   if (rc == 0) rc = tr_mem_replay(&seq->mem, &seq->ledger, seq->writer, head, err, errlen);
   if (rc == 0) rc = tr_delta_take_changes(seq->delta, &seq->mem);
-  state_counted(seq);
+  seq_state_counted(seq);
   if (rc == TR_ENOMEM && err[0] == '\0') snprintf(err, errlen, "out of memory loading the state");
   if (rc != 0) return rc;
   seq->load_ms = (tr_clock_ns() - t0) / 1000000u;
@@ -158,7 +158,7 @@ static int delta_hand_over(tr_sequencer_t *seq) {
 /* After a failed journal commit the memory is ahead of the store: it is
  * rebuilt from the store (what the derived writer had not written yet is
  * made again by the replay).  A node that cannot rebuild stops writing. */
-static void state_reset(tr_sequencer_t *seq) {
+void seq_state_reset(tr_sequencer_t *seq) {
   char err[512] = "";
   uint64_t through = tr_derived_drop(&seq->derived);
   state_free(seq);
@@ -168,7 +168,7 @@ static void state_reset(tr_sequencer_t *seq) {
 }
 
 /* Every element of a batch that was not recorded gets an error. */
-static void batch_fail(tr_seq_batch_t *b, const char *why) {
+void seq_batch_fail(tr_seq_batch_t *b, const char *why) {
   char msg[512];
   for (size_t i = 0; i < b->n; i++) {
     tr_elem_t *e = b->items[i].elem;
@@ -180,14 +180,14 @@ static void batch_fail(tr_seq_batch_t *b, const char *why) {
 
 /* Milliseconds on the monotonic clock, for intervals and for bounding the
  * wall clock. */
-static uint64_t mono_ms(void) { return tr_clock_ns() / 1000000u; }
+uint64_t seq_mono_ms(void) { return tr_clock_ns() / 1000000u; }
 
 /* The wall clock reading a batch may use: one more than the configured skew
  * ahead of the last accepted reading plus the monotonic time elapsed since
  * is refused (a clock stepped a year ahead for one batch would otherwise fix
  * every later entry time a year ahead, §4 keeps times from decreasing).  A
  * refused reading is replaced by that elapsed-time estimate. */
-static uint64_t clock_reading(tr_sequencer_t *seq, uint64_t now_mono) {
+uint64_t seq_clock_reading(tr_sequencer_t *seq, uint64_t now_mono) {
   uint64_t wall = tr_now_ms();
   uint64_t estimate = seq->clock_ref_wall_ms + (now_mono - seq->clock_ref_mono_ms);
   int64_t ahead = (int64_t)(wall - estimate);
@@ -222,7 +222,7 @@ void tr_sequencer_halt(tr_sequencer_t *seq, const char *what, const char *why) {
 
 /* After a failed write: the words for the log and the callers, and whether
  * the node must stop writing (a damaged database only gets worse). */
-static const char *write_failed(tr_sequencer_t *seq, int rc, const char *what) {
+const char *seq_write_failed(tr_sequencer_t *seq, int rc, const char *what) {
   static _Thread_local char why[512];
   snprintf(why, sizeof why, "%s", tr_store_error_text(seq->writer, rc));
   bool fatal = tr_store_failure_is_fatal();
@@ -234,18 +234,18 @@ static const char *write_failed(tr_sequencer_t *seq, int rc, const char *what) {
 }
 
 /* A halted node answers writes without touching the database. */
-static void batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+void seq_batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   char why[600];
   snprintf(why, sizeof why, "the node stopped taking writes (%s)", seq->halt_reason);
-  batch_fail(b, why);
+  seq_batch_fail(b, why);
 }
 
 /* ---- a batch ---- */
 
 /* Applies one tx to the in-memory state; e (NULL on a follower, whose
  * client is elsewhere) gets the receipt or the refusal.  Returns 0, or an
- * error after which the state must be rebuilt (state_reset). */
-static int apply_one(tr_sequencer_t *seq, tr_elem_t *e, const tr_tx_t *tx, const char *bytes, size_t len,
+ * error after which the state must be rebuilt (seq_state_reset). */
+int seq_apply_one(tr_sequencer_t *seq, tr_elem_t *e, const tr_tx_t *tx, const char *bytes, size_t len,
                      const uint8_t sig[TR_SIG_BYTES], uint64_t clock_ms) {
   tr_receipt_t receipt;
   tr_refusal_t refusal = {0};
@@ -270,7 +270,7 @@ static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t
   if (r == NULL) {
     for (size_t i = 0; i < b->n; i++) {
       tr_elem_t *e = b->items[i].elem;
-      int rc = apply_one(seq, e, e->tx, e->tx_bytes, e->tx_len, e->sig, clock_ms);
+      int rc = seq_apply_one(seq, e, e->tx, e->tx_bytes, e->tx_len, e->sig, clock_ms);
       if (rc != 0) return rc;
     }
     return tr_delta_take_changes(seq->delta, &seq->mem);
@@ -281,14 +281,14 @@ static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t
     tr_elem_t *e = b && i < b->n ? b->items[i].elem : NULL;
     const tr_tx_t *tx = e ? e->tx : seq->scratch_tx; /* the leader decoded its own already */
     if (e == NULL && tr_tx_decode(t.bytes, t.len, seq->scratch_tx, NULL) != 0) return TR_ECORRUPT;
-    int rc = apply_one(seq, e, tx, t.bytes, t.len, t.sig, clock_ms);
+    int rc = seq_apply_one(seq, e, tx, t.bytes, t.len, t.sig, clock_ms);
     if (rc != 0) return rc;
   }
   return more == 0 ? tr_delta_take_changes(seq->delta, &seq->mem) : TR_ECORRUPT;
 }
 
 /* The batch's entries, in one fsynced transaction: after it, receipts may go. */
-static int journal_commit(tr_sequencer_t *seq) {
+int seq_journal_commit(tr_sequencer_t *seq) {
   if (seq->delta->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
   uv_mutex_lock(&seq->write_mu);
   int rc = tr_store_begin(seq->writer);
@@ -303,30 +303,30 @@ static int journal_commit(tr_sequencer_t *seq) {
  * Returns 0 when the changes are durable and seq->delta holds them for the
  * writer behind (handed over once the receipts are posted).  On failure the
  * state is rebuilt from the store, and b's elements have their errors. */
-static int batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms) {
+int seq_batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms) {
   uint64_t t0 = tr_clock_ns();
   int rc = batch_apply(seq, b, r, clock_ms);
   const char *what = "applying a batch";
   uint64_t t1 = tr_clock_ns();
-  if (rc == 0) rc = journal_commit(seq), what = "the group commit";
+  if (rc == 0) rc = seq_journal_commit(seq), what = "the group commit";
   uint64_t t2 = tr_clock_ns();
   if (rc != 0) {
     char label[64];
     snprintf(label, sizeof label, "%s of %zu txs", what, b ? b->n : (size_t)0);
     if (rc == TR_ELIMIT) {
       log_error("seq", "%s failed: the in-memory state is at its limit (tr_limits.h TR_MEM_*)", label);
-      if (b) batch_fail(b, "the node's state is at its size limit; the operator must act");
+      if (b) seq_batch_fail(b, "the node's state is at its size limit; the operator must act");
     } else if (rc == TR_ECORRUPT && r != NULL) {
       tr_sequencer_halt(seq, label, "a committed batch holds a tx this node cannot decode");
-      if (b) batch_refuse_halted(seq, b);
+      if (b) seq_batch_refuse_halted(seq, b);
     } else {
-      const char *why = write_failed(seq, rc, label);
-      if (b) batch_fail(b, why);
+      const char *why = seq_write_failed(seq, rc, label);
+      if (b) seq_batch_fail(b, why);
     }
-    state_reset(seq);
+    seq_state_reset(seq);
   } else {
     if (seq->delta->entries_n > 0) atomic_store(&seq->stats.size, seq->delta->last); /* before the receipts */
-    state_counted(seq);
+    seq_state_counted(seq);
   }
   atomic_fetch_add(&seq->stats.apply_ns, t1 - t0);
   atomic_fetch_add(&seq->stats.commit_ns, t2 - t1);
@@ -334,7 +334,7 @@ static int batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_
   return rc;
 }
 
-static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
+tr_seq_batch_t *seq_batch_form(tr_sequencer_t *seq) {
   size_t n = seq->count < TR_COMMIT_BATCH_MAX ? seq->count : TR_COMMIT_BATCH_MAX;
   if (n == 0) return NULL;
   tr_seq_batch_t *b = malloc(sizeof *b + n * sizeof b->items[0]);
@@ -350,8 +350,8 @@ static tr_seq_batch_t *batch_form(tr_sequencer_t *seq) {
 
 /* Committed txs per second over roughly the last few seconds (an
  * exponentially weighted average of per-batch rates), for node.status. */
-static void rate_update(tr_sequencer_t *seq, size_t n) {
-  uint64_t now = mono_ms();
+void seq_rate_update(tr_sequencer_t *seq, size_t n) {
+  uint64_t now = seq_mono_ms();
   if (seq->rate_at_ms == 0) seq->rate_at_ms = now;
   seq->rate_txs += n;
   uint64_t dt = now - seq->rate_at_ms;
@@ -363,7 +363,7 @@ static void rate_update(tr_sequencer_t *seq, size_t n) {
 }
 
 /* Hands a batch's answers to the loop. */
-static void batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   b->size_after = seq->mem.size;
   while (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) { /* answers are owed: never drop them */
     log_error("seq", "out of memory posting answers; retrying");
@@ -372,19 +372,19 @@ static void batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b) {
 }
 
 /* Counts a batch that went through and posts its receipts to the loop. */
-static void batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+void seq_batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   atomic_fetch_add(&seq->stats.batches, 1);
   atomic_store(&seq->stats.last_batch, b->n);
   if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
   tr_hist_observe(&seq->stats.batch_size, &TR_HIST_BATCH, b->n);
-  rate_update(seq, b->n);
-  batch_post(seq, b);
+  seq_rate_update(seq, b->n);
+  seq_batch_post(seq, b);
 }
 
 /* Then the changes to the writer behind (this may wait for room in its queue). */
-static void batch_hand_over(tr_sequencer_t *seq) {
+void seq_batch_hand_over(tr_sequencer_t *seq) {
   uint64_t t0 = tr_clock_ns();
-  if (delta_hand_over(seq) != 0) state_reset(seq); /* no memory for the next delta */
+  if (delta_hand_over(seq) != 0) seq_state_reset(seq); /* no memory for the next delta */
   atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
 }
 
@@ -396,369 +396,19 @@ static void sequencer_main(void *arg) {
     if (seq->count == 0 && !seq->stopping)
       uv_cond_timedwait(&seq->cond, &seq->mu, (uint64_t)TR_CHECKPOINT_INTERVAL_MS * 1000000u / 4);
     bool stop = seq->stopping && seq->count == 0;
-    tr_seq_batch_t *b = batch_form(seq);
+    tr_seq_batch_t *b = seq_batch_form(seq);
     uv_mutex_unlock(&seq->mu);
     if (b) {
       int rc = -1;
-      if (atomic_load(&seq->stats.halted)) batch_refuse_halted(seq, b);
-      else rc = batch_commit(seq, b, NULL, clock_reading(seq, mono_ms()));
-      batch_done(seq, b);
-      if (rc == 0) batch_hand_over(seq);
+      if (atomic_load(&seq->stats.halted)) seq_batch_refuse_halted(seq, b);
+      else rc = seq_batch_commit(seq, b, NULL, seq_clock_reading(seq, seq_mono_ms()));
+      seq_batch_done(seq, b);
+      if (rc == 0) seq_batch_hand_over(seq);
     } else {
-      rate_update(seq, 0); /* an idle node's rate decays to 0 */
+      seq_rate_update(seq, 0); /* an idle node's rate decays to 0 */
     }
     if (stop) break;
   }
-}
-
-/* ---- cluster mode (sequencer.h, cluster.h) ---- */
-
-/* tr-raft: events arrive in log order; a committed batch waits while the
- * queue holds TR_CLUSTER_APPLY_QUEUE_BYTES_MAX, so memory stays bounded on
- * a follower slower than its leader. */
-void tr_sequencer_cluster_post(void *ctx, tr_cluster_event_t *ev) {
-  tr_sequencer_t *seq = ctx;
-  uv_mutex_lock(&seq->mu);
-  if (ev->kind == TR_CLUSTER_COMMITTED)
-    while (seq->events_bytes > TR_CLUSTER_APPLY_QUEUE_BYTES_MAX && !seq->stopping && !seq->cluster_closing)
-      uv_cond_wait(&seq->room, &seq->mu);
-  ev->next = NULL;
-  if (seq->events_tail) seq->events_tail->next = ev;
-  else seq->events = ev;
-  seq->events_tail = ev;
-  if (ev->kind == TR_CLUSTER_COMMITTED) seq->events_bytes += ev->len;
-  uv_cond_signal(&seq->cond);
-  uv_mutex_unlock(&seq->mu);
-}
-
-void tr_sequencer_cluster_closing(tr_sequencer_t *seq) {
-  uv_mutex_lock(&seq->mu);
-  seq->cluster_closing = true;
-  uv_cond_broadcast(&seq->room);
-  uv_cond_signal(&seq->cond);
-  uv_mutex_unlock(&seq->mu);
-}
-
-void tr_sequencer_cluster_attach(tr_sequencer_t *seq, struct tr_cluster *cluster, const char *rpc) {
-  uv_mutex_lock(&seq->mu);
-  seq->cluster = cluster;
-  snprintf(seq->cluster_rpc, sizeof seq->cluster_rpc, "%s", rpc);
-  uv_mutex_unlock(&seq->mu);
-}
-
-/* -32005 not_leader naming the leader's JSON-RPC address when one is known. */
-static void batch_not_leader(tr_sequencer_t *seq, tr_seq_batch_t *b, const char *why) {
-  char leader[128];
-  bool known = seq->cluster != NULL && tr_cluster_leader_rpc(seq->cluster, leader, sizeof leader);
-  for (size_t i = 0; i < b->n; i++) {
-    tr_elem_t *e = b->items[i].elem;
-    free(e->response);
-    e->response = tr_rpc_not_leader_text(e->id, known ? leader : NULL, why);
-  }
-}
-
-#define OUTCOME_UNKNOWN "not_leader: leadership changed while the tx was being replicated, so its outcome is " \
-                        "unknown here; resubmitting the same tx bytes to the leader is safe (a tx already " \
-                        "recorded is answered with its receipt, duplicate: true)"
-
-/* The proposal in flight will get no receipt from this node. */
-static void inflight_unknown(tr_sequencer_t *seq) {
-  if (seq->inflight == NULL) return;
-  batch_not_leader(seq, seq->inflight, OUTCOME_UNKNOWN);
-  batch_post(seq, seq->inflight);
-  seq->inflight = NULL;
-}
-
-/* A batch applies on exactly the head it names.  Returns 0 to apply it, 1
- * to skip it (it names an older head: proposed by a deposed leader, or
- * applied here before a restart), -1 when this node stopped (diverged or
- * missing entries: never serve a fork). */
-static int batch_base_check(tr_sequencer_t *seq, const tr_batch_header_t *h) {
-  char why[400], want[65], have[65];
-  uint8_t stored[32];
-  bool older = h->base_size < seq->mem.size;
-  if (older) {
-    tr_entry_t e = {0};
-    int rc = tr_store_entry_get(seq->writer, h->base_size, &e);
-    memcpy(stored, e.hash, 32);
-    tr_entry_clear(&e);
-    if (rc != 0) {
-      snprintf(why, sizeof why, "cannot read entry %llu: %s", (unsigned long long)h->base_size,
-               tr_store_error_text(seq->writer, rc));
-      tr_sequencer_halt(seq, "checking a committed batch against the journal", why);
-      return -1;
-    }
-  }
-  switch (tr_batch_verdict(h, seq->mem.size, seq->mem.head_hash, older ? stored : NULL)) {
-  case TR_BATCH_APPLY:
-    return 0;
-  case TR_BATCH_SKIP:
-    return 1;
-  case TR_BATCH_MISSING:
-    snprintf(why, sizeof why, "a committed batch extends entry %llu but this journal ends at %llu: entries are "
-             "missing here; wipe this node's journal and raft directory so that it rejoins from the others",
-             (unsigned long long)h->base_size, (unsigned long long)seq->mem.size);
-    break;
-  case TR_BATCH_DIVERGED:
-    tr_hex_encode(h->base_hash, 32, want);
-    tr_hex_encode(older ? stored : seq->mem.head_hash, 32, have);
-    snprintf(why, sizeof why, "the journals diverged: the cluster's entry %llu has hash %s, this node's has %s",
-             (unsigned long long)h->base_size, want, have);
-    break;
-  }
-  tr_sequencer_halt(seq, "checking a committed batch against the journal", why);
-  return -1;
-}
-
-/* Every node, in log order.  The leader's own batch (b) gets its receipts;
- * a batch that cannot be made durable here (disk full) is tried again until
- * it is, since the cluster has committed it and later batches build on it. */
-static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
-  tr_batch_header_t h;
-  tr_batch_reader_t r;
-  int rc = tr_batch_open(buf, len, &h, &r);
-  tr_seq_batch_t *b = NULL;
-  if (rc == 0 && seq->inflight && h.proposer == seq->cluster_id && h.token == seq->inflight_token) {
-    b = seq->inflight;
-    seq->inflight = NULL;
-  }
-  if (rc != 0) {
-    char why[160];
-    const uint8_t *p = buf;
-    snprintf(why, sizeof why, "it is not a tranche batch (%zu bytes, starting %02x%02x%02x%02x)", len,
-             len > 0 ? p[0] : 0, len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
-    tr_sequencer_halt(seq, "applying a committed raft entry", why);
-  }
-  int base = atomic_load(&seq->stats.halted) ? -1 : batch_base_check(seq, &h);
-  if (base != 0) {
-    if (base > 0) atomic_fetch_add(&seq->skipped_batches, 1);
-    if (b && base < 0) batch_refuse_halted(seq, b);
-    if (b && base > 0) batch_not_leader(seq, b, OUTCOME_UNKNOWN);
-    if (b) batch_post(seq, b);
-    return;
-  }
-  for (unsigned attempt = 0;; attempt++) {
-    tr_batch_reader_t each = r;
-    rc = batch_commit(seq, b, &each, h.clock_ms);
-    if (rc == 0 || atomic_load(&seq->stats.halted)) break;
-    if (rc == TR_ELIMIT) { /* every node reaches the same limit at the same entry */
-      tr_sequencer_halt(seq, "applying a committed batch", "the in-memory state is at its limit (tr_limits.h TR_MEM_*)");
-      break;
-    }
-    if (b) { /* the clients hear now; the retries are this node's own business */
-      for (size_t i = 0; i < b->n; i++) {
-        tr_elem_t *e = b->items[i].elem;
-        free(e->response);
-        e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR,
-                                        "storage error on this node: the tx is committed in the cluster but not yet "
-                                        "written here (it will be once the write succeeds); resubmitting the same tx "
-                                        "bytes is safe", NULL);
-      }
-      batch_post(seq, b);
-      b = NULL;
-      if (seq->leading && seq->cluster) tr_cluster_transfer(seq->cluster, 0, NULL, NULL); /* let a healthy node lead */
-    }
-    atomic_fetch_add(&seq->apply_retries, 1);
-    if (attempt == 0)
-      log_error("seq", "a committed batch of %u txs cannot be written here; retrying every %d ms (the node lags "
-                "its cluster meanwhile)", h.n, TR_DERIVED_RETRY_MS);
-    uv_mutex_lock(&seq->mu);
-    bool stopping = seq->stopping || seq->cluster_closing;
-    uv_mutex_unlock(&seq->mu);
-    if (stopping) return; /* raft's log has it: applied at the next start */
-    uv_sleep(TR_DERIVED_RETRY_MS);
-  }
-  if (rc != 0) {
-    if (b) batch_post(seq, b);
-    return;
-  }
-  atomic_fetch_add(&seq->replicated_batches, 1);
-  atomic_fetch_add(&seq->replicated_txs, h.n);
-  if (h.proposer_rpc[0] && seq->cluster) tr_cluster_note_rpc(seq->cluster, h.proposer, h.proposer_rpc);
-  if (b) {
-    batch_done(seq, b);
-  } else { /* no client here: an empty batch tells the loop the journal grew (subscriptions) */
-    tr_seq_batch_t *none = calloc(1, sizeof *none);
-    if (none) batch_post(seq, none);
-    rate_update(seq, h.n);
-  }
-  batch_hand_over(seq);
-}
-
-/* The leader: one proposal at a time, so each names the head it extends. */
-static void propose(tr_sequencer_t *seq, tr_seq_batch_t *b) {
-  tr_batch_header_t h = {.proposer = seq->cluster_id, .token = ++seq->next_token, .base_size = seq->mem.size,
-                         .clock_ms = clock_reading(seq, mono_ms())};
-  snprintf(h.proposer_rpc, sizeof h.proposer_rpc, "%s", seq->cluster_rpc);
-  memcpy(h.base_hash, seq->mem.head_hash, 32);
-  tr_batch_writer_t w;
-  tr_batch_begin(&w, &h);
-  for (size_t i = 0; i < b->n; i++) {
-    tr_elem_t *e = b->items[i].elem;
-    tr_batch_add(&w, e->tx_bytes, (uint32_t)e->tx_len, e->sig);
-  }
-  void *buf;
-  size_t len;
-  if (tr_batch_finish(&w, &buf, &len) != 0) {
-    batch_fail(b, "out of memory encoding the batch");
-    batch_post(seq, b);
-    return;
-  }
-  seq->inflight = b;
-  seq->inflight_token = h.token;
-  tr_cluster_propose(seq->cluster, buf, len, h.token);
-}
-
-/* The journal as a snapshot (tr_batch.h): every entry after genesis. */
-typedef struct {
-  tr_batch_writer_t w;
-  bool too_big;
-} snapshot_ctx_t;
-
-static int snapshot_entry(void *ctx, const tr_entry_t *e) {
-  snapshot_ctx_t *s = ctx;
-  tr_snapshot_add(&s->w, e->time, e->tx, (uint32_t)e->tx_len, e->sig);
-  if (s->w.len > TR_CLUSTER_SNAPSHOT_BYTES_MAX) {
-    s->too_big = true;
-    return TR_ELIMIT;
-  }
-  return s->w.failed ? TR_ENOMEM : 0;
-}
-
-static int snapshot_make(tr_sequencer_t *seq, void **out, size_t *len) {
-  snapshot_ctx_t s;
-  tr_snapshot_begin(&s.w, seq->mem.size, seq->mem.head_hash);
-  s.too_big = false;
-  int rc = seq->mem.size > 1 ? tr_store_entries_scan(seq->writer, 2, seq->mem.size, snapshot_entry, &s) : 0;
-  if (rc != 0) {
-    if (s.too_big)
-      log_warn("seq", "no snapshot: the journal is over %llu bytes (TR_CLUSTER_SNAPSHOT_BYTES_MAX); raft keeps "
-               "its log", (unsigned long long)TR_CLUSTER_SNAPSHOT_BYTES_MAX);
-    free(s.w.buf);
-    return rc;
-  }
-  return tr_snapshot_finish(&s.w, out, len);
-}
-
-/* Installs a snapshot: the entries this journal lacks go through the rules
- * at their recorded times, in commits of at most TR_COMMIT_BATCH_MAX, and
- * the head must come out as the snapshot says. */
-static int snapshot_install(tr_sequencer_t *seq, const void *buf, size_t len) {
-  uint64_t size;
-  uint8_t head[32];
-  tr_batch_reader_t r;
-  if (tr_snapshot_open(buf, len, &size, head, &r) != 0) {
-    tr_sequencer_halt(seq, "installing a snapshot", "it is not a tranche snapshot");
-    return TR_EINVALID;
-  }
-  tr_batch_header_t as_base = {.base_size = size};
-  memcpy(as_base.base_hash, head, 32);
-  if (size <= seq->mem.size) /* this journal holds it already (raft's start loads its last snapshot) */
-    return batch_base_check(seq, &as_base) < 0 ? TR_ECORRUPT : 0;
-  log_info("seq", "installing a snapshot of %llu entries over this journal's %llu", (unsigned long long)size,
-           (unsigned long long)seq->mem.size);
-  tr_batch_tx_t t;
-  int more, rc = 0;
-  size_t pending = 0;
-  for (uint64_t at = 2; rc == 0 && (more = tr_batch_next(&r, &t)) == 1; at++) {
-    if (at <= seq->mem.size) continue;
-    if (tr_tx_decode(t.bytes, t.len, seq->scratch_tx, NULL) != 0) rc = TR_ECORRUPT;
-    if (rc == 0) rc = apply_one(seq, NULL, seq->scratch_tx, t.bytes, t.len, t.sig, t.time);
-    if (rc == 0 && seq->mem.size != at) rc = TR_ECORRUPT; /* refused here: not the cluster's journal */
-    if (rc == 0 && ++pending == TR_COMMIT_BATCH_MAX) {
-      rc = tr_delta_take_changes(seq->delta, &seq->mem);
-      if (rc == 0) rc = journal_commit(seq);
-      if (rc == 0) batch_hand_over(seq);
-      pending = 0;
-    }
-  }
-  if (rc == 0 && more < 0) rc = TR_ECORRUPT;
-  if (rc == 0 && pending > 0) {
-    rc = tr_delta_take_changes(seq->delta, &seq->mem);
-    if (rc == 0) rc = journal_commit(seq);
-    if (rc == 0) batch_hand_over(seq);
-  }
-  if (rc == 0 && memcmp(seq->mem.head_hash, head, 32) != 0) rc = TR_ECORRUPT;
-  if (rc != 0) {
-    if (rc == TR_ECORRUPT) tr_sequencer_halt(seq, "installing a snapshot", "its entries do not rebuild its head here");
-    else write_failed(seq, rc, "installing a snapshot");
-    state_reset(seq);
-    return rc;
-  }
-  atomic_store(&seq->stats.size, seq->mem.size);
-  state_counted(seq);
-  tr_seq_batch_t *none = calloc(1, sizeof *none);
-  if (none) batch_post(seq, none);
-  log_info("seq", "snapshot installed: the journal has %llu entries", (unsigned long long)seq->mem.size);
-  return 0;
-}
-
-static void cluster_event(tr_sequencer_t *seq, tr_cluster_event_t *ev) {
-  switch (ev->kind) {
-  case TR_CLUSTER_COMMITTED:
-    if (!atomic_load(&seq->stats.halted)) replicated_apply(seq, ev->buf, ev->len);
-    else if (seq->inflight) inflight_unknown(seq);
-    free(ev->buf);
-    free(ev);
-    return;
-  case TR_CLUSTER_PROPOSE_FAILED:
-    if (seq->inflight && ev->token == seq->inflight_token) inflight_unknown(seq);
-    free(ev);
-    return;
-  case TR_CLUSTER_LEADER_READY:
-    seq->leading = true;
-    atomic_store(&seq->accepting, true);
-    free(ev);
-    return;
-  case TR_CLUSTER_LEADER_LOST:
-    seq->leading = false;
-    atomic_store(&seq->accepting, false);
-    inflight_unknown(seq); /* if it commits after all, resubmitting finds it */
-    free(ev);
-    return;
-  case TR_CLUSTER_SNAPSHOT:
-    tr_cluster_event_done(ev->from, ev, snapshot_make(seq, &ev->out, &ev->out_len));
-    return; /* the cluster frees it */
-  case TR_CLUSTER_RESTORE:
-    tr_cluster_event_done(ev->from, ev, snapshot_install(seq, ev->buf, ev->len));
-    return;
-  }
-}
-
-static void cluster_sequencer_main(void *arg) {
-  tr_thread_name("tr-seq");
-  tr_sequencer_t *seq = arg;
-  for (;;) {
-    uv_mutex_lock(&seq->mu);
-    while (seq->events == NULL && !seq->stopping && (seq->count == 0 || seq->inflight != NULL))
-      uv_cond_timedwait(&seq->cond, &seq->mu, (uint64_t)TR_CHECKPOINT_INTERVAL_MS * 1000000u / 4);
-    tr_cluster_event_t *ev = seq->events;
-    if (ev) {
-      seq->events = ev->next;
-      if (seq->events == NULL) seq->events_tail = NULL;
-      if (ev->kind == TR_CLUSTER_COMMITTED) seq->events_bytes -= ev->len;
-      uv_cond_signal(&seq->room);
-    }
-    tr_seq_batch_t *b = ev == NULL && seq->count > 0 && seq->inflight == NULL ? batch_form(seq) : NULL;
-    bool stop = seq->stopping && ev == NULL && seq->count == 0;
-    uv_mutex_unlock(&seq->mu);
-    if (ev) {
-      cluster_event(seq, ev);
-    } else if (b && atomic_load(&seq->stats.halted)) {
-      batch_refuse_halted(seq, b);
-      batch_post(seq, b);
-    } else if (b && (!seq->leading || seq->stopping || seq->cluster == NULL)) {
-      batch_not_leader(seq, b, "not_leader: this node is not the cluster's leader; send the tx to the leader "
-                               "(data.leader), or retry once one is known");
-      batch_post(seq, b);
-    } else if (b) {
-      propose(seq, b);
-    } else {
-      rate_update(seq, 0);
-    }
-    if (stop) break;
-  }
-  inflight_unknown(seq);
 }
 
 /* ---- start and stop ---- */
@@ -930,7 +580,7 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   if (rc == 0 && cluster_id != 0 && (seq->scratch_tx = malloc(sizeof *seq->scratch_tx)) == NULL) rc = TR_ENOMEM;
   seq->clock_skew_max_ms = (uint64_t)clock_skew_max_s * 1000u;
   seq->clock_ref_wall_ms = tr_now_ms(); /* trusted once, at start */
-  seq->clock_ref_mono_ms = mono_ms();
+  seq->clock_ref_mono_ms = seq_mono_ms();
   if (rc == 0) rc = journal_open(seq, datadir, 0, err, errlen);
   if (rc != 0) return rc;
   checkpoint_file_catch_up(seq);
@@ -947,7 +597,7 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
                           seq->cp_size, head_time, seq, done, err, errlen);
   }
   if (rc == 0) rc = delta_hand_over(seq); /* the replayed tail, if any */
-  if (rc == 0 && uv_thread_create(&seq->thread, cluster_id ? cluster_sequencer_main : sequencer_main, seq) != 0) {
+  if (rc == 0 && uv_thread_create(&seq->thread, cluster_id ? tr_replica_main : sequencer_main, seq) != 0) {
     snprintf(err, errlen, "cannot start the sequencer thread");
     rc = TR_EIO;
   }
@@ -1003,11 +653,6 @@ int tr_sequencer_stop(tr_sequencer_t *seq) {
   seq->ring = NULL;
   free(seq->scratch_tx);
   seq->scratch_tx = NULL;
-  for (tr_cluster_event_t *ev = seq->events, *next; ev; ev = next) { /* raft's log keeps what they carried */
-    next = ev->next;
-    if (ev->kind == TR_CLUSTER_COMMITTED) free(ev->buf);
-    free(ev);
-  }
-  seq->events = seq->events_tail = NULL;
+  tr_replica_events_free(seq);
   return rc;
 }

@@ -23,6 +23,7 @@
  * identical everywhere.  Receipts go out when the leader has applied its own
  * batch: after a quorum has it in raft's fsynced log and this node has it in
  * its fsynced journal.  Followers answer tx.submit with -32005 not_leader.
+ * That loop is replica.c; the steps both loops share, sequencer_steps.h.
  */
 #ifndef TR_SEQUENCER_H
 #define TR_SEQUENCER_H
