@@ -64,6 +64,11 @@ class Tap:
             print("not ok %d - %s" % (self.n, msg))
             if detail is not None:
                 self.comment(detail if isinstance(detail, str) else repr(detail)[:4000])
+            # meson --print-errorlogs shows a TAP test's stderr only: say there what failed
+            # (and the head of why), so a CI log names the failure without testlog.txt.
+            sys.stderr.write("not ok %d - %s\n" % (self.n, msg))
+            if detail is not None:
+                sys.stderr.write((detail if isinstance(detail, str) else repr(detail))[:3000] + "\n")
         sys.stdout.flush()
         return bool(cond)
 

@@ -19,6 +19,10 @@ static int tr_test_n_ = 0, tr_test_failed_ = 0;
     } else {                                                                  \
       tr_test_failed_++;                                                      \
       printf("not ok %d - %s:%d: ", tr_test_n_, __FILE__, __LINE__);          \
+      /* meson shows a TAP test's stderr only: name the failure there too */  \
+      fprintf(stderr, "not ok %d - %s:%d: ", tr_test_n_, __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                                           \
+      fprintf(stderr, "\n");                                                  \
     }                                                                         \
     printf(__VA_ARGS__);                                                      \
     printf("\n");                                                             \
