@@ -74,7 +74,7 @@ if [ "${TSAN:-1}" = 1 ]; then
   if [ ! -d build-tsan ]; then meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
   ninja -C build-tsan
   for t in integration_concurrency integration_import integration_rpc integration_threads integration_crash integration_cluster; do
-    if TSAN_OPTIONS=second_deadlock_stack=1 meson test -C build-tsan --print-errorlogs "$t"; then
+    if TSAN_OPTIONS="second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" meson test -C build-tsan --print-errorlogs "$t"; then
       passed=$((passed + 1))
     else
       failed=$((failed + 1))

@@ -68,7 +68,7 @@ class Tap:
             # (and the head of why), so a CI log names the failure without testlog.txt.
             sys.stderr.write("not ok %d - %s\n" % (self.n, msg))
             if detail is not None:
-                sys.stderr.write((detail if isinstance(detail, str) else repr(detail))[:3000] + "\n")
+                sys.stderr.write((detail if isinstance(detail, str) else repr(detail))[:6000] + "\n")
         sys.stdout.flush()
         return bool(cond)
 
