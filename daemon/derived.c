@@ -56,35 +56,158 @@ static size_t delta_rows(const tr_delta_t *d) {
          d->assets_n + d->holdings_n;
 }
 
+/* After a failed write: the words for waiting queries, and the node halts
+ * writes when the database is damaged (else the write is retried). */
+static void write_failed(tr_derived_t *w, int rc, const char *what) {
+  char why[sizeof w->why];
+  snprintf(why, sizeof why, "%s", tr_store_error_text(w->conn, rc));
+  bool fatal = tr_store_failure_is_fatal();
+  tr_store_rollback(w->conn);
+  uv_mutex_unlock(&w->seq->write_mu);
+  uv_mutex_lock(&w->mu);
+  memcpy(w->why, why, sizeof why);
+  uv_mutex_unlock(&w->mu);
+  atomic_fetch_add(&w->stats.errors, 1);
+  if (fatal) tr_sequencer_halt(w->seq, what, why);
+  else log_error("derive", "%s failed: %s; retrying", what, why);
+}
+
+/* ---- the lookup tables, written late (schema 005) ---- */
+
+/* Keeps the lookup rows of a written delta's entries while they follow the
+ * lookup mark without a gap.  After a gap (a start behind, or memory short)
+ * none are kept, and lookups_flush catches up from the journal instead;
+ * so too past TR_LOOKUP_WRITE_MAX rows (the flushes keep failing). */
+static void lookups_collect(tr_derived_t *w, const tr_delta_t *d) {
+  if (d->entries_n == 0) return;
+  if (d->first != atomic_load(&w->stats.lookups_through) + w->lk_n + 1) {
+    w->lk_n = 0;
+    return;
+  }
+  if (w->lk_n + d->entries_n > TR_LOOKUP_WRITE_MAX) { /* flushes keep failing: the journal has them */
+    w->lk_n = 0;
+    return;
+  }
+  if (w->lk_n + d->entries_n > w->lk_cap) {
+    size_t cap = w->lk_cap ? w->lk_cap * 2 : TR_LOOKUP_WRITE_EVERY;
+    while (cap < w->lk_n + d->entries_n) cap *= 2;
+    tr_lookup_row_t *lk = realloc(w->lk, cap * sizeof *lk);
+    if (lk == NULL) {
+      w->lk_n = 0;
+      return;
+    }
+    w->lk = lk;
+    w->lk_cap = cap;
+  }
+  for (size_t i = 0; i < d->entries_n; i++) {
+    const tr_entry_t *e = &d->entries[i];
+    tr_lookup_row_t *r = &w->lk[w->lk_n++];
+    r->seq = e->seq;
+    memcpy(r->txid8, e->txid, 8);
+    memcpy(r->signer8, e->signer.b, 8);
+    memcpy(r->tx_id, e->tx_id, sizeof r->tx_id);
+  }
+}
+
+static int cmp_seq(uint64_t a, uint64_t b) { return (a > b) - (a < b); }
+
+static int cmp_by_txid(const void *a, const void *b) {
+  const tr_lookup_row_t *x = a, *y = b;
+  int c = memcmp(x->txid8, y->txid8, 8);
+  return c ? c : cmp_seq(x->seq, y->seq);
+}
+
+static int cmp_by_id(const void *a, const void *b) {
+  const tr_lookup_row_t *x = a, *y = b;
+  int c = memcmp(x->signer8, y->signer8, 8);
+  if (c == 0) c = strcmp(x->tx_id, y->tx_id);
+  return c ? c : cmp_seq(x->seq, y->seq);
+}
+
+/* One short transaction of a flush (not fsynced: the rows are rebuilt from
+ * the journal): `rows`, or with rows == NULL the journal's entries
+ * after..through read back; and the mark moved when `through` is set. */
+static int lookups_txn(tr_derived_t *w, const tr_lookup_row_t *rows, size_t n, bool by_id, uint64_t after,
+                       uint64_t through) {
+  int rc = w->durable ? tr_store_set_durable(w->conn, false) : 0;
+  if (rc == 0) w->durable = false;
+  uv_mutex_lock(&w->seq->write_mu);
+  if (rc == 0) rc = tr_store_begin(w->conn);
+  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(w->conn, after, through);
+  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(w->conn, rows, n, by_id);
+  if (rc == 0 && rows != NULL && through > 0) rc = tr_store_lookups_mark_move(w->conn, after, through);
+  if (rc == 0) rc = tr_store_commit(w->conn);
+  if (rc != 0) {
+    write_failed(w, rc, "writing the lookup tables");
+    return rc;
+  }
+  uv_mutex_unlock(&w->seq->write_mu);
+  return 0;
+}
+
+/* The lookup rows of the entries after their mark up to the derived mark:
+ * when they lag by TR_LOOKUP_WRITE_EVERY, or whatever the lag when `settle`
+ * (idle, or the stop).  Rows held in memory are sorted by key and written in
+ * transactions of TR_LOOKUP_CHUNK_ROWS, each a key range of its own, so a
+ * page is written about once per flush and the journal's commit never waits
+ * for more than one chunk.  Without them (a gap) the journal is read back,
+ * TR_LOOKUP_WRITE_MAX entries a time.  A failure leaves the rows for the next
+ * try; rows already in are skipped then. */
+static void lookups_flush(tr_derived_t *w, bool settle) {
+  uint64_t mark = atomic_load(&w->stats.lookups_through), through = atomic_load(&w->stats.through);
+  if (through <= mark || (!settle && through - mark < TR_LOOKUP_WRITE_EVERY)) return;
+  uint64_t t0 = tr_clock_ns();
+  if (w->lk_n != through - mark) { /* not all in memory: from the journal */
+    w->lk_n = 0;
+    uint64_t to = through - mark > TR_LOOKUP_WRITE_MAX ? mark + TR_LOOKUP_WRITE_MAX : through;
+    if (lookups_txn(w, NULL, 0, false, mark, to) == 0) atomic_store(&w->stats.lookups_through, to);
+  } else {
+    int rc = 0;
+    for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
+      qsort(w->lk, w->lk_n, sizeof *w->lk, by_id ? cmp_by_id : cmp_by_txid);
+      for (size_t at = 0; at < w->lk_n && rc == 0; at += TR_LOOKUP_CHUNK_ROWS) {
+        size_t n = w->lk_n - at < TR_LOOKUP_CHUNK_ROWS ? w->lk_n - at : TR_LOOKUP_CHUNK_ROWS;
+        bool last = by_id && at + n == w->lk_n;
+        rc = lookups_txn(w, w->lk + at, n, by_id, mark, last ? through : 0);
+      }
+    }
+    if (rc == 0) {
+      w->lk_n = 0;
+      atomic_store(&w->stats.lookups_through, through);
+    }
+  }
+  atomic_fetch_add(&w->stats.lookups_ns, tr_clock_ns() - t0);
+}
+
+/* ---- one write ---- */
+
 /* Writes deltas first..last (the queue's head part) and, when due or
  * `final`, a checkpoint, in one transaction.  Runs without the lock. */
 static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bool final) {
   uint64_t t0 = tr_clock_ns(), now = t0 / 1000000u, through = atomic_load(&w->stats.through), rows = 0;
+  for (tr_delta_t *d = first; d != NULL; d = d == last ? NULL : d->next)
+    if (d->last > through) through = d->last;
+  bool checkpoint = final ? through > w->cp_size : checkpoint_due(w, through, now);
   char *note = NULL;
+  /* Derived rows are rebuilt from the journal, so their commits need not
+   * fsync (a power loss takes the newest with the mark, and the node
+   * replays them); a checkpoint's, published outside the database, and the
+   * last at stop do.  The journal's next commit fsyncs what came before. */
+  bool durable = checkpoint || final;
+  int rc = durable == w->durable ? 0 : tr_store_set_durable(w->conn, durable);
+  if (rc == 0) w->durable = durable;
   uv_mutex_lock(&w->seq->write_mu);
-  int rc = tr_store_begin(w->conn);
+  if (rc == 0) rc = tr_store_begin(w->conn);
   for (tr_delta_t *d = first; rc == 0 && d != NULL; d = d == last ? NULL : d->next) {
     rc = tr_store_derived_write(w->conn, d);
     rows += delta_rows(d);
-    if (d->last > through) through = d->last;
     if (d->entries_n > 0) w->last_time = d->entries[d->entries_n - 1].time;
   }
-  bool checkpoint = final ? through > w->cp_size : checkpoint_due(w, through, now);
   if (rc == 0 && checkpoint) rc = checkpoint_add(w, through, &note);
   if (rc == 0) rc = tr_store_commit(w->conn);
   if (rc != 0) {
-    char why[sizeof w->why];
-    snprintf(why, sizeof why, "%s", tr_store_error_text(w->conn, rc));
-    bool fatal = tr_store_failure_is_fatal();
-    tr_store_rollback(w->conn);
-    uv_mutex_unlock(&w->seq->write_mu);
     free(note);
-    uv_mutex_lock(&w->mu);
-    memcpy(w->why, why, sizeof why);
-    uv_mutex_unlock(&w->mu);
-    atomic_fetch_add(&w->stats.errors, 1);
-    if (fatal) tr_sequencer_halt(w->seq, "writing the derived tables", why);
-    else log_error("derive", "writing the derived tables failed: %s; retrying", why);
+    write_failed(w, rc, "writing the derived tables");
     return rc;
   }
   uv_mutex_unlock(&w->seq->write_mu);
@@ -113,11 +236,13 @@ static void write_queue(tr_derived_t *w) {
   w->busy = true;
   uv_mutex_unlock(&w->mu);
   int rc = write_deltas(w, first, last, false);
+  for (tr_delta_t *d = first; rc == 0 && d != NULL; d = d == last ? NULL : d->next) lookups_collect(w, d);
   uv_mutex_lock(&w->mu);
   w->busy = false;
   atomic_store(&w->stats.failing, rc != 0);
   if (rc == 0) {
     tr_delta_t *stop = last->next;
+    w->oldest_ns = tr_clock_ns(); /* the rest gathers anew (it waited no longer than this write) */
     for (tr_delta_t *d = first, *next; d != stop; d = next) {
       next = d->next;
       w->queued_bytes -= d->bytes;
@@ -131,18 +256,35 @@ static void write_queue(tr_derived_t *w) {
   uv_cond_broadcast(&w->cond); /* room for the sequencer, or a drop may go on */
   uv_mutex_unlock(&w->mu);
   notify_loop(w);
+  if (rc == 0) lookups_flush(w, false); /* after the loop is told: queries never wait for it */
   uv_mutex_lock(&w->mu);
 }
 
-/* Idle: a checkpoint of what is written, when one is due. */
-static void checkpoint_idle(tr_derived_t *w) {
-  if (!checkpoint_due(w, atomic_load(&w->stats.through), mono_ms())) return;
+/* Idle: a checkpoint of what is written, when one is due, and the lookup
+ * rows of whatever entries they lack. */
+static void idle_write(tr_derived_t *w) {
+  uint64_t through = atomic_load(&w->stats.through);
+  if (!checkpoint_due(w, through, mono_ms()) && atomic_load(&w->stats.lookups_through) >= through) return;
   w->busy = true;
   uv_mutex_unlock(&w->mu);
-  write_deltas(w, NULL, NULL, false);
+  if (!checkpoint_due(w, through, mono_ms()) || write_deltas(w, NULL, NULL, false) == 0) lookups_flush(w, true);
   uv_mutex_lock(&w->mu);
   w->busy = false;
   uv_cond_broadcast(&w->cond);
+}
+
+/* Whether to wait for more batches before writing the queue, and for how
+ * long (ns): while the first queued batch is younger than
+ * TR_DERIVED_LINGER_MS, less than a write's worth is queued, no query waits
+ * for the tables and the node is not stopping. */
+static bool linger(tr_derived_t *w, uint64_t *wait_ns) {
+  if (w->stopping || w->unbounded || w->queued_bytes >= TR_DERIVED_WRITE_BYTES_MAX ||
+      atomic_load(&w->wanted) > atomic_load(&w->stats.through))
+    return false;
+  uint64_t now = tr_clock_ns(), until = w->oldest_ns + (uint64_t)TR_DERIVED_LINGER_MS * 1000000u;
+  if (now >= until) return false;
+  *wait_ns = until - now;
+  return true;
 }
 
 static void derived_main(void *arg) {
@@ -152,6 +294,11 @@ static void derived_main(void *arg) {
   for (;;) {
     bool work = w->head != NULL && !w->pause, failing = atomic_load(&w->stats.failing);
     if (w->stopping && (!work || failing)) break; /* a failing write is given up at stop: the next start replays */
+    uint64_t wait_ns = 0;
+    if (work && !failing && linger(w, &wait_ns)) {
+      uv_cond_timedwait(&w->cond, &w->mu, wait_ns); /* a push, a hurry or the stop wakes it */
+      continue;
+    }
     if (work && !failing) {
       write_queue(w);
       continue;
@@ -160,11 +307,12 @@ static void derived_main(void *arg) {
     uv_cond_timedwait(&w->cond, &w->mu,
                       (uint64_t)(failing ? TR_DERIVED_RETRY_MS : TR_CHECKPOINT_INTERVAL_MS / 4) * 1000000u);
     if (failing && w->head != NULL && !w->pause && !w->stopping) write_queue(w);
-    else if (!failing && w->head == NULL && !w->pause && !w->stopping) checkpoint_idle(w);
+    else if (!failing && w->head == NULL && !w->pause && !w->stopping) idle_write(w);
   }
   bool left = w->head != NULL;
   uv_mutex_unlock(&w->mu);
   int rc = write_deltas(w, NULL, NULL, true); /* the final checkpoint of what is written */
+  if (rc == 0) lookups_flush(w, true);
   w->final_rc = rc != 0 ? rc : left ? TR_EIO : 0;
   notify_loop(w);
 }
@@ -189,11 +337,21 @@ void tr_derived_push(tr_derived_t *w, tr_delta_t *d) {
   while (w->queued_bytes > TR_DERIVED_QUEUE_BYTES_MAX && !w->stopping && !w->unbounded)
     uv_cond_wait(&w->cond, &w->mu);
   if (w->tail) w->tail->next = d;
-  else w->head = d;
+  else w->head = d, w->oldest_ns = tr_clock_ns();
   w->tail = d;
   w->queued_bytes += d->bytes;
   atomic_fetch_add(&w->stats.queued_deltas, 1);
   atomic_store(&w->stats.queued_bytes, w->queued_bytes);
+  uv_cond_broadcast(&w->cond);
+  uv_mutex_unlock(&w->mu);
+}
+
+void tr_derived_hurry(tr_derived_t *w, uint64_t need) {
+  if (!w->started) return;
+  uint64_t have = atomic_load(&w->wanted);
+  while (have < need && !atomic_compare_exchange_weak(&w->wanted, &have, need)) {}
+  if (have >= need) return; /* asked for already */
+  uv_mutex_lock(&w->mu);
   uv_cond_broadcast(&w->cond);
   uv_mutex_unlock(&w->mu);
 }
@@ -249,7 +407,12 @@ int tr_derived_start(tr_derived_t *w, const char *db_path, const char *checkpoin
     uv_mutex_destroy(&w->mu);
     return TR_ENOMEM;
   }
+  uint64_t lookups_through = 0;
+  w->durable = true; /* tr_store_open's setting */
   int rc = tr_store_open(db_path, 0, &w->conn, err, errlen);
+  if (rc == 0 && (rc = tr_store_lookups_mark(w->conn, &lookups_through)) != 0)
+    snprintf(err, errlen, "cannot read the lookup mark: %s", tr_store_error_text(w->conn, rc));
+  atomic_store(&w->stats.lookups_through, lookups_through);
   if (rc == 0 && uv_thread_create(&w->thread, derived_main, w) != 0) {
     snprintf(err, errlen, "cannot start the derived writer thread");
     rc = TR_EIO;
@@ -276,6 +439,9 @@ int tr_derived_stop(tr_derived_t *w) {
   w->started = false;
   int rc = w->final_rc;
   queue_free(w); /* anything left after a failed last write: the next start replays it */
+  free(w->lk);
+  w->lk = NULL;
+  w->lk_n = w->lk_cap = 0;
   tr_store_close(w->conn);
   w->conn = NULL;
   uv_cond_destroy(&w->cond);

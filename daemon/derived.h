@@ -5,11 +5,14 @@
  * This thread (tr-derive), on its own SQLite connection, writes every
  * queued delta in one transaction — accounts, assets, holdings, receipts,
  * account history, distributions, payouts, Merkle nodes — moves the
- * derived mark, adds a checkpoint when one is due (at least every second
+ * derived mark, writes the lookup tables when they lag enough (late and
+ * sorted: TR_LOOKUP_WRITE_EVERY), adds a checkpoint when one is due (at least every second
  * while the journal grows, PROTOCOL.md §3), commits, then publishes the
  * checkpoint file and tells the loop how far the tables now reach, so
  * queries that wait for a size can run (server.c).
  *
+ * It gathers batches for up to TR_DERIVED_LINGER_MS first, so their rows
+ * share pages, but never while a query waits for them (tr_derived_hurry).
  * The queue is bounded in bytes: past TR_DERIVED_QUEUE_BYTES_MAX the
  * sequencer waits, and the intake queues back up to the clients.  Writes are
  * idempotent, so a failed transaction is retried with the same deltas; a
@@ -31,7 +34,9 @@ struct tr_sequencer;
 
 typedef struct {
   atomic_ullong through;              /* every derived row is written up to this seq */
+  atomic_ullong lookups_through;      /* the lookup tables (entry_txids, entry_ids) reach this seq */
   atomic_ullong writes, write_ns, rows; /* transactions, their time, rows written */
+  atomic_ullong lookups_ns;           /* time spent writing the lookup tables */
   atomic_ullong queued_deltas, queued_bytes;
   atomic_ullong checkpoints, errors;
   atomic_bool failing;                /* the last write failed; retried every TR_DERIVED_RETRY_MS */
@@ -45,11 +50,16 @@ typedef struct tr_derived {
   bool stopping, pause;               /* pause: write nothing (tr_derived_drop waits for it) */
   bool unbounded;                     /* the node is stopping: a push no longer waits for room */
   bool busy;                          /* a write is in progress */
+  uint64_t oldest_ns;                 /* since when the queue's head has waited (about) */
+  atomic_ullong wanted;               /* the size a waiting query needs the tables at (tr_derived_hurry) */
   uv_thread_t thread;
   bool started;
   int final_rc;                       /* the last write at stop */
 
   tr_store_t *conn;                   /* this thread's own connection */
+  bool durable;                       /* its commits fsync (synchronous FULL): set per write */
+  tr_lookup_row_t *lk;                /* lookup rows of the entries after the lookup mark, in seq order */
+  size_t lk_n, lk_cap;
   struct tr_sequencer *seq;           /* halted when the database is found damaged */
   tr_mailbox_t *done;                 /* TR_MSG_DERIVED to the loop */
   char chain[TR_CHAIN_ID_CHARS_MAX + 1];
@@ -66,6 +76,9 @@ typedef struct tr_derived {
 int tr_derived_start(tr_derived_t *w, const char *db_path, const char *checkpoint_path, const char *chain,
                      const uint8_t node_sk[64], uint64_t through, uint64_t cp_size, uint64_t last_time,
                      struct tr_sequencer *seq, tr_mailbox_t *done, char *err, size_t errlen);
+/* Loop thread: a query waits for the tables to reach `need`; the writer
+ * stops gathering batches (TR_DERIVED_LINGER_MS) and writes now. */
+void tr_derived_hurry(tr_derived_t *w, uint64_t need);
 /* Sequencer thread: queues d (taken), waiting while the queue is full. */
 void tr_derived_push(tr_derived_t *w, tr_delta_t *d);
 /* The node is stopping: pushes stop waiting for room (a writer that cannot

@@ -414,6 +414,7 @@ static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
   if (d->tables_wait_tail) d->tables_wait_tail->next = job;
   else d->tables_wait = job;
   d->tables_wait_tail = job;
+  tr_derived_hurry(&d->seq.derived, job->need); /* the writer stops gathering batches */
 }
 
 /* The writer behind moved its mark (or failed): the jobs it now covers run. */

@@ -78,6 +78,22 @@
  * tx), so memory stays bounded when the disk is slower than the rules. */
 #define TR_DERIVED_QUEUE_BYTES_MAX (128u * 1024 * 1024)
 #define TR_DERIVED_WRITE_BYTES_MAX (4u * 1024 * 1024) /* batches per write behind: the journal waits at most one */
+/* The lookup tables (tx.get, tx.find; schema 005) are written late, in
+ * sorted runs: once the journal is this many entries past their mark (a
+ * lookup scans at most that many entries after it, ~1 ms), whenever the
+ * writer behind is idle, and at stop; sorted by key, in short transactions
+ * of TR_LOOKUP_CHUNK_ROWS.  A catch-up from the journal (a start far
+ * behind: a snapshot installed) covers TR_LOOKUP_WRITE_MAX entries a time. */
+#define TR_LOOKUP_WRITE_EVERY    8192u
+#define TR_LOOKUP_WRITE_MAX      65536u
+#define TR_LOOKUP_CHUNK_ROWS     1024u   /* rows a transaction of the late write: the journal waits for one at most */
+/* The writer behind gathers batches for up to this long before it writes,
+ * unless a query waits for its tables (tr_derived_hurry) or a write's worth
+ * (TR_DERIVED_WRITE_BYTES_MAX) is queued: the derived rows of many batches
+ * then share pages (an account's history page, a holding's page is written
+ * once for hundreds of txs, not once for each batch of ~90), and a write
+ * costs one fsync.  Reads never wait for it; only unread rows do. */
+#define TR_DERIVED_LINGER_MS     25u
 #define TR_DERIVED_RETRY_MS      1000          /* a failed derived write (disk full) is tried again this often */
 /* The live state in memory (tr_mem.h), about 120 B a key, 70 a holding,
  * 32 an entry: past these a tx that would add one is answered -32603 (the

@@ -275,6 +275,10 @@ int tr_store_wal_checkpoint(tr_store_t *s, int *wal_frames, int *checkpointed_fr
   return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : TR_EIO; /* BUSY: another checkpoint runs; try later */
 }
 
+int tr_store_set_durable(tr_store_t *s, bool durable) {
+  return exec(s, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+}
+
 int tr_store_begin(tr_store_t *s) {
   failure_forget();
   s->head_known = false;
@@ -479,6 +483,86 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
   return rc;
 }
 
+/* The SQLite state path (genesis, offline tools) writes an entry's lookup
+ * rows with it, and moves the mark when it was complete up to the entry
+ * before: that path has no writer behind to write them late. */
+static int lookups_put(tr_store_t *s, uint64_t seq, const uint8_t txid[32], const tr_key_t *signer,
+                       const char *tx_id) {
+  sqlite3_stmt *t = stmt_get(s, "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES (?1, ?2)");
+  if (t == NULL) return TR_EIO;
+  sqlite3_bind_blob(t, 1, txid, 8, SQLITE_STATIC);
+  sqlite3_bind_int64(t, 2, (sqlite3_int64)seq);
+  int rc = tr_store_step_done(t);
+  sqlite3_stmt *i = rc == 0 ? stmt_get(s, "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES (?1, ?2, ?3)")
+                            : NULL;
+  if (rc == 0 && i == NULL) rc = TR_EIO;
+  if (rc == 0) {
+    sqlite3_bind_blob(i, 1, signer->b, 8, SQLITE_STATIC);
+    sqlite3_bind_text(i, 2, tx_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(i, 3, (sqlite3_int64)seq);
+    rc = tr_store_step_done(i);
+  }
+  sqlite3_stmt *m = rc == 0 ? stmt_get(s, "UPDATE lookup_progress SET seq = ?1 WHERE id = 1 AND seq = ?1 - 1") : NULL;
+  if (rc == 0 && m == NULL) rc = TR_EIO;
+  if (rc == 0) {
+    sqlite3_bind_int64(m, 1, (sqlite3_int64)seq);
+    rc = tr_store_step_done(m);
+  }
+  return rc;
+}
+
+int tr_store_lookups_mark(tr_store_t *s, uint64_t *seq) {
+  sqlite3_stmt *st = stmt_get(s, "SELECT seq FROM lookup_progress WHERE id = 1");
+  int rc = step_row(st);
+  if (rc == TR_ENOT_FOUND) return TR_ECORRUPT; /* the migration made the row; nothing deletes it */
+  if (rc == 0) *seq = (uint64_t)sqlite3_column_int64(st, 0);
+  if (st) sqlite3_reset(st);
+  return rc;
+}
+
+/* Sorted by key, so a run of thousands of entries dirties each page of the
+ * two tables about once; the entries are recent, so read from the cache. */
+int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through) {
+  static const char *const sql[] = {
+      "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT substr(txid, 1, 8), seq FROM entries"
+      " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2",
+      "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT substr(signer, 1, 8), tx_id, seq FROM entries"
+      " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3",
+  };
+  int rc = 0;
+  for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == 0; i++) {
+    sqlite3_stmt *st = stmt_get(s, sql[i]);
+    if (st == NULL) return TR_EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)through);
+    rc = tr_store_step_done(st);
+  }
+  return rc == 0 ? tr_store_lookups_mark_move(s, after, through) : rc;
+}
+
+int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id) {
+  sqlite3_stmt *st = stmt_get(s, by_id ? "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES (?1, ?2, ?3)"
+                                       : "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES (?1, ?3)");
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (st == NULL) return TR_EIO;
+    sqlite3_bind_blob(st, 1, by_id ? rows[i].signer8 : rows[i].txid8, 8, SQLITE_STATIC);
+    if (by_id) sqlite3_bind_text(st, 2, rows[i].tx_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].seq);
+    rc = tr_store_step_done(st);
+  }
+  return rc;
+}
+
+int tr_store_lookups_mark_move(tr_store_t *s, uint64_t after, uint64_t through) {
+  sqlite3_stmt *st = stmt_get(s, "UPDATE lookup_progress SET seq = ?2 WHERE id = 1 AND seq = ?1");
+  if (st == NULL) return TR_EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)through);
+  int rc = tr_store_step_done(st);
+  return rc == 0 && sqlite3_changes(s->db) != 1 ? TR_ECORRUPT : rc; /* the mark was not at `after` */
+}
+
 int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const uint8_t sig[64],
                     const tr_key_t *signer, const char *tx_id, const char *tx, size_t tx_len,
                     tr_entry_t *out) {
@@ -509,6 +593,7 @@ int tr_store_append(tr_store_t *s, uint64_t time, const uint8_t txid[32], const 
   sqlite3_bind_text(st, 8, tx_id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 9, tx, (int)tx_len, SQLITE_STATIC);
   rc = tr_store_step_done(st);
+  if (rc == 0) rc = lookups_put(s, out->seq, txid, signer, tx_id);
   if (rc == 0) rc = merkle_store_nodes(s, out->seq - 1, out->hash);
   if (rc != 0) {
     s->head_known = false;
@@ -585,8 +670,14 @@ int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry
   return rc;
 }
 
+/* Both lookups: the lookup table's candidates (8-byte prefixes), each
+ * confirmed on its entry, then the entries after the lookup mark (at most
+ * TR_LOOKUP_WRITE_EVERY plus the writer's lag), scanned by seq. */
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq) {
-  sqlite3_stmt *st = stmt_get(s, "SELECT seq FROM entries WHERE txid = ?1");
+  sqlite3_stmt *st = stmt_get(s,
+      "SELECT e.seq FROM entry_txids t JOIN entries e ON e.seq = t.seq WHERE t.txid8 = substr(?1, 1, 8)"
+      " AND e.txid = ?1 UNION ALL SELECT seq FROM entries WHERE seq > (SELECT seq FROM lookup_progress WHERE id = 1)"
+      " AND txid = ?1 LIMIT 1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, txid, 32, SQLITE_STATIC);
   int rc = step_row(st);
@@ -597,7 +688,10 @@ int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq)
 
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
                                 uint8_t txid[32]) {
-  sqlite3_stmt *st = stmt_get(s, "SELECT seq, txid FROM entries WHERE signer = ?1 AND tx_id = ?2");
+  sqlite3_stmt *st = stmt_get(s,
+      "SELECT e.seq, e.txid FROM entry_ids i JOIN entries e ON e.seq = i.seq WHERE i.signer8 = substr(?1, 1, 8)"
+      " AND i.tx_id = ?2 AND e.signer = ?1 AND e.tx_id = ?2 UNION ALL SELECT seq, txid FROM entries"
+      " WHERE seq > (SELECT seq FROM lookup_progress WHERE id = 1) AND signer = ?1 AND tx_id = ?2 LIMIT 1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, signer->b, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);

@@ -71,6 +71,12 @@ int tr_store_schema_version(void);
 int tr_store_begin(tr_store_t *s);
 int tr_store_commit(tr_store_t *s);
 int tr_store_rollback(tr_store_t *s);
+/* Whether this connection's commits fsync the WAL (synchronous FULL, the
+ * default) or leave it to the next commit that does (NORMAL: still atomic
+ * and consistent, but a power loss may take the newest such commits).  For
+ * rows that are rebuilt from the journal anyway: the writer behind's.  Set
+ * between transactions. */
+int tr_store_set_durable(tr_store_t *s, bool durable);
 int tr_store_read_begin(tr_store_t *s);
 int tr_store_read_end(tr_store_t *s);
 
@@ -124,6 +130,25 @@ int tr_store_entry_get(tr_store_t *s, uint64_t seq, tr_entry_t *e);
  * first nonzero return and returns it; TR_ECORRUPT for a malformed row. */
 typedef int (*tr_entry_fn)(void *ctx, const tr_entry_t *e);
 int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry_fn fn, void *ctx);
+/* Lookups by txid and by (signer, id) read entry_txids and entry_ids,
+ * complete up to the lookup mark (schema 005), then the entries after it.
+ * tr_store_append writes an entry's lookup rows with it; a node's journal
+ * append does not, and its writer behind writes them late with
+ * tr_store_lookups_write, the entries after..through, and moves the mark. */
+int tr_store_lookups_mark(tr_store_t *s, uint64_t *seq);
+int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through);
+/* The same rows from memory, for a writer that holds the entries already:
+ * one lookup row of each entry, inserted in the order given (sort them by
+ * key, so a run shares pages), into entry_txids or (by_id) entry_ids; rows
+ * there already are left.  Then the mark moves from `after` to `through`
+ * once every row of the entries between is in. */
+typedef struct {
+  uint64_t seq;
+  uint8_t txid8[8], signer8[8];
+  char tx_id[TR_TX_ID_CHARS_MAX + 1];
+} tr_lookup_row_t;
+int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id);
+int tr_store_lookups_mark_move(tr_store_t *s, uint64_t after, uint64_t through);
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq);
 /* The entry of an accepted (signer, id), with its txid when txid != NULL. */
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,

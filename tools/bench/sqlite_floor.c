@@ -2,10 +2,10 @@
  *
  *   sqlite-floor [--rows N] [--batch B] [--tx-bytes L] [--signers S] [--dir DIR] [--keep]
  *
- * Inserts N journal rows into the `entries` table exactly as
- * schema/001_journal.sql creates it (the same SQL text, compiled into
- * libtranche: columns, CHECKs, the UNIQUE txid and (signer, tx_id) indexes,
- * the append-only triggers), B rows per transaction, with the node writer's
+ * Inserts N journal rows into the `entries` table exactly as the schema
+ * migrations make it (the same SQL text, compiled into libtranche: columns,
+ * CHECKs, the append-only triggers; since schema 005 no random-key index),
+ * B rows per transaction, with the node writer's
  * durability settings (WAL, synchronous=FULL, its autocheckpoint and cache),
  * and nothing else: no rules, no hashing, no other table.  Rows have the
  * sizes of real ones (32-byte prev/hash/txid/signer, 64-byte sig, L-byte
@@ -31,7 +31,8 @@
 
 #include "tr_limits.h"
 
-extern const char *const tr_schema_migrations[]; /* [0] is schema/001_journal.sql */
+extern const char *const tr_schema_migrations[]; /* schema/0NN_*.sql, in order */
+extern const size_t tr_schema_migrations_count;
 
 #define FLOOR_SIGNERS_MAX 4096   /* distinct signers in a run; the benches use 64 */
 #define FLOOR_TX_BYTES_DEFAULT 245 /* a tranche-bench transfer's tx bytes */
@@ -110,7 +111,10 @@ static int open_db(const char *path, sqlite3 **db) {
       exec(*db, "PRAGMA journal_size_limit = 67108864") || exec(*db, "PRAGMA wal_autocheckpoint = 8192") ||
       exec(*db, "PRAGMA cache_size = -16384"))
     return -1;
-  return exec(*db, "BEGIN IMMEDIATE") || exec(*db, tr_schema_migrations[0]) || exec(*db, "COMMIT") ? -1 : 0;
+  if (exec(*db, "BEGIN IMMEDIATE")) return -1;
+  for (size_t i = 0; i < tr_schema_migrations_count; i++) /* the table as a node has it now */
+    if (exec(*db, tr_schema_migrations[i])) return -1;
+  return exec(*db, "COMMIT") ? -1 : 0;
 }
 
 typedef struct {
