@@ -489,6 +489,8 @@ def history_after_submit(node):
     T.check(st["written_through"] >= r["seq"] and st["queued_bytes_max"] > 0 and st["writes"] >= 1
             and st["failing"] is False,
             "node.status derived: the state tables written through the queried entries, bound and writes", st)
+    T.check(isinstance(st.get("lookups_through"), int) and 1 <= st["lookups_through"] <= st["written_through"],
+            "node.status derived: the lookup tables' mark, at most the derived mark (written late)", st)
     state = node.call("node.status")["state"]
     T.check(state["accounts"] >= 2 and state["keys_max"] > state["keys"] and state["load_ms"] >= 0,
             "node.status state: the in-memory state's size and bounds", state)
