@@ -2,6 +2,7 @@
 #include "derived.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,12 @@ static int lookups_txn(tr_derived_t *w, const tr_lookup_row_t *rows, size_t n, b
     return rc;
   }
   uv_mutex_unlock(&w->seq->write_mu);
+  /* A mutex is not a queue: relocking for the next chunk at once would
+   * often win it again and keep the journal's commit waiting for the whole
+   * run.  Let a waiting commit in first (it takes the lock within a few
+   * microseconds; the bound only guards against a missed wake-up). */
+  for (uint64_t until = tr_clock_ns() + 2000000u; atomic_load(&w->seq->journal_waiting) > 0 && tr_clock_ns() < until;)
+    sched_yield();
   return 0;
 }
 

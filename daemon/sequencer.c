@@ -290,7 +290,9 @@ static int batch_apply(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t
 /* The batch's entries, in one fsynced transaction: after it, receipts may go. */
 int seq_journal_commit(tr_sequencer_t *seq) {
   if (seq->delta->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
+  atomic_fetch_add(&seq->journal_waiting, 1);
   uv_mutex_lock(&seq->write_mu);
+  atomic_fetch_sub(&seq->journal_waiting, 1);
   int rc = tr_store_begin(seq->writer);
   if (rc == 0) rc = tr_store_journal_append(seq->writer, seq->delta);
   if (rc == 0) rc = tr_store_commit(seq->writer);

@@ -74,6 +74,7 @@ typedef struct tr_sequencer {
    * behind: the two connections share one database file, and SQLite's own
    * wait for its write lock sleeps in steps of milliseconds. */
   uv_mutex_t write_mu;
+  atomic_uint journal_waiting;        /* the journal's commit waits for write_mu: the writer behind yields */
   uv_cond_t cond;
   tr_seq_item_t *ring;
   size_t cap, head, count;
