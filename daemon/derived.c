@@ -57,6 +57,17 @@ static size_t delta_rows(const tr_delta_t *d) {
          d->assets_n + d->holdings_n;
 }
 
+/* Ends a write: releases the lock the journal's commit shares.  A mutex is
+ * not a queue: relocking for the next write (a chunk of lookup rows, a
+ * hurried write) at once would often win it again and keep the journal
+ * waiting for a whole run.  So a waiting commit goes first (it takes the
+ * lock within microseconds; the bound only guards against a missed wake). */
+static void write_unlock(tr_derived_t *w) {
+  uv_mutex_unlock(&w->seq->write_mu);
+  for (uint64_t until = tr_clock_ns() + 2000000u; atomic_load(&w->seq->journal_waiting) > 0 && tr_clock_ns() < until;)
+    sched_yield();
+}
+
 /* After a failed write: the words for waiting queries, and the node halts
  * writes when the database is damaged (else the write is retried). */
 static void write_failed(tr_derived_t *w, int rc, const char *what) {
@@ -64,7 +75,7 @@ static void write_failed(tr_derived_t *w, int rc, const char *what) {
   snprintf(why, sizeof why, "%s", tr_store_error_text(w->conn, rc));
   bool fatal = tr_store_failure_is_fatal();
   tr_store_rollback(w->conn);
-  uv_mutex_unlock(&w->seq->write_mu);
+  write_unlock(w);
   uv_mutex_lock(&w->mu);
   memcpy(w->why, why, sizeof why);
   uv_mutex_unlock(&w->mu);
@@ -142,13 +153,7 @@ static int lookups_txn(tr_derived_t *w, const tr_lookup_row_t *rows, size_t n, b
     write_failed(w, rc, "writing the lookup tables");
     return rc;
   }
-  uv_mutex_unlock(&w->seq->write_mu);
-  /* A mutex is not a queue: relocking for the next chunk at once would
-   * often win it again and keep the journal's commit waiting for the whole
-   * run.  Let a waiting commit in first (it takes the lock within a few
-   * microseconds; the bound only guards against a missed wake-up). */
-  for (uint64_t until = tr_clock_ns() + 2000000u; atomic_load(&w->seq->journal_waiting) > 0 && tr_clock_ns() < until;)
-    sched_yield();
+  write_unlock(w);
   return 0;
 }
 
@@ -217,7 +222,7 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
     write_failed(w, rc, "writing the derived tables");
     return rc;
   }
-  uv_mutex_unlock(&w->seq->write_mu);
+  write_unlock(w);
   checkpoint_published(w, note, through, now);
   atomic_store(&w->stats.through, through);
   atomic_fetch_add(&w->stats.writes, 1);

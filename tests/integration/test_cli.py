@@ -338,7 +338,7 @@ def copy_dir_with(node, dst, db_file=None):
     skip = {"control.sock", "tranche.db-wal", "tranche.db-shm"} | ({"tranche.db"} if db_file else set())
     os.mkdir(dst, 0o700)
     for n in os.listdir(node.datadir):
-        if n not in skip:
+        if n not in skip and not n.endswith(".tmp"):  # checkpoint.tmp lives a moment while a checkpoint is published
             shutil.copy2(os.path.join(node.datadir, n), os.path.join(dst, n))
     if db_file:
         shutil.copy2(db_file, os.path.join(dst, "tranche.db"))
