@@ -488,20 +488,12 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
  * before: that path has no writer behind to write them late. */
 static int lookups_put(tr_store_t *s, uint64_t seq, const uint8_t txid[32], const tr_key_t *signer,
                        const char *tx_id) {
-  sqlite3_stmt *t = stmt_get(s, "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES (?1, ?2)");
-  if (t == NULL) return TR_EIO;
-  sqlite3_bind_blob(t, 1, txid, 8, SQLITE_STATIC);
-  sqlite3_bind_int64(t, 2, (sqlite3_int64)seq);
-  int rc = tr_store_step_done(t);
-  sqlite3_stmt *i = rc == 0 ? stmt_get(s, "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES (?1, ?2, ?3)")
-                            : NULL;
-  if (rc == 0 && i == NULL) rc = TR_EIO;
-  if (rc == 0) {
-    sqlite3_bind_blob(i, 1, signer->b, 8, SQLITE_STATIC);
-    sqlite3_bind_text(i, 2, tx_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(i, 3, (sqlite3_int64)seq);
-    rc = tr_store_step_done(i);
-  }
+  tr_lookup_row_t row = {.seq = seq};
+  memcpy(row.txid8, txid, 8);
+  memcpy(row.signer8, signer->b, 8);
+  snprintf(row.tx_id, sizeof row.tx_id, "%s", tx_id);
+  int rc = tr_store_lookup_rows_put(s, &row, 1, false);
+  if (rc == 0) rc = tr_store_lookup_rows_put(s, &row, 1, true);
   sqlite3_stmt *m = rc == 0 ? stmt_get(s, "UPDATE lookup_progress SET seq = ?1 WHERE id = 1 AND seq = ?1 - 1") : NULL;
   if (rc == 0 && m == NULL) rc = TR_EIO;
   if (rc == 0) {
