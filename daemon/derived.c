@@ -61,11 +61,14 @@ static size_t delta_rows(const tr_delta_t *d) {
  * not a queue: relocking for the next write (a chunk of lookup rows, a
  * hurried write) at once would often win it again and keep the journal
  * waiting for a whole run.  So a waiting commit goes first (it takes the
- * lock within microseconds; the bound only guards against a missed wake). */
+ * lock within microseconds; the bound, ~1 ms of yields, only guards against
+ * a missed wake, and reads no clock: a clock read per turn is a cost, and
+ * under libfaketime a file read). */
+#define WRITE_UNLOCK_YIELDS 2000
+
 static void write_unlock(tr_derived_t *w) {
   uv_mutex_unlock(&w->seq->write_mu);
-  for (uint64_t until = tr_clock_ns() + 2000000u; atomic_load(&w->seq->journal_waiting) > 0 && tr_clock_ns() < until;)
-    sched_yield();
+  for (unsigned i = 0; i < WRITE_UNLOCK_YIELDS && atomic_load(&w->seq->journal_waiting) > 0; i++) sched_yield();
 }
 
 /* After a failed write: the words for waiting queries, and the node halts
