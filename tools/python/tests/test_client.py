@@ -210,8 +210,9 @@ def test_receipts_verify_offline_both_ways(node, world, tmp_path):
     with pytest.raises(tranche.VerifyError, match="not the given tx"):
         tranche.verify_proof(c_file, node.vkey, tx=b"{}")
     lines = c_file.decode().split("\n")
-    lines[1] = "extra " + __import__("base64").b64encode(
-        __import__("base64").b64decode(lines[1][6:])[:-1] + b"\x00").decode()  # the entry's last sig byte
+    extra = bytearray(__import__("base64").b64decode(lines[1][6:]))
+    extra[-1] ^= 0x01  # the entry's last sig byte: flipped, since setting it could leave it as it was
+    lines[1] = "extra " + __import__("base64").b64encode(bytes(extra)).decode()
     with pytest.raises(tranche.VerifyError):
         tranche.verify_proof("\n".join(lines), node.vkey)
     with pytest.raises(tranche.VerifyError):
