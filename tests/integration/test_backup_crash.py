@@ -66,9 +66,6 @@ with tc.Node() as node:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.0, 0.08))
         node.kill()
-        if node._conn:  # the fixture's cached connection died with the daemon
-            node._conn.close()
-            node._conn = None
         try:
             ctl.wait(timeout=30)
         except subprocess.TimeoutExpired:

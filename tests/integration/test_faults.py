@@ -219,7 +219,6 @@ def case_disk_full():
             open_account(node, "before kill %d" % i)
         filler = fill(mnt)
         node.kill()
-        node._conn = None
         try:
             node.start()
             head = node.roe("ledger.head")
@@ -354,7 +353,6 @@ def case_wal_truncated():
         T.check(writes.get("halted") is True and writes.get("reason"), "WAL truncated: node.status says why", writes)
         T.check(isinstance(node.roe("node.status"), dict), "WAL truncated: the node still answers")
         node.kill()
-        node._conn = None
         try:
             node.start()
             T.check(False, "WAL truncated: a restart refuses the damaged database")

@@ -93,9 +93,7 @@ def main():
                 "restore refuses while tranched holds DIR, naming its pid", (rc, out, err))
         T.eq(listing(node.datadir), before, "the refused restore wrote nothing in DIR")
 
-        node.kill()  # kill -9: the WAL stays beside tranche.db
-        node._conn.close()  # the fixture's cached connection died with the daemon
-        node._conn = None
+        node.kill()  # kill -9: the WAL stays beside tranche.db (and the cached connection goes with it)
         T.check("tranche.db-wal" in os.listdir(node.datadir), "test set-up: a WAL is left by kill -9")
 
         before = listing(node.datadir)

@@ -413,6 +413,9 @@ class Node:
         return rc
 
     def kill(self):
+        if self._conn:  # the daemon's end is gone with it
+            self._conn.close()
+            self._conn = None
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             try:
