@@ -2,7 +2,6 @@
 #include "derived.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,20 +56,6 @@ static size_t delta_rows(const tr_delta_t *d) {
          d->assets_n + d->holdings_n;
 }
 
-/* Ends a write: releases the lock the journal's commit shares.  A mutex is
- * not a queue: relocking for the next write (a chunk of lookup rows, a
- * hurried write) at once would often win it again and keep the journal
- * waiting for a whole run.  So a waiting commit goes first (it takes the
- * lock within microseconds; the bound, ~1 ms of yields, only guards against
- * a missed wake, and reads no clock: a clock read per turn is a cost, and
- * under libfaketime a file read). */
-#define WRITE_UNLOCK_YIELDS 2000
-
-static void write_unlock(tr_derived_t *w) {
-  uv_mutex_unlock(&w->seq->write_mu);
-  for (unsigned i = 0; i < WRITE_UNLOCK_YIELDS && atomic_load(&w->seq->journal_waiting) > 0; i++) sched_yield();
-}
-
 /* After a failed write: the words for waiting queries, and the node halts
  * writes when the database is damaged (else the write is retried). */
 static void write_failed(tr_derived_t *w, int rc, const char *what) {
@@ -78,120 +63,13 @@ static void write_failed(tr_derived_t *w, int rc, const char *what) {
   snprintf(why, sizeof why, "%s", tr_store_error_text(w->conn, rc));
   bool fatal = tr_store_failure_is_fatal();
   tr_store_rollback(w->conn);
-  write_unlock(w);
+  tr_sequencer_behind_unlock(w->seq);
   uv_mutex_lock(&w->mu);
   memcpy(w->why, why, sizeof why);
   uv_mutex_unlock(&w->mu);
   atomic_fetch_add(&w->stats.errors, 1);
   if (fatal) tr_sequencer_halt(w->seq, what, why);
   else log_error("derive", "%s failed: %s; retrying", what, why);
-}
-
-/* ---- the lookup tables, written late (schema 005) ---- */
-
-/* Keeps the lookup rows of a written delta's entries while they follow the
- * lookup mark without a gap.  After a gap (a start behind, or memory short)
- * none are kept, and lookups_flush catches up from the journal instead;
- * so too past TR_LOOKUP_WRITE_MAX rows (the flushes keep failing). */
-static void lookups_collect(tr_derived_t *w, const tr_delta_t *d) {
-  if (d->entries_n == 0) return;
-  if (d->first != atomic_load(&w->stats.lookups_through) + w->lk_n + 1) {
-    w->lk_n = 0;
-    return;
-  }
-  if (w->lk_n + d->entries_n > TR_LOOKUP_WRITE_MAX) { /* flushes keep failing: the journal has them */
-    w->lk_n = 0;
-    return;
-  }
-  if (w->lk_n + d->entries_n > w->lk_cap) {
-    size_t cap = w->lk_cap ? w->lk_cap * 2 : TR_LOOKUP_WRITE_EVERY;
-    while (cap < w->lk_n + d->entries_n) cap *= 2;
-    tr_lookup_row_t *lk = realloc(w->lk, cap * sizeof *lk);
-    if (lk == NULL) {
-      w->lk_n = 0;
-      return;
-    }
-    w->lk = lk;
-    w->lk_cap = cap;
-  }
-  for (size_t i = 0; i < d->entries_n; i++) {
-    const tr_entry_t *e = &d->entries[i];
-    tr_lookup_row_t *r = &w->lk[w->lk_n++];
-    r->seq = e->seq;
-    memcpy(r->txid8, e->txid, 8);
-    memcpy(r->signer8, e->signer.b, 8);
-    memcpy(r->tx_id, e->tx_id, sizeof r->tx_id);
-  }
-}
-
-static int cmp_seq(uint64_t a, uint64_t b) { return (a > b) - (a < b); }
-
-static int cmp_by_txid(const void *a, const void *b) {
-  const tr_lookup_row_t *x = a, *y = b;
-  int c = memcmp(x->txid8, y->txid8, 8);
-  return c ? c : cmp_seq(x->seq, y->seq);
-}
-
-static int cmp_by_id(const void *a, const void *b) {
-  const tr_lookup_row_t *x = a, *y = b;
-  int c = memcmp(x->signer8, y->signer8, 8);
-  if (c == 0) c = strcmp(x->tx_id, y->tx_id);
-  return c ? c : cmp_seq(x->seq, y->seq);
-}
-
-/* One short transaction of a flush (not fsynced: the rows are rebuilt from
- * the journal): `rows`, or with rows == NULL the journal's entries
- * after..through read back; and the mark moved when `through` is set. */
-static int lookups_txn(tr_derived_t *w, const tr_lookup_row_t *rows, size_t n, bool by_id, uint64_t after,
-                       uint64_t through) {
-  int rc = w->durable ? tr_store_set_durable(w->conn, false) : 0;
-  if (rc == 0) w->durable = false;
-  uv_mutex_lock(&w->seq->write_mu);
-  if (rc == 0) rc = tr_store_begin(w->conn);
-  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(w->conn, after, through);
-  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(w->conn, rows, n, by_id);
-  if (rc == 0 && rows != NULL && through > 0) rc = tr_store_lookups_mark_move(w->conn, after, through);
-  if (rc == 0) rc = tr_store_commit(w->conn);
-  if (rc != 0) {
-    write_failed(w, rc, "writing the lookup tables");
-    return rc;
-  }
-  write_unlock(w);
-  return 0;
-}
-
-/* The lookup rows of the entries after their mark up to the derived mark:
- * when they lag by TR_LOOKUP_WRITE_EVERY, or whatever the lag when `settle`
- * (idle, or the stop).  Rows held in memory are sorted by key and written in
- * transactions of TR_LOOKUP_CHUNK_ROWS, each a key range of its own, so a
- * page is written about once per flush and the journal's commit never waits
- * for more than one chunk.  Without them (a gap) the journal is read back,
- * TR_LOOKUP_WRITE_MAX entries a time.  A failure leaves the rows for the next
- * try; rows already in are skipped then. */
-static void lookups_flush(tr_derived_t *w, bool settle) {
-  uint64_t mark = atomic_load(&w->stats.lookups_through), through = atomic_load(&w->stats.through);
-  if (through <= mark || (!settle && through - mark < TR_LOOKUP_WRITE_EVERY)) return;
-  uint64_t t0 = tr_clock_ns();
-  if (w->lk_n != through - mark) { /* not all in memory: from the journal */
-    w->lk_n = 0;
-    uint64_t to = through - mark > TR_LOOKUP_WRITE_MAX ? mark + TR_LOOKUP_WRITE_MAX : through;
-    if (lookups_txn(w, NULL, 0, false, mark, to) == 0) atomic_store(&w->stats.lookups_through, to);
-  } else {
-    int rc = 0;
-    for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
-      qsort(w->lk, w->lk_n, sizeof *w->lk, by_id ? cmp_by_id : cmp_by_txid);
-      for (size_t at = 0; at < w->lk_n && rc == 0; at += TR_LOOKUP_CHUNK_ROWS) {
-        size_t n = w->lk_n - at < TR_LOOKUP_CHUNK_ROWS ? w->lk_n - at : TR_LOOKUP_CHUNK_ROWS;
-        bool last = by_id && at + n == w->lk_n;
-        rc = lookups_txn(w, w->lk + at, n, by_id, mark, last ? through : 0);
-      }
-    }
-    if (rc == 0) {
-      w->lk_n = 0;
-      atomic_store(&w->stats.lookups_through, through);
-    }
-  }
-  atomic_fetch_add(&w->stats.lookups_ns, tr_clock_ns() - t0);
 }
 
 /* ---- one write ---- */
@@ -211,7 +89,7 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
   bool durable = checkpoint || final;
   int rc = durable == w->durable ? 0 : tr_store_set_durable(w->conn, durable);
   if (rc == 0) w->durable = durable;
-  uv_mutex_lock(&w->seq->write_mu);
+  tr_sequencer_behind_lock(w->seq);
   if (rc == 0) rc = tr_store_begin(w->conn);
   for (tr_delta_t *d = first; rc == 0 && d != NULL; d = d == last ? NULL : d->next) {
     rc = tr_store_derived_write(w->conn, d);
@@ -225,7 +103,7 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
     write_failed(w, rc, "writing the derived tables");
     return rc;
   }
-  write_unlock(w);
+  tr_sequencer_behind_unlock(w->seq);
   checkpoint_published(w, note, through, now);
   atomic_store(&w->stats.through, through);
   atomic_fetch_add(&w->stats.writes, 1);
@@ -251,7 +129,7 @@ static void write_queue(tr_derived_t *w) {
   w->busy = true;
   uv_mutex_unlock(&w->mu);
   int rc = write_deltas(w, first, last, false);
-  for (tr_delta_t *d = first; rc == 0 && d != NULL; d = d == last ? NULL : d->next) lookups_collect(w, d);
+  if (rc == 0) tr_lookups_feed(&w->lookups, first, last, atomic_load(&w->stats.through));
   uv_mutex_lock(&w->mu);
   w->busy = false;
   atomic_store(&w->stats.failing, rc != 0);
@@ -271,18 +149,18 @@ static void write_queue(tr_derived_t *w) {
   uv_cond_broadcast(&w->cond); /* room for the sequencer, or a drop may go on */
   uv_mutex_unlock(&w->mu);
   notify_loop(w);
-  if (rc == 0) lookups_flush(w, false); /* after the loop is told: queries never wait for it */
   uv_mutex_lock(&w->mu);
 }
 
-/* Idle: a checkpoint of what is written, when one is due, and the lookup
- * rows of whatever entries they lack. */
+/* Idle: a checkpoint of what is written, when one is due; and the lookup
+ * rows of whatever entries they lack are written now, however few. */
 static void idle_write(tr_derived_t *w) {
   uint64_t through = atomic_load(&w->stats.through);
-  if (!checkpoint_due(w, through, mono_ms()) && atomic_load(&w->stats.lookups_through) >= through) return;
+  if (atomic_load(&w->lookups.stats.through) < through) tr_lookups_settle(&w->lookups, through);
+  if (!checkpoint_due(w, through, mono_ms())) return;
   w->busy = true;
   uv_mutex_unlock(&w->mu);
-  if (!checkpoint_due(w, through, mono_ms()) || write_deltas(w, NULL, NULL, false) == 0) lookups_flush(w, true);
+  write_deltas(w, NULL, NULL, false);
   uv_mutex_lock(&w->mu);
   w->busy = false;
   uv_cond_broadcast(&w->cond);
@@ -327,7 +205,7 @@ static void derived_main(void *arg) {
   bool left = w->head != NULL;
   uv_mutex_unlock(&w->mu);
   int rc = write_deltas(w, NULL, NULL, true); /* the final checkpoint of what is written */
-  if (rc == 0) lookups_flush(w, true);
+  tr_lookups_settle(&w->lookups, atomic_load(&w->stats.through)); /* written as it stops (tr_derived_stop) */
   w->final_rc = rc != 0 ? rc : left ? TR_EIO : 0;
   notify_loop(w);
 }
@@ -422,14 +300,12 @@ int tr_derived_start(tr_derived_t *w, const char *db_path, const char *checkpoin
     uv_mutex_destroy(&w->mu);
     return TR_ENOMEM;
   }
-  uint64_t lookups_through = 0;
   w->durable = true; /* tr_store_open's setting */
   int rc = tr_store_open(db_path, 0, &w->conn, err, errlen);
-  if (rc == 0 && (rc = tr_store_lookups_mark(w->conn, &lookups_through)) != 0)
-    snprintf(err, errlen, "cannot read the lookup mark: %s", tr_store_error_text(w->conn, rc));
-  atomic_store(&w->stats.lookups_through, lookups_through);
+  if (rc == 0) rc = tr_lookups_start(&w->lookups, db_path, seq, err, errlen);
   if (rc == 0 && uv_thread_create(&w->thread, derived_main, w) != 0) {
     snprintf(err, errlen, "cannot start the derived writer thread");
+    tr_lookups_stop(&w->lookups);
     rc = TR_EIO;
   }
   if (rc != 0) {
@@ -454,9 +330,7 @@ int tr_derived_stop(tr_derived_t *w) {
   w->started = false;
   int rc = w->final_rc;
   queue_free(w); /* anything left after a failed last write: the next start replays it */
-  free(w->lk);
-  w->lk = NULL;
-  w->lk_n = w->lk_cap = 0;
+  tr_lookups_stop(&w->lookups); /* after the last feed */
   tr_store_close(w->conn);
   w->conn = NULL;
   uv_cond_destroy(&w->cond);

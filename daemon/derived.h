@@ -5,11 +5,11 @@
  * This thread (tr-derive), on its own SQLite connection, writes every
  * queued delta in one transaction — accounts, assets, holdings, receipts,
  * account history, distributions, payouts, Merkle nodes — moves the
- * derived mark, writes the lookup tables when they lag enough (late and
- * sorted: TR_LOOKUP_WRITE_EVERY), adds a checkpoint when one is due (at least every second
+ * derived mark, adds a checkpoint when one is due (at least every second
  * while the journal grows, PROTOCOL.md §3), commits, then publishes the
  * checkpoint file and tells the loop how far the tables now reach, so
- * queries that wait for a size can run (server.c).
+ * queries that wait for a size can run (server.c).  The written entries
+ * then go to the lookup tables' writer (lookups.h), a thread of its own.
  *
  * It gathers batches for up to TR_DERIVED_LINGER_MS first, so their rows
  * share pages, but never while a query waits for them (tr_derived_hurry).
@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "lookups.h"
 #include "mailbox.h"
 #include "tr_delta.h"
 #include "tr_ledger.h"
@@ -34,9 +35,7 @@ struct tr_sequencer;
 
 typedef struct {
   atomic_ullong through;              /* every derived row is written up to this seq */
-  atomic_ullong lookups_through;      /* the lookup tables (entry_txids, entry_ids) reach this seq */
   atomic_ullong writes, write_ns, rows; /* transactions, their time, rows written */
-  atomic_ullong lookups_ns;           /* time spent writing the lookup tables */
   atomic_ullong queued_deltas, queued_bytes;
   atomic_ullong checkpoints, errors;
   atomic_bool failing;                /* the last write failed; retried every TR_DERIVED_RETRY_MS */
@@ -58,8 +57,7 @@ typedef struct tr_derived {
 
   tr_store_t *conn;                   /* this thread's own connection */
   bool durable;                       /* its commits fsync (synchronous FULL): set per write */
-  tr_lookup_row_t *lk;                /* lookup rows of the entries after the lookup mark, in seq order */
-  size_t lk_n, lk_cap;
+  tr_lookups_t lookups;               /* the lookup tables' writer, fed what this thread wrote */
   struct tr_sequencer *seq;           /* halted when the database is found damaged */
   tr_mailbox_t *done;                 /* TR_MSG_DERIVED to the loop */
   char chain[TR_CHAIN_ID_CHARS_MAX + 1];

@@ -275,14 +275,16 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(t, "commit", atomic_load(&s->commit_ns) / 1000000u);
   add_u64(t, "handover", atomic_load(&s->handover_ns) / 1000000u);
   add_u64(t, "derived_write", atomic_load(&d->seq.derived.stats.write_ns) / 1000000u);
-  add_u64(t, "lookups_write", atomic_load(&d->seq.derived.stats.lookups_ns) / 1000000u);
+  add_u64(t, "lookups_write", atomic_load(&d->seq.derived.lookups.stats.write_ns) / 1000000u);
   add_u64(o, "recent_tx_per_s", atomic_load(&s->recent_tx_per_s));
   const tr_derived_stats_t *ds = &d->seq.derived.stats;
+  /* read in this order, each behind the next, so they show lookups <= written <= journal */
+  uint64_t lookups = atomic_load(&d->seq.derived.lookups.stats.through);
   uint64_t through = atomic_load(&ds->through), journal = atomic_load(&s->size);
   cJSON *dv = cJSON_AddObjectToObject(o, "derived");
   add_u64(dv, "written_through", through);
   add_u64(dv, "behind", journal > through ? journal - through : 0);
-  add_u64(dv, "lookups_through", atomic_load(&ds->lookups_through));
+  add_u64(dv, "lookups_through", lookups);
   add_u64(dv, "queued_batches", atomic_load(&ds->queued_deltas));
   add_u64(dv, "queued_bytes", atomic_load(&ds->queued_bytes));
   add_u64(dv, "queued_bytes_max", TR_DERIVED_QUEUE_BYTES_MAX);

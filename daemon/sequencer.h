@@ -70,11 +70,12 @@ typedef struct {
 
 typedef struct tr_sequencer {
   uv_mutex_t mu;
-  /* Held around every write transaction of the journal and of the writer
-   * behind: the two connections share one database file, and SQLite's own
-   * wait for its write lock sleeps in steps of milliseconds. */
+  /* Held around every write transaction of the journal and of the writers
+   * behind it (derived, lookups): the connections share one database file,
+   * and SQLite's own wait for its write lock sleeps in steps of
+   * milliseconds. */
   uv_mutex_t write_mu;
-  atomic_uint journal_waiting;        /* the journal's commit waits for write_mu: the writer behind yields */
+  atomic_uint journal_waiting;        /* the journal's commit waits for write_mu: the writers behind yield */
   uv_cond_t cond;
   tr_seq_item_t *ring;
   size_t cap, head, count;
@@ -141,6 +142,10 @@ size_t tr_sequencer_depth(tr_sequencer_t *seq);
  * from now on writes are refused with `why`; reads go on.  The first call's
  * reason stands; `what` names the work that failed, for the log. */
 void tr_sequencer_halt(tr_sequencer_t *seq, const char *what, const char *why);
+/* The writers behind (derived.c, lookups.c) around each write transaction:
+ * write_mu, released so that a journal commit waiting for it goes first. */
+void tr_sequencer_behind_lock(tr_sequencer_t *seq);
+void tr_sequencer_behind_unlock(tr_sequencer_t *seq);
 /* Commits everything queued, lets the writer behind write its queue and a
  * final checkpoint, joins, closes.  Returns 0, or the error of that last
  * write (logged). */

@@ -81,7 +81,8 @@
 /* The lookup tables (tx.get, tx.find; schema 005) are written late, in
  * sorted runs: once the journal is this many entries past their mark (a
  * lookup scans at most that many entries after it, ~1 ms), whenever the
- * writer behind is idle, and at stop; sorted by key, in short transactions
+ * writer behind is idle, and at stop, by their own thread (daemon/lookups.c,
+ * tr-lookups); sorted by key, in short transactions
  * of TR_LOOKUP_CHUNK_ROWS.  A catch-up from the journal (a start far
  * behind: a snapshot installed) covers TR_LOOKUP_WRITE_MAX entries a time. */
 #define TR_LOOKUP_WRITE_EVERY    8192u

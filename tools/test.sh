@@ -65,15 +65,16 @@ fuzz_stage() {
 }
 fuzz_stage || status=1
 
-# ThreadSanitizer: the daemon's threads (workers, sequencer, the writer
+# ThreadSanitizer: the daemon's threads (workers, sequencer, the writers
 # behind it, loop, WAL checkpointer, control work, raft) under the race,
-# pipelining, RPC, thread-name, kill -9 and cluster tests.  All but the
-# kill -9 test read the daemon's logs and fail on any sanitizer report.
+# pipelining, RPC, thread-name, lookup-writer, kill -9 and cluster tests.
+# All but the kill -9 test read the daemon's logs and fail on any sanitizer
+# report.
 # TSAN=0 skips.
 if [ "${TSAN:-1}" = 1 ]; then
   if [ ! -d build-tsan ]; then meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
   ninja -C build-tsan
-  for t in integration_concurrency integration_import integration_rpc integration_threads integration_crash integration_cluster; do
+  for t in integration_concurrency integration_import integration_rpc integration_threads integration_lookups integration_crash integration_cluster; do
     if TSAN_OPTIONS="second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" meson test -C build-tsan --print-errorlogs "$t"; then
       passed=$((passed + 1))
     else

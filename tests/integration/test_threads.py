@@ -5,6 +5,7 @@ from /proc/PID/task/*/comm as top -H, ps -L and tranche-bench see them:
   tr-loop          the main thread (libuv loop; also the process's comm)
   tr-seq           the sequencer
   tr-derive        the writer behind it (state tables, checkpoints)
+  tr-lookups       the lookup tables' writer (entry_txids, entry_ids)
   tr-verify-N      the verify workers, N = 0..--workers-1, and nothing else
   tr-uvpool        every thread of libuv's pool (WAL checkpoints, backups),
                    as many as libuv starts: 4, or UV_THREADPOOL_SIZE
@@ -42,7 +43,8 @@ def under_tsan(pid):
 
 
 def expected(workers, uvpool, tsan):
-    want = collections.Counter({"tr-loop": 1, "tr-seq": 1, "tr-derive": 1, "tr-uvpool": uvpool})
+    want = collections.Counter({"tr-loop": 1, "tr-seq": 1, "tr-derive": 1, "tr-lookups": 1,
+                                "tr-uvpool": uvpool})
     if tsan:
         want["tranched"] = 1  # the sanitizer runtime's thread, not the daemon's
     for i in range(workers):

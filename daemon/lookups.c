@@ -1,0 +1,241 @@
+/* lookups.c — the writer of the lookup tables (lookups.h). */
+#include "lookups.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pool.h"
+#include "sequencer.h"
+#include "tr_err.h"
+#include "tr_limits.h"
+
+/* ---- the rows, in memory ---- */
+
+static int cmp_seq(uint64_t a, uint64_t b) { return (a > b) - (a < b); }
+
+static int cmp_by_txid(const void *a, const void *b) {
+  const tr_lookup_row_t *x = a, *y = b;
+  int c = memcmp(x->txid8, y->txid8, 8);
+  return c ? c : cmp_seq(x->seq, y->seq);
+}
+
+static int cmp_by_id(const void *a, const void *b) {
+  const tr_lookup_row_t *x = a, *y = b;
+  int c = memcmp(x->signer8, y->signer8, 8);
+  if (c == 0) c = strcmp(x->tx_id, y->tx_id);
+  return c ? c : cmp_seq(x->seq, y->seq);
+}
+
+static bool held_room(tr_lookups_t *l, size_t more) {
+  if (l->held_n + more <= l->held_cap) return true;
+  size_t cap = l->held_cap ? l->held_cap * 2 : TR_LOOKUP_WRITE_EVERY;
+  while (cap < l->held_n + more) cap *= 2;
+  tr_lookup_row_t *rows = realloc(l->held, cap * sizeof *rows);
+  if (rows == NULL) return false;
+  l->held = rows;
+  l->held_cap = cap;
+  return true;
+}
+
+/* Under mu.  The held rows stay one run of consecutive seqs: an entry that
+ * does not follow the last held one starts the run anew (what came between
+ * is read back from the journal).  Past TR_LOOKUP_WRITE_MAX rows (writes
+ * keep failing), or without memory, none are held: the journal has them. */
+static void hold_entries(tr_lookups_t *l, const tr_delta_t *d) {
+  if (d->entries_n == 0) return;
+  if (l->held_n > 0 && l->held[l->held_n - 1].seq + 1 != d->entries[0].seq) l->held_n = 0;
+  if (l->held_n + d->entries_n > TR_LOOKUP_WRITE_MAX || !held_room(l, d->entries_n)) {
+    l->held_n = 0;
+    return;
+  }
+  for (size_t i = 0; i < d->entries_n; i++) {
+    const tr_entry_t *e = &d->entries[i];
+    tr_lookup_row_t *r = &l->held[l->held_n++];
+    r->seq = e->seq;
+    memcpy(r->txid8, e->txid, 8);
+    memcpy(r->signer8, e->signer.b, 8);
+    memcpy(r->tx_id, e->tx_id, sizeof r->tx_id);
+  }
+}
+
+void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t *last, uint64_t through) {
+  if (!l->started) return;
+  uv_mutex_lock(&l->mu);
+  for (const tr_delta_t *d = first; d != NULL; d = d == last ? NULL : d->next) hold_entries(l, d);
+  if (through > l->fed_through) l->fed_through = through;
+  if (l->fed_through - atomic_load(&l->stats.through) >= TR_LOOKUP_WRITE_EVERY) uv_cond_signal(&l->cond);
+  uv_mutex_unlock(&l->mu);
+}
+
+void tr_lookups_settle(tr_lookups_t *l, uint64_t through) {
+  if (!l->started) return;
+  uv_mutex_lock(&l->mu);
+  if (through > l->fed_through) l->fed_through = through;
+  if (l->fed_through > atomic_load(&l->stats.through)) {
+    l->settle = true;
+    uv_cond_signal(&l->cond);
+  }
+  uv_mutex_unlock(&l->mu);
+}
+
+/* ---- the writes ---- */
+
+/* One short transaction, not fsynced (the rows are rebuilt from the
+ * journal): `rows`, or with rows == NULL the journal's entries
+ * after..through read back; the mark moved when `through` is set. */
+static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, bool by_id, uint64_t after,
+                     uint64_t through) {
+  int rc = l->durable ? tr_store_set_durable(l->conn, false) : 0;
+  if (rc == 0) l->durable = false;
+  tr_sequencer_behind_lock(l->seq);
+  if (rc == 0) rc = tr_store_begin(l->conn);
+  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(l->conn, after, through);
+  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(l->conn, rows, n, by_id);
+  if (rc == 0 && rows != NULL && through > 0) rc = tr_store_lookups_mark_move(l->conn, after, through);
+  if (rc == 0) rc = tr_store_commit(l->conn);
+  if (rc != 0) {
+    char why[400];
+    snprintf(why, sizeof why, "%s", tr_store_error_text(l->conn, rc));
+    bool fatal = tr_store_failure_is_fatal();
+    tr_store_rollback(l->conn);
+    tr_sequencer_behind_unlock(l->seq);
+    atomic_fetch_add(&l->stats.errors, 1);
+    if (fatal) tr_sequencer_halt(l->seq, "writing the lookup tables", why);
+    else log_error("lookups", "writing the lookup tables failed: %s; retrying from the journal", why);
+    return rc;
+  }
+  tr_sequencer_behind_unlock(l->seq);
+  return 0;
+}
+
+/* Brings the tables from `mark` towards `target` with the taken run
+ * rows[0..n): what comes before the run is read back from the journal
+ * first; the run itself is written sorted by each key, in transactions of
+ * TR_LOOKUP_CHUNK_ROWS (each a key range of its own, so a page is written
+ * about once and the journal's commit never waits for more than one), the
+ * last moving the mark.  Returns the new mark (the old one on failure:
+ * rows already in are skipped next time). */
+static uint64_t write_run(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint64_t mark, uint64_t target) {
+  while (n > 0 && rows[0].seq <= mark) rows++, n--; /* in already */
+  uint64_t before = n > 0 ? rows[0].seq - 1 : target;
+  if (before > mark) {
+    uint64_t to = before - mark > TR_LOOKUP_WRITE_MAX ? mark + TR_LOOKUP_WRITE_MAX : before;
+    if (write_txn(l, NULL, 0, false, mark, to) != 0) return mark;
+    mark = to;
+    if (mark < before) return mark; /* the run waits for the journal's turn again: it is read back then */
+  }
+  if (n == 0) return mark;
+  uint64_t through = rows[n - 1].seq;
+  for (int by_id = 0; by_id < 2; by_id++) {
+    qsort(rows, n, sizeof *rows, by_id ? cmp_by_id : cmp_by_txid);
+    for (size_t at = 0; at < n; at += TR_LOOKUP_CHUNK_ROWS) {
+      size_t k = n - at < TR_LOOKUP_CHUNK_ROWS ? n - at : TR_LOOKUP_CHUNK_ROWS;
+      bool last = by_id && at + k == n;
+      if (write_txn(l, rows + at, k, by_id, mark, last ? through : 0) != 0) return mark;
+    }
+  }
+  return through;
+}
+
+/* Under mu: whether the tables lag enough to write now. */
+static bool due(const tr_lookups_t *l) {
+  uint64_t mark = atomic_load(&l->stats.through);
+  if (l->fed_through <= mark) return false;
+  return l->settle || l->stopping || l->fed_through - mark >= TR_LOOKUP_WRITE_EVERY;
+}
+
+static void lookups_main(void *arg) {
+  tr_lookups_t *l = arg;
+  tr_thread_name("tr-lookups");
+  uint64_t retry_at_ns = 0; /* after a failure: not before then (feeds would wake it at every write) */
+  uv_mutex_lock(&l->mu);
+  for (;;) {
+    if (!due(l)) {
+      if (l->stopping) break;
+      uv_cond_wait(&l->cond, &l->mu);
+      continue;
+    }
+    uint64_t now = tr_clock_ns();
+    if (!l->stopping && now < retry_at_ns) {
+      uv_cond_timedwait(&l->cond, &l->mu, retry_at_ns - now);
+      continue;
+    }
+    /* Take the run: the derived writer goes on filling an empty one. */
+    tr_lookup_row_t *rows = l->held;
+    size_t n = l->held_n, cap = l->held_cap;
+    l->held = l->work, l->held_cap = l->work_cap, l->held_n = 0;
+    l->work = rows, l->work_cap = cap;
+    uint64_t mark = atomic_load(&l->stats.through), target = l->fed_through;
+    bool stopping = l->stopping;
+    l->settle = false;
+    uv_mutex_unlock(&l->mu);
+
+    uint64_t t0 = tr_clock_ns();
+    uint64_t reached = write_run(l, rows, n, mark, target);
+    atomic_store(&l->stats.through, reached);
+    atomic_fetch_add(&l->stats.write_ns, tr_clock_ns() - t0);
+    atomic_fetch_add(&l->stats.runs, 1);
+
+    uv_mutex_lock(&l->mu);
+    if (stopping) break; /* one pass at stop, as long as one write: the next start catches up the rest */
+    if (reached == mark) { /* failed: the journal is read back at the next try */
+      retry_at_ns = tr_clock_ns() + (uint64_t)TR_DERIVED_RETRY_MS * 1000000u;
+      l->settle = true;
+    } else if (reached < target) {
+      l->settle = true; /* a catch-up a part at a time, or a run still behind it */
+    }
+  }
+  uv_mutex_unlock(&l->mu);
+}
+
+/* ---- start and stop ---- */
+
+int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, char *err, size_t errlen) {
+  memset(l, 0, sizeof *l);
+  l->seq = seq;
+  l->durable = true; /* tr_store_open's setting */
+  if (uv_mutex_init(&l->mu) != 0) return TR_ENOMEM;
+  if (uv_cond_init(&l->cond) != 0) {
+    uv_mutex_destroy(&l->mu);
+    return TR_ENOMEM;
+  }
+  uint64_t mark = 0;
+  int rc = tr_store_open(db_path, 0, &l->conn, err, errlen);
+  if (rc == 0 && (rc = tr_store_lookups_mark(l->conn, &mark)) != 0)
+    snprintf(err, errlen, "cannot read the lookup mark: %s", tr_store_error_text(l->conn, rc));
+  atomic_store(&l->stats.through, mark);
+  l->fed_through = mark;
+  if (rc == 0 && uv_thread_create(&l->thread, lookups_main, l) != 0) {
+    snprintf(err, errlen, "cannot start the lookup writer thread");
+    rc = TR_EIO;
+  }
+  if (rc != 0) {
+    tr_store_close(l->conn);
+    l->conn = NULL;
+    uv_cond_destroy(&l->cond);
+    uv_mutex_destroy(&l->mu);
+    return rc;
+  }
+  l->started = true;
+  return 0;
+}
+
+void tr_lookups_stop(tr_lookups_t *l) {
+  if (!l->started) return;
+  uv_mutex_lock(&l->mu);
+  l->stopping = true;
+  uv_cond_signal(&l->cond);
+  uv_mutex_unlock(&l->mu);
+  uv_thread_join(&l->thread);
+  l->started = false;
+  free(l->held);
+  free(l->work);
+  l->held = l->work = NULL;
+  l->held_n = l->held_cap = l->work_cap = 0;
+  tr_store_close(l->conn);
+  l->conn = NULL;
+  uv_cond_destroy(&l->cond);
+  uv_mutex_destroy(&l->mu);
+}

@@ -1,0 +1,70 @@
+/* lookups.h — the writer of the lookup tables, on a thread of its own.
+ *
+ * tx.get and tx.find read entry_txids and entry_ids (8-byte key prefixes,
+ * schema 005) up to lookup_progress, then scan the journal after that mark
+ * (tr_query.c).  Their rows are written late and sorted, TR_LOOKUP_WRITE_EVERY
+ * entries a time, in transactions of TR_LOOKUP_CHUNK_ROWS, so each page is
+ * written about once a run.  That work was a quarter of the derived
+ * writer's CPU; on this thread (tr-lookups), with its own connection, it
+ * is a stage of the pipeline of its own and no longer adds to the busiest.
+ *
+ * The derived writer feeds it the entries of each delta it has written
+ * (tr_lookups_feed), so every row names an entry already in the journal.
+ * Rows are held in memory while they run on without a gap; otherwise (a
+ * start behind, a snapshot installed, memory short, a failed write) the
+ * missing rows are read back from the journal, TR_LOOKUP_WRITE_MAX entries
+ * a time.  Nothing here needs fsync: the rows and their mark are rebuilt
+ * from the journal after a crash.  Writes share the database's write lock
+ * with the journal (sequencer.h write_mu) and give it way after each
+ * transaction.
+ */
+#ifndef TR_LOOKUPS_H
+#define TR_LOOKUPS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "tr_delta.h"
+#include "tr_store.h"
+
+struct tr_sequencer;
+
+typedef struct {
+  atomic_ullong through;  /* the lookup tables reach this seq (lookup_progress) */
+  atomic_ullong write_ns; /* time spent writing them */
+  atomic_ullong runs;     /* runs written (each TR_LOOKUP_WRITE_EVERY entries, or what lagged when idle) */
+  atomic_ullong errors;   /* failed transactions (retried from the journal) */
+} tr_lookups_stats_t;
+
+typedef struct tr_lookups {
+  uv_mutex_t mu;
+  uv_cond_t cond;             /* rows fed, a settle asked for, or the stop */
+  uv_thread_t thread;
+  bool started, stopping, settle;
+  tr_lookup_row_t *held;      /* fed rows not yet taken: one run of consecutive seqs */
+  size_t held_n, held_cap;
+  uint64_t fed_through;       /* the derived mark as last fed: how far the tables are to reach */
+
+  tr_store_t *conn;           /* this thread's own connection */
+  bool durable;               /* its commits fsync: set off at the first write */
+  tr_lookup_row_t *work;      /* the run being written (this thread's) */
+  size_t work_cap;
+  struct tr_sequencer *seq;   /* write_mu; halted when the database is found damaged */
+  tr_lookups_stats_t stats;
+} tr_lookups_t;
+
+/* Opens its connection to db_path, reads the lookup mark, starts the thread. */
+int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, char *err, size_t errlen);
+/* Derived writer thread: deltas first..last are written and the derived
+ * mark is now `through`; their entries' rows are taken in. */
+void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t *last, uint64_t through);
+/* Derived writer thread, when idle or stopping (the derived mark is
+ * `through`): write whatever lags, however little. */
+void tr_lookups_settle(tr_lookups_t *l, uint64_t through);
+/* Writes what lags after the derived writer's last feed (one pass: the
+ * held run and at most TR_LOOKUP_WRITE_MAX entries read back before it),
+ * joins, closes. */
+void tr_lookups_stop(tr_lookups_t *l);
+
+#endif
