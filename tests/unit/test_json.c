@@ -390,6 +390,16 @@ static void test_spans(void) {
   TR_CHECK(tr_json_member_span(esc, strlen(esc), "\xF0\x9F\x98\x80", &vs, &vl) == 0 && vl == 1 && esc[vs] == '3',
            "a surrogate-pair name decodes to its UTF-8");
   TR_CHECK(tr_json_member_span(esc, strlen(esc), "i", &vs, &vl) == TR_ENOT_FOUND, "a decoded prefix is not a match");
+  /* strings whose escapes end in a backslash or an escaped quote (a tx carried as a string) */
+  const char *strs = "[\"x\\\\\",\"\\\"\\\\\\\"\",{\"tx\":\"{\\\"a\\\":\\\"\\\\\\\\\\\"}\",\"id\":7}]";
+  const char *strs_want[] = {"\"x\\\\\"", "\"\\\"\\\\\\\"\"", "{\"tx\":\"{\\\"a\\\":\\\"\\\\\\\\\\\"}\",\"id\":7}"};
+  TR_CHECK(tr_json_check(strs, strlen(strs), TR_JSON_ANY_VALUE, NULL) == 0, "escaped-string fixture is strict JSON");
+  pos = 0;
+  for (n = 0; (len = tr_json_span_next(strs, strlen(strs), &pos, &start)) != 0 && n < 3; n++)
+    TR_CHECK(len == strlen(strs_want[n]) && memcmp(strs + start, strs_want[n], len) == 0, "escaped string span %zu", n);
+  TR_CHECK(n == 3, "three escaped-string elements walked (got %zu)", n);
+  TR_CHECK(tr_json_member_span(strs_want[2], strlen(strs_want[2]), "id", &vs, &vl) == 0 && vl == 1 &&
+               strs_want[2][vs] == '7', "the member after a tx carried as a string");
   /* bounded on text the checker refused: an unterminated escape in a name */
   TR_CHECK(tr_json_member_span("{\"\\u00", 6, "id", &vs, &vl) == TR_ENOT_FOUND, "a cut escape is no match");
   TR_CHECK(tr_json_member_span("{\"\\u00\":1}", 10, "id", &vs, &vl) == TR_ENOT_FOUND, "a short \\u escape is no match");
