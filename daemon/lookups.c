@@ -176,7 +176,6 @@ static void lookups_main(void *arg) {
     uint64_t reached = write_run(l, rows, n, mark, target);
     atomic_store(&l->stats.through, reached);
     atomic_fetch_add(&l->stats.write_ns, tr_clock_ns() - t0);
-    atomic_fetch_add(&l->stats.runs, 1);
 
     uv_mutex_lock(&l->mu);
     if (stopping) break; /* one pass at stop, as long as one write: the next start catches up the rest */

@@ -33,8 +33,7 @@ struct tr_sequencer;
 typedef struct {
   atomic_ullong through;  /* the lookup tables reach this seq (lookup_progress) */
   atomic_ullong write_ns; /* time spent writing them */
-  atomic_ullong runs;     /* runs written (each TR_LOOKUP_WRITE_EVERY entries, or what lagged when idle) */
-  atomic_ullong errors;   /* failed transactions (retried from the journal) */
+  atomic_ullong errors;   /* failed transactions (retried from the journal; node.status derived.errors) */
 } tr_lookups_stats_t;
 
 typedef struct tr_lookups {

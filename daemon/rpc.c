@@ -291,7 +291,8 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(dv, "writes", atomic_load(&ds->writes));
   add_u64(dv, "rows", atomic_load(&ds->rows));
   add_u64(dv, "write_ms", atomic_load(&ds->write_ns) / 1000000u);
-  add_u64(dv, "errors", atomic_load(&ds->errors));
+  /* failed write transactions, of the derived tables and of the lookup tables */
+  add_u64(dv, "errors", atomic_load(&ds->errors) + atomic_load(&d->seq.derived.lookups.stats.errors));
   cJSON_AddBoolToObject(dv, "failing", atomic_load(&ds->failing));
   cJSON *mem = cJSON_AddObjectToObject(o, "state");
   add_u64(mem, "accounts", atomic_load(&s->mem_accounts));
