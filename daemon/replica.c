@@ -182,6 +182,7 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
   atomic_fetch_add(&seq->replicated_txs, h.n);
   if (h.proposer_rpc[0] && seq->cluster) tr_cluster_note_rpc(seq->cluster, h.proposer, h.proposer_rpc);
   if (b) {
+    b->size_after = seq->mem.size;
     seq_batch_done(seq, b);
   } else { /* no client here: an empty batch tells the loop the journal grew (subscriptions) */
     tr_seq_batch_t *none = calloc(1, sizeof *none);

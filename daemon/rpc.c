@@ -272,6 +272,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   cJSON *t = cJSON_AddObjectToObject(o, "time_ms");
   add_u64(t, "verify_and_parse", atomic_load(&d->pool.busy_ns) / 1000000u);
   add_u64(t, "apply", atomic_load(&s->apply_ns) / 1000000u);
+  add_u64(t, "journal_wait", atomic_load(&d->seq.journal.wait_ns) / 1000000u); /* tr-seq, the journal stage full */
   add_u64(t, "commit", atomic_load(&s->commit_ns) / 1000000u);
   add_u64(t, "handover", atomic_load(&s->handover_ns) / 1000000u);
   add_u64(t, "derived_write", atomic_load(&d->seq.derived.stats.write_ns) / 1000000u);

@@ -85,18 +85,28 @@ static char *receipt_text(const tr_elem_t *e, const tr_receipt_t *r) {
 
 /* ---- the in-memory state ---- */
 
-/* A duplicate's entry is committed in the journal (or in the current batch,
- * which the delta sink looks in first). */
+/* tr-seq's connection for reading the store: its own while tr-journal
+ * writes on the writer's. */
+static tr_store_t *seq_store(tr_sequencer_t *seq) { return seq->reader ? seq->reader : seq->writer; }
+
+/* A duplicate's entry is in the current batch (the delta sink looks there
+ * first), in a batch the journal stage holds, or committed in the journal.
+ * A batch leaves the stage only once committed: looked for in that order,
+ * it is never missed. */
 static int lookup_entry(void *ctx, uint64_t seq_no, tr_entry_t *e) {
   tr_sequencer_t *seq = ctx;
-  return tr_store_entry_get(seq->writer, seq_no, e);
+  int rc = tr_journal_stage_entry_get(seq, seq_no, e);
+  return rc == TR_ENOT_FOUND ? tr_store_entry_get(seq_store(seq), seq_no, e) : rc;
 }
 
-/* A duplicate's receipt is in a delta not written yet, or in the store. */
+/* A duplicate's receipt is in a batch the journal stage holds, in a delta
+ * the writer behind has not written yet, or in the store (each hands it on
+ * to the next before letting it go). */
 static int lookup_receipt(void *ctx, uint64_t seq_no, char **effects_json) {
   tr_sequencer_t *seq = ctx;
-  int rc = seq->derived.started ? tr_derived_receipt_get(&seq->derived, seq_no, effects_json) : TR_ENOT_FOUND;
-  return rc == TR_ENOT_FOUND ? tr_store_receipt_get(seq->writer, seq_no, effects_json) : rc;
+  int rc = tr_journal_stage_receipt_get(seq, seq_no, effects_json);
+  if (rc == TR_ENOT_FOUND && seq->derived.started) rc = tr_derived_receipt_get(&seq->derived, seq_no, effects_json);
+  return rc == TR_ENOT_FOUND ? tr_store_receipt_get(seq_store(seq), seq_no, effects_json) : rc;
 }
 
 /* A fresh delta for the next batch's rows. */
@@ -304,17 +314,37 @@ void tr_sequencer_behind_unlock(tr_sequencer_t *seq) {
   for (unsigned i = 0; i < BEHIND_UNLOCK_YIELDS && atomic_load(&seq->journal_waiting) > 0; i++) sched_yield();
 }
 
-/* The batch's entries, in one fsynced transaction: after it, receipts may go. */
-int seq_journal_commit(tr_sequencer_t *seq) {
-  if (seq->delta->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
+/* A batch's entries, in one fsynced transaction: after it, receipts may go. */
+int seq_journal_commit_delta(tr_sequencer_t *seq, tr_delta_t *d) {
+  if (d->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
   atomic_fetch_add(&seq->journal_waiting, 1);
   uv_mutex_lock(&seq->write_mu);
   atomic_fetch_sub(&seq->journal_waiting, 1);
   int rc = tr_store_begin(seq->writer);
-  if (rc == 0) rc = tr_store_journal_append(seq->writer, seq->delta);
+  if (rc == 0) rc = tr_store_journal_append(seq->writer, d);
   if (rc == 0) rc = tr_store_commit(seq->writer);
   uv_mutex_unlock(&seq->write_mu);
   return rc;
+}
+
+int seq_journal_commit(tr_sequencer_t *seq) { return seq_journal_commit_delta(seq, seq->delta); }
+
+/* A batch that could not be applied or journalled: its elements (b, when
+ * not NULL) get their errors, and the memory is rebuilt from the store. */
+static void batch_failed(tr_sequencer_t *seq, tr_seq_batch_t *b, bool replicated, int rc, const char *what) {
+  char label[64];
+  snprintf(label, sizeof label, "%s of %zu txs", what, b ? b->n : (size_t)0);
+  if (rc == TR_ELIMIT) {
+    log_error("seq", "%s failed: the in-memory state is at its limit (tr_limits.h TR_MEM_*)", label);
+    if (b) seq_batch_fail(b, "the node's state is at its size limit; the operator must act");
+  } else if (rc == TR_ECORRUPT && replicated) {
+    tr_sequencer_halt(seq, label, "a committed batch holds a tx this node cannot decode");
+    if (b) seq_batch_refuse_halted(seq, b);
+  } else {
+    const char *why = seq_write_failed(seq, rc, label);
+    if (b) seq_batch_fail(b, why);
+  }
+  seq_state_reset(seq);
 }
 
 /* Applies a batch and makes its entries durable: b's own elements, or the
@@ -330,19 +360,7 @@ int seq_batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *
   if (rc == 0) rc = seq_journal_commit(seq), what = "the group commit";
   uint64_t t2 = tr_clock_ns();
   if (rc != 0) {
-    char label[64];
-    snprintf(label, sizeof label, "%s of %zu txs", what, b ? b->n : (size_t)0);
-    if (rc == TR_ELIMIT) {
-      log_error("seq", "%s failed: the in-memory state is at its limit (tr_limits.h TR_MEM_*)", label);
-      if (b) seq_batch_fail(b, "the node's state is at its size limit; the operator must act");
-    } else if (rc == TR_ECORRUPT && r != NULL) {
-      tr_sequencer_halt(seq, label, "a committed batch holds a tx this node cannot decode");
-      if (b) seq_batch_refuse_halted(seq, b);
-    } else {
-      const char *why = seq_write_failed(seq, rc, label);
-      if (b) seq_batch_fail(b, why);
-    }
-    seq_state_reset(seq);
+    batch_failed(seq, b, r != NULL, rc, what);
   } else {
     if (seq->delta->entries_n > 0) atomic_store(&seq->stats.size, seq->delta->last); /* before the receipts */
     seq_state_counted(seq);
@@ -381,23 +399,29 @@ void seq_rate_update(tr_sequencer_t *seq, size_t n) {
   seq->rate_at_ms = now;
 }
 
-/* Hands a batch's answers to the loop. */
-void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b) {
-  b->size_after = seq->mem.size;
+/* Hands a batch's answers to the loop; b->size_after is set. */
+static void batch_post_sized(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   while (tr_mailbox_post(seq->done, TR_MSG_SEQ_DONE, b) != 0) { /* answers are owed: never drop them */
     log_error("seq", "out of memory posting answers; retrying");
     uv_sleep(10);
   }
 }
 
-/* Counts a batch that went through and posts its receipts to the loop. */
+void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+  b->size_after = seq->mem.size;
+  batch_post_sized(seq, b);
+}
+
+/* Counts a batch that went through and posts its receipts to the loop
+ * (b->size_after is set: tr-journal must not read the memory tr-seq runs
+ * ahead in). */
 void seq_batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b) {
   atomic_fetch_add(&seq->stats.batches, 1);
   atomic_store(&seq->stats.last_batch, b->n);
   if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
   tr_hist_observe(&seq->stats.batch_size, &TR_HIST_BATCH, b->n);
   seq_rate_update(seq, b->n);
-  seq_batch_post(seq, b);
+  batch_post_sized(seq, b);
 }
 
 /* Then the changes to the writer behind (this may wait for room in its queue). */
@@ -407,27 +431,57 @@ void seq_batch_hand_over(tr_sequencer_t *seq) {
   atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
 }
 
+/* A single node's batch: the rules here, then the journal stage commits it
+ * and posts its answers (halted refusals too, so answers keep batch order)
+ * while the next batch is applied. */
+static void batch_apply_and_queue(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+  if (tr_journal_stage_failed(seq)) { /* the memory is ahead of the store: rebuilt, as before a commit */
+    seq_state_reset(seq);
+    tr_journal_stage_recovered(seq);
+  }
+  tr_delta_t *changed = NULL;
+  bool no_next_delta = false;
+  if (atomic_load(&seq->stats.halted)) {
+    seq_batch_refuse_halted(seq, b);
+  } else {
+    uint64_t t0 = tr_clock_ns();
+    int rc = batch_apply(seq, b, NULL, seq_clock_reading(seq, seq_mono_ms()));
+    atomic_fetch_add(&seq->stats.apply_ns, tr_clock_ns() - t0);
+    if (rc != 0) {
+      tr_journal_stage_drain(seq); /* the batches queued before are sound: they commit first */
+      batch_failed(seq, b, false, rc, "applying a batch");
+      tr_journal_stage_recovered(seq); /* the rebuild covers a commit that failed meanwhile */
+    } else {
+      seq_state_counted(seq);
+      tr_delta_t *d = seq->delta;
+      if (d->entries_n > 0 || d->accounts_n > 0 || d->assets_n > 0 || d->holdings_n > 0) {
+        changed = d;
+        no_next_delta = delta_begin(seq) != 0;
+      }
+    }
+  }
+  b->size_after = seq->mem.size; /* the journal's size once this batch is committed */
+  tr_journal_stage_push(seq, b, changed);
+  if (no_next_delta) { /* out of memory: this batch commits, then the state is rebuilt */
+    tr_journal_stage_drain(seq);
+    seq_state_reset(seq);
+    tr_journal_stage_recovered(seq);
+  }
+}
+
 static void sequencer_main(void *arg) {
   tr_thread_name("tr-seq");
   tr_sequencer_t *seq = arg;
   for (;;) {
     uv_mutex_lock(&seq->mu);
-    if (seq->count == 0 && !seq->stopping)
-      uv_cond_timedwait(&seq->cond, &seq->mu, (uint64_t)TR_CHECKPOINT_INTERVAL_MS * 1000000u / 4);
+    while (seq->count == 0 && !seq->stopping) uv_cond_wait(&seq->cond, &seq->mu);
     bool stop = seq->stopping && seq->count == 0;
     tr_seq_batch_t *b = seq_batch_form(seq);
     uv_mutex_unlock(&seq->mu);
-    if (b) {
-      int rc = -1;
-      if (atomic_load(&seq->stats.halted)) seq_batch_refuse_halted(seq, b);
-      else rc = seq_batch_commit(seq, b, NULL, seq_clock_reading(seq, seq_mono_ms()));
-      seq_batch_done(seq, b);
-      if (rc == 0) seq_batch_hand_over(seq);
-    } else {
-      seq_rate_update(seq, 0); /* an idle node's rate decays to 0 */
-    }
+    if (b) batch_apply_and_queue(seq, b);
     if (stop) break;
   }
+  tr_journal_stage_stop(seq); /* everything queued is committed first */
 }
 
 /* ---- start and stop ---- */
@@ -592,6 +646,14 @@ int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   return rc;
 }
 
+/* A single node commits on tr-journal; tr-seq then reads the store on a
+ * connection of its own. */
+static int journal_stage_open(tr_sequencer_t *seq, const char *db, char *err, size_t errlen) {
+  int rc = tr_store_open(db, TR_STORE_READONLY, &seq->reader, err, errlen);
+  if (rc == 0 && (rc = tr_journal_stage_start(seq)) != 0) snprintf(err, errlen, "cannot start the journal thread");
+  return rc;
+}
+
 int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], tr_mailbox_t *done,
                        unsigned clock_skew_max_s, uint64_t cluster_id, char *err, size_t errlen) {
   int rc = sequencer_init(seq, node_sk, done);
@@ -616,11 +678,15 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
                           seq->cp_size, head_time, seq, done, err, errlen);
   }
   if (rc == 0) rc = delta_hand_over(seq); /* the replayed tail, if any */
+  if (rc == 0 && cluster_id == 0) rc = journal_stage_open(seq, db, err, errlen);
   if (rc == 0 && uv_thread_create(&seq->thread, cluster_id ? tr_replica_main : sequencer_main, seq) != 0) {
     snprintf(err, errlen, "cannot start the sequencer thread");
     rc = TR_EIO;
   }
   if (rc != 0) {
+    tr_journal_stage_stop(seq);
+    tr_store_close(seq->reader);
+    seq->reader = NULL;
     tr_derived_stop(&seq->derived);
     state_free(seq);
     tr_store_close(seq->writer);
@@ -665,6 +731,8 @@ int tr_sequencer_stop(tr_sequencer_t *seq) {
   /* The writer behind drains its queue and writes the last checkpoint. */
   int rc = tr_derived_stop(&seq->derived);
   state_free(seq);
+  tr_store_close(seq->reader);
+  seq->reader = NULL;
   tr_store_close(seq->writer);
   seq->writer = NULL;
   sodium_memzero(seq->node_sk, sizeof seq->node_sk);

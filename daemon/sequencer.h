@@ -4,9 +4,10 @@
  * The loop pushes (job, element) pairs in ticket order.  The sequencer
  * thread (tr-seq) takes everything ready (up to TR_COMMIT_BATCH_MAX), forms a
  * batch and applies §4 steps 4–8 to each tx over the in-memory state
- * (tr_mem.h: no SQL on this path), then appends the batch's entries to the
- * journal in one SQLite transaction (one fsync), and only then hands the
- * receipts to the loop.  What the batch changed (a tr_delta_t) goes to the
+ * (tr_mem.h: no SQL on this path), then passes it to the journal stage
+ * (journal_stage.h, tr-journal), which appends the batch's entries to the
+ * journal in one SQLite transaction (one fsync) while tr-seq applies the
+ * next batch, and only then hands the receipts to the loop.  What the batch changed (a tr_delta_t) goes to the
  * writer behind it (derived.h), which writes the state tables, account
  * history, receipts, Merkle nodes and checkpoints on its own thread; queries
  * wait until those tables reach the journal size they arrived at (server.c).
@@ -34,6 +35,7 @@
 
 #include "derived.h"
 #include "job.h"
+#include "journal_stage.h"
 #include "mailbox.h"
 #include "metrics.h"
 #include "tr_delta.h"
@@ -50,7 +52,7 @@ typedef struct {
   tr_elem_t *elem;
 } tr_seq_item_t;
 
-typedef struct {
+typedef struct tr_seq_batch {
   size_t n;
   uint64_t size_after;                    /* the journal size once applied (replicated batches: n is 0) */
   tr_seq_item_t items[];
@@ -83,6 +85,8 @@ typedef struct tr_sequencer {
   uv_thread_t thread;
   bool started;
   tr_store_t *writer;
+  tr_store_t *reader;                     /* tr-seq's lookups while tr-journal writes (a single node) */
+  tr_journal_stage_t journal;             /* a single node's commits, behind tr-seq */
   tr_ledger_t ledger;
   uint8_t node_sk[64];
   char checkpoint_path[4096];

@@ -1,6 +1,8 @@
 /* sequencer_steps.h — the steps of the serial section that a single node's
  * loop (sequencer.c) and the cluster's (replica.c) share; private to those
- * two files.  All run on tr-seq.
+ * two files (and journal_stage.c).  All run on tr-seq, except those the
+ * journal stage runs on tr-journal: seq_journal_commit_delta,
+ * seq_batch_fail, seq_batch_done, seq_rate_update and seq_write_failed.
  */
 #ifndef TR_SEQUENCER_STEPS_H
 #define TR_SEQUENCER_STEPS_H
@@ -18,14 +20,15 @@ int seq_apply_one(tr_sequencer_t *seq, tr_elem_t *e, const tr_tx_t *tx, const ch
 /* A batch (b's elements, or the txs r reads) applied and journalled; 0 when
  * durable, else the state was rebuilt and b's elements answered. */
 int seq_batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms);
-int seq_journal_commit(tr_sequencer_t *seq);
+int seq_journal_commit(tr_sequencer_t *seq);               /* seq->delta's entries */
+int seq_journal_commit_delta(tr_sequencer_t *seq, tr_delta_t *d);
 tr_seq_batch_t *seq_batch_form(tr_sequencer_t *seq); /* under seq->mu */
 
 /* Answers. */
 void seq_batch_fail(tr_seq_batch_t *b, const char *why);
 void seq_batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b);
-void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b);
-void seq_batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b);  /* counted, then posted */
+void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b);  /* sized by the state as it is now */
+void seq_batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b);  /* counted, then posted as sized */
 
 /* After a batch: the delta to the writer behind; the state's counters. */
 void seq_batch_hand_over(tr_sequencer_t *seq);

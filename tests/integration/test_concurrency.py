@@ -7,6 +7,10 @@
   * the same signed tx on 8 connections at once: one journal entry; every
     connection gets a receipt with the same seq, txid and hash, exactly one
     with duplicate false (several rounds);
+  * the same signed tx sent 40 times on one connection, spread over
+    successive batches (the first still being committed while later copies
+    are applied): one entry, the same receipt for all, duplicate true but the
+    first;
   * a distribution racing transfers among its holders: the payouts sum to the
     amount and equal the section 4 allocation over the holdings just before
     the distribution's entry, recomputed from the journal.
@@ -131,6 +135,43 @@ def same_tx(node, issuer, rounds=4):
         T.eq(node.head()["size"], size0 + 1, "same tx round %d: exactly one journal entry" % (rnd + 1))
 
 
+def same_tx_staggered(node, issuer, rounds=4, copies=40):
+    """One connection sends the same transfer `copies` times, a fraction of a
+    millisecond apart: the copies land in successive batches, some while the
+    first one's batch is still being committed by tr-journal (the duplicate's
+    receipt then comes from the batch in flight), some after."""
+    receiver = tc.Key()
+    open_investor(node, receiver)
+    for rnd in range(rounds):
+        sender = tc.Key()
+        open_investor(node, sender)
+        must(node, node.tx("asset.issue", issuer, asset=ASSET, to=sender.pk, units=100), issuer, "issue 100")
+        line = submit_line(node.tx("transfer", sender, asset=ASSET, to=receiver.pk, units=7), sender, 9)
+        size0 = node.head()["size"]
+        c = node.connect(timeout=60)
+        try:
+            for i in range(copies):
+                c.send_raw(line)
+                time.sleep(0.0001 if i < copies // 2 else 0.0005)
+            answers = []
+            for _ in range(copies):
+                resp = c.recv(timeout=60)
+                answers.append(resp.get("result", resp.get("error")))
+        finally:
+            c.close()
+        receipts = [a for a in answers if isinstance(a, dict) and "seq" in a]
+        T.check(len(receipts) == copies, "staggered copies round %d: every copy gets a receipt" % (rnd + 1),
+                [a for a in answers if a not in receipts][:3])
+        T.eq(len({json.dumps([a["seq"], a["txid"], a["hash"], a["time"], a["effects"]], sort_keys=True)
+                  for a in receipts}), 1,
+             "staggered copies round %d: the same seq, txid, hash, time and effects in every receipt" % (rnd + 1))
+        T.eq([a.get("duplicate") for a in receipts], [False] + [True] * (copies - 1),
+             "staggered copies round %d: the first receipt has duplicate false, every later one true" % (rnd + 1))
+        T.eq(node.head()["size"], size0 + 1, "staggered copies round %d: exactly one journal entry" % (rnd + 1))
+        held = node.call("account.get", {"account": sender.pk})["holdings"]
+        T.eq([h["units"] for h in held], [93], "staggered copies round %d: 7 units moved once" % (rnd + 1))
+
+
 def distribution_race(node, issuer):
     holders = [tc.Key() for _ in range(6)]
     for k in holders:
@@ -199,6 +240,7 @@ def main():
         issuer = setup(node)
         T.section("double spend", double_spend, node, issuer)
         T.section("same tx", same_tx, node, issuer)
+        T.section("same tx, staggered", same_tx_staggered, node, issuer)
         T.section("distribution race", distribution_race, node, issuer)
         ok, msg, _ = tc.check_chain(node.all_entries())
         T.check(ok, "journal links and hashes recompute (%s)" % msg, msg)

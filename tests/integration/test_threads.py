@@ -3,7 +3,8 @@
 from /proc/PID/task/*/comm as top -H, ps -L and tranche-bench see them:
 
   tr-loop          the main thread (libuv loop; also the process's comm)
-  tr-seq           the sequencer
+  tr-seq           the sequencer (the rules over memory)
+  tr-journal       the journal's group commit, behind tr-seq (a single node)
   tr-derive        the writer behind it (state tables, checkpoints)
   tr-lookups       the lookup tables' writer (entry_txids, entry_ids)
   tr-verify-N      the verify workers, N = 0..--workers-1, and nothing else
@@ -43,7 +44,7 @@ def under_tsan(pid):
 
 
 def expected(workers, uvpool, tsan):
-    want = collections.Counter({"tr-loop": 1, "tr-seq": 1, "tr-derive": 1, "tr-lookups": 1,
+    want = collections.Counter({"tr-loop": 1, "tr-seq": 1, "tr-journal": 1, "tr-derive": 1, "tr-lookups": 1,
                                 "tr-uvpool": uvpool})
     if tsan:
         want["tranched"] = 1  # the sanitizer runtime's thread, not the daemon's

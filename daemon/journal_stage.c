@@ -1,0 +1,188 @@
+/* journal_stage.c — a single node's journal commit, behind tr-seq, on
+ * tr-journal (journal_stage.h).
+ */
+#include "journal_stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "pool.h"
+#include "sequencer.h"
+#include "sequencer_steps.h"
+#include "tr_err.h"
+#include "tr_limits.h"
+
+/* An idle node's rate decays to 0 this often (node.status). */
+#define JOURNAL_IDLE_NS (250u * 1000000u)
+
+/* Commits one batch's entries; 0 when durable (or nothing to record). */
+static int job_commit(tr_sequencer_t *seq, tr_journal_job_t *job) {
+  if (job->delta == NULL) return 0;
+  uint64_t t0 = tr_clock_ns();
+  int rc = seq_journal_commit_delta(seq, job->delta);
+  uint64_t t1 = tr_clock_ns();
+  atomic_fetch_add(&seq->stats.commit_ns, t1 - t0);
+  tr_hist_observe(&seq->stats.commit_seconds, &TR_HIST_DURATION, t1 - t0);
+  if (rc == 0 && job->delta->entries_n > 0) atomic_store(&seq->stats.size, job->delta->last); /* before the receipts */
+  return rc;
+}
+
+/* The answers of a batch that was not recorded, with the reason. */
+static void job_fail(tr_sequencer_t *seq, tr_journal_job_t *job, int rc, bool after_earlier) {
+  tr_journal_stage_t *j = &seq->journal;
+  if (!after_earlier) {
+    char label[64];
+    snprintf(label, sizeof label, "the group commit of %zu txs", job->batch->n);
+    const char *why = seq_write_failed(seq, rc, label);
+    uv_mutex_lock(&j->mu);
+    snprintf(j->why, sizeof j->why, "%s", why);
+    uv_mutex_unlock(&j->mu);
+    seq_batch_fail(job->batch, why);
+    return;
+  }
+  char why[600];
+  uv_mutex_lock(&j->mu);
+  snprintf(why, sizeof why, "an earlier batch's commit failed (%s)", j->why);
+  uv_mutex_unlock(&j->mu);
+  seq_batch_fail(job->batch, why);
+}
+
+static void journal_main(void *arg) {
+  tr_thread_name("tr-journal");
+  tr_sequencer_t *seq = arg;
+  tr_journal_stage_t *j = &seq->journal;
+  uv_mutex_lock(&j->mu);
+  for (;;) {
+    while (j->head == NULL && !j->stopping) {
+      if (uv_cond_timedwait(&j->cond, &j->mu, JOURNAL_IDLE_NS) == UV_ETIMEDOUT && j->head == NULL) {
+        uv_mutex_unlock(&j->mu);
+        seq_rate_update(seq, 0);
+        uv_mutex_lock(&j->mu);
+      }
+    }
+    tr_journal_job_t *job = j->head;
+    if (job == NULL) break; /* stopping, and everything is committed */
+    bool earlier_failed = j->failed;
+    uv_mutex_unlock(&j->mu);
+
+    int rc = earlier_failed ? TR_EIO : job_commit(seq, job);
+    if (rc != 0) job_fail(seq, job, rc, earlier_failed);
+
+    /* Out of the queue and into the writer behind in one step under mu, so
+     * tr-seq's lookups find the batch in one place or the other. */
+    uint64_t t0 = tr_clock_ns();
+    uv_mutex_lock(&j->mu);
+    if (rc == 0 && job->delta) tr_derived_push(&seq->derived, job->delta);
+    else tr_delta_free(job->delta);
+    if (rc != 0) j->failed = true;
+    j->head = job->next;
+    if (j->head == NULL) j->tail = NULL;
+    j->n--;
+    uv_cond_broadcast(&j->cond);
+    uv_mutex_unlock(&j->mu);
+    atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
+
+    seq_batch_done(seq, job->batch); /* the loop owns the batch from here */
+    free(job);
+    uv_mutex_lock(&j->mu);
+  }
+  uv_mutex_unlock(&j->mu);
+}
+
+int tr_journal_stage_start(tr_sequencer_t *seq) {
+  tr_journal_stage_t *j = &seq->journal;
+  if (uv_mutex_init(&j->mu) != 0) return TR_ENOMEM;
+  if (uv_cond_init(&j->cond) != 0) {
+    uv_mutex_destroy(&j->mu);
+    return TR_ENOMEM;
+  }
+  if (uv_thread_create(&j->thread, journal_main, seq) != 0) {
+    uv_cond_destroy(&j->cond);
+    uv_mutex_destroy(&j->mu);
+    return TR_EIO;
+  }
+  j->started = true;
+  return 0;
+}
+
+void tr_journal_stage_stop(tr_sequencer_t *seq) {
+  tr_journal_stage_t *j = &seq->journal;
+  if (!j->started) return;
+  uv_mutex_lock(&j->mu);
+  j->stopping = true;
+  uv_cond_broadcast(&j->cond);
+  uv_mutex_unlock(&j->mu);
+  uv_thread_join(&j->thread);
+  uv_cond_destroy(&j->cond);
+  uv_mutex_destroy(&j->mu);
+  j->started = false;
+}
+
+void tr_journal_stage_push(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_delta_t *delta) {
+  tr_journal_stage_t *j = &seq->journal;
+  tr_journal_job_t *job;
+  while ((job = malloc(sizeof *job)) == NULL) { /* answers are owed: never drop them */
+    log_error("seq", "out of memory queueing a batch for the journal; retrying");
+    uv_sleep(10);
+  }
+  *job = (tr_journal_job_t){.batch = b, .delta = delta};
+  uv_mutex_lock(&j->mu);
+  if (j->n >= TR_JOURNAL_QUEUE_MAX) {
+    uint64_t t0 = tr_clock_ns();
+    while (j->n >= TR_JOURNAL_QUEUE_MAX) uv_cond_wait(&j->cond, &j->mu);
+    atomic_fetch_add(&j->wait_ns, tr_clock_ns() - t0);
+  }
+  if (j->tail) j->tail->next = job;
+  else j->head = job;
+  j->tail = job;
+  j->n++;
+  uv_cond_broadcast(&j->cond);
+  uv_mutex_unlock(&j->mu);
+}
+
+void tr_journal_stage_drain(tr_sequencer_t *seq) {
+  tr_journal_stage_t *j = &seq->journal;
+  uv_mutex_lock(&j->mu);
+  while (j->n > 0) uv_cond_wait(&j->cond, &j->mu);
+  uv_mutex_unlock(&j->mu);
+}
+
+bool tr_journal_stage_failed(tr_sequencer_t *seq) {
+  tr_journal_stage_t *j = &seq->journal;
+  uv_mutex_lock(&j->mu);
+  bool failed = j->failed;
+  while (failed && j->n > 0) uv_cond_wait(&j->cond, &j->mu); /* those fail too */
+  uv_mutex_unlock(&j->mu);
+  return failed;
+}
+
+void tr_journal_stage_recovered(tr_sequencer_t *seq) {
+  tr_journal_stage_t *j = &seq->journal;
+  uv_mutex_lock(&j->mu);
+  j->failed = false;
+  uv_mutex_unlock(&j->mu);
+}
+
+int tr_journal_stage_entry_get(tr_sequencer_t *seq, uint64_t seq_no, tr_entry_t *e) {
+  tr_journal_stage_t *j = &seq->journal;
+  int rc = TR_ENOT_FOUND;
+  if (!j->started) return rc;
+  uv_mutex_lock(&j->mu);
+  for (tr_journal_job_t *job = j->head; job && rc == TR_ENOT_FOUND; job = job->next)
+    if (job->delta) rc = tr_delta_entry_get(job->delta, seq_no, e);
+  uv_mutex_unlock(&j->mu);
+  return rc;
+}
+
+int tr_journal_stage_receipt_get(tr_sequencer_t *seq, uint64_t seq_no, char **effects_json) {
+  tr_journal_stage_t *j = &seq->journal;
+  int rc = TR_ENOT_FOUND;
+  if (!j->started) return rc;
+  uv_mutex_lock(&j->mu);
+  for (tr_journal_job_t *job = j->head; job && rc == TR_ENOT_FOUND; job = job->next)
+    if (job->delta && job->delta->entries_n > 0 && seq_no >= job->delta->first && seq_no <= job->delta->last)
+      rc = tr_delta_receipt_get(job->delta, seq_no, effects_json);
+  uv_mutex_unlock(&j->mu);
+  return rc;
+}

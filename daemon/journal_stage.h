@@ -1,0 +1,78 @@
+/* journal_stage.h — a single node's journal commit on a thread of its own
+ * (tr-journal), so that tr-seq applies the rules to batch N+1 while batch N
+ * is written and fsynced (issue #13: "rules and hashing, then the SQLite
+ * append, then the derived writer").
+ *
+ * tr-seq applies a batch over the in-memory state, then queues it here with
+ * what it changed (a tr_delta_t).  tr-journal takes the batches in order and
+ * for each: appends its entries in one fsynced transaction, publishes the
+ * durable size, posts the receipts to the loop, and passes the delta to the
+ * writer behind.  So receipts still go out only after fsync, and in batch
+ * order: a duplicate answered in batch N+1 never goes out before the entry
+ * it names (batch N) is durable.
+ *
+ * While a batch waits here its entries and receipts are not in the store
+ * yet: tr-seq looks in the queue first (tr_journal_stage_entry_get,
+ * _receipt_get).  A batch leaves the queue only once it is committed and its
+ * delta is with the writer behind, so a lookup finds it in one place or the
+ * other.
+ *
+ * A failed commit fails its batch and every batch queued after it (their
+ * entries extend the one that failed).  tr-seq sees that before its next
+ * batch (tr_journal_stage_failed), waits for the queue to empty and rebuilds
+ * its memory from the store, as after a failed commit before.
+ *
+ * The queue holds at most TR_JOURNAL_QUEUE_MAX batches; past that tr-seq
+ * waits, and txs gather in its own queue to make the next batch larger.
+ * A cluster node does not use this stage: its batches are applied and
+ * journalled in raft's log order on tr-seq (replica.c).
+ */
+#ifndef TR_JOURNAL_STAGE_H
+#define TR_JOURNAL_STAGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "tr_delta.h"
+#include "tr_store.h"
+
+struct tr_sequencer;
+struct tr_seq_batch;
+
+typedef struct tr_journal_job {
+  struct tr_journal_job *next;
+  struct tr_seq_batch *batch; /* its answers, already made by the rules */
+  tr_delta_t *delta;          /* what it changed; NULL when it changed nothing */
+} tr_journal_job_t;
+
+typedef struct {
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cond;               /* a job queued, room made, the queue emptied, stop */
+  tr_journal_job_t *head, *tail; /* in batch order; the head is the one being committed */
+  size_t n;
+  bool failed;                  /* a commit failed: jobs fail until tr-seq has rebuilt */
+  char why[512];                /* that failure, for the batches failed after it */
+  bool stopping, started;
+  atomic_ullong wait_ns;        /* tr-seq waiting for room */
+} tr_journal_stage_t;
+
+/* tr-seq, at start and at its end (the queue is committed first). */
+int tr_journal_stage_start(struct tr_sequencer *seq);
+void tr_journal_stage_stop(struct tr_sequencer *seq);
+
+/* tr-seq: queues an applied batch; waits while the queue is full. */
+void tr_journal_stage_push(struct tr_sequencer *seq, struct tr_seq_batch *b, tr_delta_t *delta);
+/* tr-seq: waits until everything queued is committed (or failed). */
+void tr_journal_stage_drain(struct tr_sequencer *seq);
+/* tr-seq: true when a commit failed; the queue is then empty and the caller
+ * must rebuild its memory, then call tr_journal_stage_recovered. */
+bool tr_journal_stage_failed(struct tr_sequencer *seq);
+void tr_journal_stage_recovered(struct tr_sequencer *seq);
+
+/* tr-seq: an entry or receipt of a queued batch, or TR_ENOT_FOUND. */
+int tr_journal_stage_entry_get(struct tr_sequencer *seq, uint64_t seq_no, tr_entry_t *e);
+int tr_journal_stage_receipt_get(struct tr_sequencer *seq, uint64_t seq_no, char **effects_json);
+
+#endif
