@@ -16,36 +16,38 @@
 /* An idle node's rate decays to 0 this often (node.status). */
 #define JOURNAL_IDLE_NS (250u * 1000000u)
 
-/* Commits one batch's entries; 0 when durable (or nothing to record). */
-static int job_commit(tr_sequencer_t *seq, tr_journal_job_t *job) {
-  if (job->delta == NULL) return 0;
+/* Commits the entries of a group of batches (the first `n` queued) in one
+ * transaction; 0 when durable (or nothing to record). */
+static int group_commit(tr_sequencer_t *seq, tr_journal_job_t *first, size_t n) {
+  tr_delta_t *deltas[TR_JOURNAL_QUEUE_MAX];
+  size_t k = 0;
+  uint64_t last = 0;
+  tr_journal_job_t *job = first;
+  for (size_t i = 0; i < n; i++, job = job->next)
+    if (job->delta) {
+      deltas[k++] = job->delta;
+      if (job->delta->entries_n > 0) last = job->delta->last;
+    }
+  if (last == 0) return 0;
   uint64_t t0 = tr_clock_ns();
-  int rc = seq_journal_commit_delta(seq, job->delta);
+  int rc = seq_journal_commit_deltas(seq, deltas, k);
   uint64_t t1 = tr_clock_ns();
   atomic_fetch_add(&seq->stats.commit_ns, t1 - t0);
   tr_hist_observe(&seq->stats.commit_seconds, &TR_HIST_DURATION, t1 - t0);
-  if (rc == 0 && job->delta->entries_n > 0) atomic_store(&seq->stats.size, job->delta->last); /* before the receipts */
+  if (rc == 0) atomic_store(&seq->stats.size, last); /* before the receipts */
   return rc;
 }
 
-/* The answers of a batch that was not recorded, with the reason. */
-static void job_fail(tr_sequencer_t *seq, tr_journal_job_t *job, int rc, bool after_earlier) {
+/* A failed group commit: why, for the log, the callers and the batches
+ * failed after it until tr-seq has rebuilt its memory. */
+static void group_failed(tr_sequencer_t *seq, int rc, size_t txs) {
   tr_journal_stage_t *j = &seq->journal;
-  if (!after_earlier) {
-    char label[64];
-    snprintf(label, sizeof label, "the group commit of %zu txs", job->batch->n);
-    const char *why = seq_write_failed(seq, rc, label);
-    uv_mutex_lock(&j->mu);
-    snprintf(j->why, sizeof j->why, "%s", why);
-    uv_mutex_unlock(&j->mu);
-    seq_batch_fail(job->batch, why);
-    return;
-  }
-  char why[600];
+  char label[64];
+  snprintf(label, sizeof label, "the group commit of %zu txs", txs);
+  const char *why = seq_write_failed(seq, rc, label);
   uv_mutex_lock(&j->mu);
-  snprintf(why, sizeof why, "an earlier batch's commit failed (%s)", j->why);
+  snprintf(j->why, sizeof j->why, "%s", why);
   uv_mutex_unlock(&j->mu);
-  seq_batch_fail(job->batch, why);
 }
 
 static void journal_main(void *arg) {
@@ -55,37 +57,56 @@ static void journal_main(void *arg) {
   uv_mutex_lock(&j->mu);
   for (;;) {
     while (j->head == NULL && !j->stopping) {
-      if (uv_cond_timedwait(&j->cond, &j->mu, JOURNAL_IDLE_NS) == UV_ETIMEDOUT && j->head == NULL) {
-        uv_mutex_unlock(&j->mu);
-        seq_rate_update(seq, 0);
-        uv_mutex_lock(&j->mu);
-      }
+      if (uv_cond_timedwait(&j->cond, &j->mu, JOURNAL_IDLE_NS) == UV_ETIMEDOUT && j->head == NULL)
+        seq_rate_update(seq, 0); /* an idle node's rate decays to 0 */
     }
-    tr_journal_job_t *job = j->head;
-    if (job == NULL) break; /* stopping, and everything is committed */
+    tr_journal_job_t *first = j->head;
+    if (first == NULL) break; /* stopping, and everything is committed */
+    j->busy = true;
+    size_t n = j->n, txs = 0; /* the group: every batch queued now (tr-seq only appends) */
     bool earlier_failed = j->failed;
     uv_mutex_unlock(&j->mu);
 
-    int rc = earlier_failed ? TR_EIO : job_commit(seq, job);
-    if (rc != 0) job_fail(seq, job, rc, earlier_failed);
+    tr_journal_job_t *job = first;
+    for (size_t i = 0; i < n; i++, job = job->next) txs += job->batch->n;
+    int rc = earlier_failed ? TR_EIO : group_commit(seq, first, n);
+    if (rc != 0 && !earlier_failed) group_failed(seq, rc, txs);
+    char why[600];
+    if (rc != 0) {
+      uv_mutex_lock(&j->mu);
+      if (earlier_failed) snprintf(why, sizeof why, "an earlier batch's commit failed (%s)", j->why);
+      else snprintf(why, sizeof why, "%s", j->why);
+      uv_mutex_unlock(&j->mu);
+    }
 
     /* Out of the queue and into the writer behind in one step under mu, so
-     * tr-seq's lookups find the batch in one place or the other. */
+     * tr-seq's lookups find each batch in one place or the other. */
     uint64_t t0 = tr_clock_ns();
     uv_mutex_lock(&j->mu);
-    if (rc == 0 && job->delta) tr_derived_push(&seq->derived, job->delta);
-    else tr_delta_free(job->delta);
+    job = first;
+    for (size_t i = 0; i < n; i++, job = job->next) {
+      if (rc == 0 && job->delta) tr_derived_push(&seq->derived, job->delta);
+      else tr_delta_free(job->delta);
+      job->delta = NULL;
+    }
     if (rc != 0) j->failed = true;
-    j->head = job->next;
+    j->head = job;
     if (j->head == NULL) j->tail = NULL;
-    j->n--;
+    j->n -= n;
     uv_cond_broadcast(&j->cond);
     uv_mutex_unlock(&j->mu);
     atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
 
-    seq_batch_done(seq, job->batch); /* the loop owns the batch from here */
-    free(job);
+    for (size_t i = 0; i < n; i++) { /* the answers, in batch order; the loop owns each batch from here */
+      tr_journal_job_t *next = first->next;
+      if (rc != 0) seq_batch_fail(first->batch, why);
+      seq_batch_done(seq, first->batch);
+      free(first);
+      first = next;
+    }
     uv_mutex_lock(&j->mu);
+    j->busy = false;
+    uv_cond_broadcast(&j->cond);
   }
   uv_mutex_unlock(&j->mu);
 }
@@ -144,7 +165,7 @@ void tr_journal_stage_push(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_delta_t *d
 void tr_journal_stage_drain(tr_sequencer_t *seq) {
   tr_journal_stage_t *j = &seq->journal;
   uv_mutex_lock(&j->mu);
-  while (j->n > 0) uv_cond_wait(&j->cond, &j->mu);
+  while (j->n > 0 || j->busy) uv_cond_wait(&j->cond, &j->mu);
   uv_mutex_unlock(&j->mu);
 }
 
@@ -152,7 +173,7 @@ bool tr_journal_stage_failed(tr_sequencer_t *seq) {
   tr_journal_stage_t *j = &seq->journal;
   uv_mutex_lock(&j->mu);
   bool failed = j->failed;
-  while (failed && j->n > 0) uv_cond_wait(&j->cond, &j->mu); /* those fail too */
+  while (failed && (j->n > 0 || j->busy)) uv_cond_wait(&j->cond, &j->mu); /* those fail too */
   uv_mutex_unlock(&j->mu);
   return failed;
 }

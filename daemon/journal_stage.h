@@ -4,12 +4,15 @@
  * append, then the derived writer").
  *
  * tr-seq applies a batch over the in-memory state, then queues it here with
- * what it changed (a tr_delta_t).  tr-journal takes the batches in order and
- * for each: appends its entries in one fsynced transaction, publishes the
- * durable size, posts the receipts to the loop, and passes the delta to the
- * writer behind.  So receipts still go out only after fsync, and in batch
- * order: a duplicate answered in batch N+1 never goes out before the entry
- * it names (batch N) is durable.
+ * what it changed (a tr_delta_t).  tr-journal takes every batch queued when
+ * it comes round (a group) and appends their entries, in order, in one
+ * fsynced transaction; then it publishes the durable size, passes the
+ * deltas to the writer behind and posts the receipts to the loop, batch by
+ * batch.  So receipts still go out only after fsync, and in batch order: a
+ * duplicate answered in batch N+1 never goes out before the entry it names
+ * (batch N) is durable.  Batches that queue up during one commit share the
+ * next: a tx waits for at most the commit under way and its own, as when
+ * tr-seq committed each batch itself.
  *
  * While a batch waits here its entries and receipts are not in the store
  * yet: tr-seq looks in the queue first (tr_journal_stage_entry_get,
@@ -17,13 +20,14 @@
  * delta is with the writer behind, so a lookup finds it in one place or the
  * other.
  *
- * A failed commit fails its batch and every batch queued after it (their
- * entries extend the one that failed).  tr-seq sees that before its next
+ * A failed commit fails its group and every batch queued after it (their
+ * entries extend the ones that failed).  tr-seq sees that before its next
  * batch (tr_journal_stage_failed), waits for the queue to empty and rebuilds
  * its memory from the store, as after a failed commit before.
  *
- * The queue holds at most TR_JOURNAL_QUEUE_MAX batches; past that tr-seq
- * waits, and txs gather in its own queue to make the next batch larger.
+ * The queue holds at most TR_JOURNAL_QUEUE_MAX batches, those being
+ * committed included; past that tr-seq waits, and txs gather in its own
+ * queue to make its next batch larger.
  * A cluster node does not use this stage: its batches are applied and
  * journalled in raft's log order on tr-seq (replica.c).
  */
@@ -54,6 +58,7 @@ typedef struct {
   size_t n;
   bool failed;                  /* a commit failed: jobs fail until tr-seq has rebuilt */
   char why[512];                /* that failure, for the batches failed after it */
+  bool busy;                    /* tr-journal holds a group, until its answers are posted */
   bool stopping, started;
   atomic_ullong wait_ns;        /* tr-seq waiting for room */
 } tr_journal_stage_t;
@@ -64,7 +69,8 @@ void tr_journal_stage_stop(struct tr_sequencer *seq);
 
 /* tr-seq: queues an applied batch; waits while the queue is full. */
 void tr_journal_stage_push(struct tr_sequencer *seq, struct tr_seq_batch *b, tr_delta_t *delta);
-/* tr-seq: waits until everything queued is committed (or failed). */
+/* tr-seq: waits until everything queued is committed (or failed) and
+ * answered. */
 void tr_journal_stage_drain(struct tr_sequencer *seq);
 /* tr-seq: true when a commit failed; the queue is then empty and the caller
  * must rebuild its memory, then call tr_journal_stage_recovered. */

@@ -314,20 +314,23 @@ void tr_sequencer_behind_unlock(tr_sequencer_t *seq) {
   for (unsigned i = 0; i < BEHIND_UNLOCK_YIELDS && atomic_load(&seq->journal_waiting) > 0; i++) sched_yield();
 }
 
-/* A batch's entries, in one fsynced transaction: after it, receipts may go. */
-int seq_journal_commit_delta(tr_sequencer_t *seq, tr_delta_t *d) {
-  if (d->entries_n == 0) return 0; /* refusals and duplicates only: nothing to make durable */
+/* The entries of n batches' deltas, in order, in one fsynced transaction:
+ * after it, their receipts may go. */
+int seq_journal_commit_deltas(tr_sequencer_t *seq, tr_delta_t *const *d, size_t n) {
+  size_t entries = 0;
+  for (size_t i = 0; i < n; i++) entries += d[i]->entries_n;
+  if (entries == 0) return 0; /* refusals and duplicates only: nothing to make durable */
   atomic_fetch_add(&seq->journal_waiting, 1);
   uv_mutex_lock(&seq->write_mu);
   atomic_fetch_sub(&seq->journal_waiting, 1);
   int rc = tr_store_begin(seq->writer);
-  if (rc == 0) rc = tr_store_journal_append(seq->writer, d);
+  for (size_t i = 0; i < n && rc == 0; i++) rc = tr_store_journal_append(seq->writer, d[i]);
   if (rc == 0) rc = tr_store_commit(seq->writer);
   uv_mutex_unlock(&seq->write_mu);
   return rc;
 }
 
-int seq_journal_commit(tr_sequencer_t *seq) { return seq_journal_commit_delta(seq, seq->delta); }
+int seq_journal_commit(tr_sequencer_t *seq) { return seq_journal_commit_deltas(seq, &seq->delta, 1); }
 
 /* A batch that could not be applied or journalled: its elements (b, when
  * not NULL) get their errors, and the memory is rebuilt from the store. */

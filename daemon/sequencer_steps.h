@@ -1,7 +1,7 @@
 /* sequencer_steps.h — the steps of the serial section that a single node's
  * loop (sequencer.c) and the cluster's (replica.c) share; private to those
  * two files (and journal_stage.c).  All run on tr-seq, except those the
- * journal stage runs on tr-journal: seq_journal_commit_delta,
+ * journal stage runs on tr-journal: seq_journal_commit_deltas,
  * seq_batch_fail, seq_batch_done, seq_rate_update and seq_write_failed.
  */
 #ifndef TR_SEQUENCER_STEPS_H
@@ -21,7 +21,7 @@ int seq_apply_one(tr_sequencer_t *seq, tr_elem_t *e, const tr_tx_t *tx, const ch
  * durable, else the state was rebuilt and b's elements answered. */
 int seq_batch_commit(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms);
 int seq_journal_commit(tr_sequencer_t *seq);               /* seq->delta's entries */
-int seq_journal_commit_delta(tr_sequencer_t *seq, tr_delta_t *d);
+int seq_journal_commit_deltas(tr_sequencer_t *seq, tr_delta_t *const *d, size_t n);
 tr_seq_batch_t *seq_batch_form(tr_sequencer_t *seq); /* under seq->mu */
 
 /* Answers. */

@@ -71,12 +71,13 @@
 #define TR_WORKER_GRAB_MAX       32            /* jobs a worker takes per hand-off: amortises locking */
 #define TR_INTAKE_JOBS_MAX       8192          /* lines waiting for a worker; past it tx.submit is -32002 */
 #define TR_SEQ_QUEUE_MAX         16384         /* verified txs waiting for the sequencer; past it -32002 */
-#define TR_COMMIT_BATCH_MAX      1024          /* txs per group commit: bounds a commit's latency and memory */
-/* Batches applied by tr-seq and waiting for their commit on tr-journal (one
- * being committed, the next applied meanwhile): the rules of a batch overlap
- * the fsync of the one before.  More would only hold receipts longer; past
- * it tr-seq waits and the txs arriving meanwhile make its next batch. */
-#define TR_JOURNAL_QUEUE_MAX     2u
+#define TR_COMMIT_BATCH_MAX      1024          /* txs a batch (a single node commits up to TR_JOURNAL_QUEUE_MAX in one) */
+/* Batches applied by tr-seq and not yet answered (daemon/journal_stage.c):
+ * tr-journal commits every batch queued when it comes round in one fsynced
+ * transaction, so the rules never wait for a commit and a tx waits for at
+ * most the commit under way and its own, as when one thread did both.  Past
+ * this many tr-seq waits (it is then ahead by ~8 fsyncs' worth of rules). */
+#define TR_JOURNAL_QUEUE_MAX     8u
 #define TR_CHECKPOINT_INTERVAL_MS 1000         /* contract: at least every second while growing */
 /* The derived writer's queue of batches applied and journalled but not yet
  * in the state tables: past this the sequencer waits (a delta holds ~1 KB a

@@ -137,17 +137,42 @@ def same_tx(node, issuer, rounds=4):
 
 def same_tx_staggered(node, issuer, rounds=4, copies=40):
     """One connection sends the same transfer `copies` times, a fraction of a
-    millisecond apart: the copies land in successive batches, some while the
-    first one's batch is still being committed by tr-journal (the duplicate's
-    receipt then comes from the batch in flight), some after."""
+    millisecond apart, while four others keep the journal busy: the copies
+    land in successive batches, some while the first one's batch is still
+    queued for its commit by tr-journal (the duplicate's receipt then comes
+    from the batch in flight), some after."""
     receiver = tc.Key()
     open_investor(node, receiver)
+    stop = threading.Event()
+
+    def busy():  # keeps the journal stage busy, so batches queue behind its commits
+        c = node.connect(timeout=60)
+        try:
+            while not stop.is_set():
+                tx = node.tx("account.open", node.admin, account=tc.Key().pk, roles=["investor"],
+                             jurisdiction="FR", kyc=True)
+                c.send_raw(submit_line(tx, node.admin, 1))
+                c.recv(timeout=60)
+        finally:
+            c.close()
+
+    load = [threading.Thread(target=busy) for _ in range(4)]
+    for t in load:
+        t.start()
+    try:
+        staggered_rounds(node, issuer, receiver, rounds, copies)
+    finally:
+        stop.set()
+        for t in load:
+            t.join(60)
+
+
+def staggered_rounds(node, issuer, receiver, rounds, copies):
     for rnd in range(rounds):
         sender = tc.Key()
         open_investor(node, sender)
         must(node, node.tx("asset.issue", issuer, asset=ASSET, to=sender.pk, units=100), issuer, "issue 100")
         line = submit_line(node.tx("transfer", sender, asset=ASSET, to=receiver.pk, units=7), sender, 9)
-        size0 = node.head()["size"]
         c = node.connect(timeout=60)
         try:
             for i in range(copies):
@@ -167,9 +192,8 @@ def same_tx_staggered(node, issuer, rounds=4, copies=40):
              "staggered copies round %d: the same seq, txid, hash, time and effects in every receipt" % (rnd + 1))
         T.eq([a.get("duplicate") for a in receipts], [False] + [True] * (copies - 1),
              "staggered copies round %d: the first receipt has duplicate false, every later one true" % (rnd + 1))
-        T.eq(node.head()["size"], size0 + 1, "staggered copies round %d: exactly one journal entry" % (rnd + 1))
         held = node.call("account.get", {"account": sender.pk})["holdings"]
-        T.eq([h["units"] for h in held], [93], "staggered copies round %d: 7 units moved once" % (rnd + 1))
+        T.eq([h["units"] for h in held], [93], "staggered copies round %d: 7 units moved once (one entry)" % (rnd + 1))
 
 
 def distribution_race(node, issuer):
