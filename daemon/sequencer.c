@@ -624,7 +624,7 @@ static int sequencer_init(tr_sequencer_t *seq, const uint8_t node_sk[64], tr_mai
 static int history_upgrade(tr_sequencer_t *seq, uint64_t through, char *err, size_t errlen) {
   uint64_t history = 0, rebuilt = 0;
   int rc = tr_store_history_through(seq->writer, &history);
-  if (rc == 0 && history < through && (rc = tr_store_history_catch_up(seq->writer, &rebuilt)) != 0)
+  if (rc == 0 && history < through && (rc = tr_store_history_catch_up(seq->writer, through, &rebuilt)) != 0)
     tr_store_rollback(seq->writer);
   if (rc != 0) snprintf(err, errlen, "cannot rebuild account history: %s", tr_store_error_text(seq->writer, rc));
   else if (rebuilt > 0) log_info("seq", "rebuilt account history of the last %llu entries", (unsigned long long)rebuilt);

@@ -988,15 +988,18 @@ int tr_store_history_through(tr_store_t *s, uint64_t *seq) {
 }
 
 /* Writes the pending rows in key order, so each page of account_entries
- * is written once for all of them, and moves the mark to the head.  The
- * rows start right after the mark (every entry has its signer's row), which
- * is checked: a gap would mean rows lost and not rebuilt. */
-static int history_write(tr_store_t *s) {
+ * is written once for all of them, and moves the mark to `size` (0: the
+ * head; and then the derived mark with it: the SQLite state path writes
+ * every derived row with its entry).  The rows start right after the mark
+ * (every entry has its signer's row), which is checked: a gap would mean
+ * rows lost and not rebuilt. */
+static int history_write_to(tr_store_t *s, uint64_t size) {
   size_t n = s->hist_n - s->hist_written;
   if (n == 0) return 0;
-  uint64_t through = 0, size = 0;
+  bool both = size == 0;
+  uint64_t through = 0;
   int rc = tr_store_history_through(s, &through);
-  if (rc == 0) rc = tr_store_head(s, &size, NULL, NULL);
+  if (rc == 0 && both) rc = tr_store_head(s, &size, NULL, NULL);
   if (rc != 0) return rc;
   if (s->hist[s->hist_written].seq != through + 1) return TR_ECORRUPT;
   struct hist_row *sorted = malloc(n * sizeof *sorted);
@@ -1010,7 +1013,7 @@ static int history_write(tr_store_t *s) {
   /* Written with their entries, every derived row is complete: both marks move. */
   static const char *const marks[] = {"UPDATE history_progress SET seq = ?1 WHERE id = 1",
                                       "UPDATE derived_progress SET seq = ?1 WHERE id = 1"};
-  for (size_t i = 0; i < 2 && rc == 0; i++) {
+  for (size_t i = 0; i < (both ? 2u : 1u) && rc == 0; i++) {
     sqlite3_stmt *st = stmt_get(s, marks[i]);
     if (st == NULL) return TR_EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
@@ -1019,6 +1022,8 @@ static int history_write(tr_store_t *s) {
   if (rc == 0) s->hist_written = s->hist_n;
   return rc;
 }
+
+static int history_write(tr_store_t *s) { return history_write_to(s, 0); }
 
 void tr_store_history_defer(tr_store_t *s, size_t max_rows) { s->hist_defer_rows = max_rows; }
 
@@ -1065,19 +1070,22 @@ static int history_rebuild_entry(void *ctx, const tr_entry_t *e) {
   return rc;
 }
 
-int tr_store_history_catch_up(tr_store_t *s, uint64_t *rebuilt) {
-  uint64_t through = 0, size = 0;
+int tr_store_history_catch_up(tr_store_t *s, uint64_t limit, uint64_t *rebuilt) {
+  uint64_t through = 0, head = 0, size = 0;
   *rebuilt = 0;
   int rc = tr_store_begin(s);
   if (rc == 0) rc = tr_store_history_through(s, &through);
-  if (rc == 0) rc = tr_store_head(s, &size, NULL, NULL);
-  if (rc == 0 && through > size) rc = TR_ECORRUPT;
+  if (rc == 0) rc = tr_store_head(s, &head, NULL, NULL);
+  if (rc == 0 && through > head) rc = TR_ECORRUPT;
+  size = head < limit ? head : limit;
   if (rc == 0 && through < size) {
     rebuild_t r = {s, malloc(sizeof *r.tx), through + 1};
     rc = r.tx == NULL ? TR_ENOMEM : tr_store_entries_scan(s, through + 1, size, history_rebuild_entry, &r);
     if (rc == 0 && r.next != size + 1) rc = TR_ECORRUPT;
     free(r.tx);
-    if (rc == 0) rc = history_write(s);
+    if (rc == 0) rc = history_write_to(s, size);
+  } else {
+    size = through;
   }
   if (rc == 0) rc = tr_store_commit(s);
   if (rc != 0) tr_store_rollback(s);

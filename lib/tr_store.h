@@ -212,9 +212,11 @@ size_t tr_store_history_pending(const tr_store_t *s);
 int tr_store_history_flush(tr_store_t *s);
 /* The mark as this connection sees it (any connection, in or out of a snapshot). */
 int tr_store_history_through(tr_store_t *s, uint64_t *seq);
-/* In its own transaction: rows for the entries after the mark, from their
- * tx bytes and the stored payouts; *rebuilt = how many entries that was. */
-int tr_store_history_catch_up(tr_store_t *s, uint64_t *rebuilt);
+/* In its own transaction: rows for the entries after the mark through
+ * `limit` (or the head, if lower), from their tx bytes and the stored
+ * payouts: so no further than the derived mark, which the payouts reach;
+ * only the history mark moves.  *rebuilt = how many entries that was. */
+int tr_store_history_catch_up(tr_store_t *s, uint64_t limit, uint64_t *rebuilt);
 int tr_store_receipt_put(tr_store_t *s, uint64_t seq, const char *effects_json);
 int tr_store_receipt_get(tr_store_t *s, uint64_t seq, char **effects_json);
 

@@ -1370,13 +1370,13 @@ static void test_history_deferred(void) {
   rc = tr_store_open(path, 0, &w->s, err, sizeof err);
   TR_CHECK(rc == 0 && history_mark_of(w) == lost_from - 1 && history_mark_of(w) < size,
            "reopened: the mark is behind the head (%llu < %llu)", U(lost_from - 1), U(size));
-  if (rc == 0) rc = tr_store_history_catch_up(w->s, &rebuilt);
+  if (rc == 0) rc = tr_store_history_catch_up(w->s, UINT64_MAX, &rebuilt);
   state_digest(w, b);
   TR_CHECK(rc == 0 && rebuilt == size - lost_from + 1 && memcmp(a, b, 32) != 0,
            "catch-up rebuilt %llu entries' rows", U(rebuilt));
   state_digest(ref, a);
   TR_CHECK(memcmp(a, b, 32) == 0, "rebuilt rows (payees of a distribution included) equal the written ones");
-  rc = tr_store_history_catch_up(w->s, &rebuilt);
+  rc = tr_store_history_catch_up(w->s, UINT64_MAX, &rebuilt);
   TR_CHECK(rc == 0 && rebuilt == 0, "a second catch-up has nothing to do");
 
   TR_CHECK(sqlite3_exec(tr_store_db(w->s), "UPDATE history_progress SET seq = seq - 2", NULL, NULL, NULL) == SQLITE_OK,
