@@ -92,7 +92,7 @@ static int write_deltas(tr_derived_t *w, tr_delta_t *first, tr_delta_t *last, bo
   tr_sequencer_behind_lock(w->seq);
   if (rc == 0) rc = tr_store_begin(w->conn);
   for (tr_delta_t *d = first; rc == 0 && d != NULL; d = d == last ? NULL : d->next) {
-    rc = tr_store_derived_write(w->conn, d);
+    rc = tr_store_derived_write_but_history(w->conn, d); /* history: tr-lookups, at once (lookups.h) */
     rows += delta_rows(d);
     if (d->entries_n > 0) w->last_time = d->entries[d->entries_n - 1].time;
   }
@@ -270,6 +270,11 @@ void tr_derived_failure(tr_derived_t *w, char *out, size_t outlen) {
   uv_mutex_lock(&w->mu);
   snprintf(out, outlen, "%s", atomic_load(&w->stats.failing) ? w->why : "");
   uv_mutex_unlock(&w->mu);
+  if (out[0] == '\0') tr_lookups_history_failure(&w->lookups, out, outlen);
+}
+
+bool tr_derived_failing(tr_derived_t *w) {
+  return atomic_load(&w->stats.failing) || atomic_load(&w->lookups.stats.history_failing);
 }
 
 uint64_t tr_derived_drop(tr_derived_t *w) {
@@ -302,7 +307,7 @@ int tr_derived_start(tr_derived_t *w, const char *db_path, const char *checkpoin
   }
   w->durable = true; /* tr_store_open's setting */
   int rc = tr_store_open(db_path, 0, &w->conn, err, errlen);
-  if (rc == 0) rc = tr_lookups_start(&w->lookups, db_path, seq, err, errlen);
+  if (rc == 0) rc = tr_lookups_start(&w->lookups, db_path, seq, done, err, errlen);
   if (rc == 0 && uv_thread_create(&w->thread, derived_main, w) != 0) {
     snprintf(err, errlen, "cannot start the derived writer thread");
     tr_lookups_stop(&w->lookups);

@@ -91,6 +91,15 @@ int tr_derived_receipt_get(tr_derived_t *w, uint64_t seq, char **effects_json);
 uint64_t tr_derived_drop(tr_derived_t *w);
 /* Any thread: why the last write failed ("" when it did not). */
 void tr_derived_failure(tr_derived_t *w, char *out, size_t outlen);
+/* Any thread: every table a query reads is written up to this seq (the
+ * lower of the derived mark and account history's, lookups.h); and whether
+ * either writer is failing. */
+static inline uint64_t tr_derived_readable(const tr_derived_t *w) {
+  uint64_t history = atomic_load(&w->lookups.stats.history_through);
+  uint64_t through = atomic_load(&w->stats.through);
+  return !w->started || through < history ? through : history;
+}
+bool tr_derived_failing(tr_derived_t *w);
 /* Writes everything queued and a final checkpoint, joins, closes.
  * Returns 0 or the error of that last write. */
 int tr_derived_stop(tr_derived_t *w);

@@ -1,4 +1,5 @@
-/* lookups.c — the writer of the lookup tables (lookups.h). */
+/* lookups.c — the writer of the lookup tables and of account history
+ * (lookups.h). */
 #include "lookups.h"
 
 #include <stdio.h>
@@ -60,12 +61,49 @@ static void hold_entries(tr_lookups_t *l, const tr_delta_t *d) {
   }
 }
 
+/* Under mu.  History rows are held while their entries follow on from the
+ * last held; a delta that does not (a replay after a failed commit resumes
+ * at the derived mark, which history may be past) or memory short gives up
+ * what is held: the journal has it. */
+static void hold_history(tr_lookups_t *l, const tr_delta_t *d) {
+  if (d->entries_n == 0) return;
+  if (d->entries[0].seq != l->hist_fed + 1) l->hist_gap = true;
+  l->hist_fed = d->last;
+  if (!l->hist_gap && l->hist_n + d->history_n > l->hist_cap) {
+    size_t cap = l->hist_cap ? l->hist_cap * 2 : 4096;
+    while (cap < l->hist_n + d->history_n) cap *= 2;
+    tr_delta_history_t *rows = cap <= TR_HISTORY_HELD_MAX ? realloc(l->hist, cap * sizeof *rows) : NULL;
+    if (rows == NULL) l->hist_gap = true;
+    else l->hist = rows, l->hist_cap = cap;
+  }
+  if (l->hist_gap) {
+    l->hist_n = 0;
+    return;
+  }
+  if (l->hist_n == 0) l->hist_from = d->entries[0].seq;
+  memcpy(l->hist + l->hist_n, d->history, d->history_n * sizeof *d->history);
+  l->hist_n += d->history_n;
+}
+
 void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t *last, uint64_t through) {
   if (!l->started) return;
   uv_mutex_lock(&l->mu);
-  for (const tr_delta_t *d = first; d != NULL; d = d == last ? NULL : d->next) hold_entries(l, d);
+  for (const tr_delta_t *d = first; d != NULL; d = d == last ? NULL : d->next) {
+    hold_entries(l, d);
+    hold_history(l, d);
+  }
   if (through > l->fed_through) l->fed_through = through;
-  if (l->fed_through - atomic_load(&l->stats.through) >= TR_LOOKUP_WRITE_EVERY) uv_cond_signal(&l->cond);
+  uv_cond_signal(&l->cond); /* history is written at once */
+  uv_mutex_unlock(&l->mu);
+}
+
+void tr_lookups_history_failure(tr_lookups_t *l, char *out, size_t outlen) {
+  if (!l->started) {
+    snprintf(out, outlen, "%s", "");
+    return;
+  }
+  uv_mutex_lock(&l->mu);
+  snprintf(out, outlen, "%s", atomic_load(&l->stats.history_failing) ? l->hist_why : "");
   uv_mutex_unlock(&l->mu);
 }
 
@@ -139,6 +177,83 @@ static uint64_t write_run(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint
   return through;
 }
 
+/* ---- account history ---- */
+
+/* Tells the loop: queries waiting for history may run (or learn of a failure). */
+static void notify_loop(tr_lookups_t *l) {
+  if (l->done != NULL && tr_mailbox_post(l->done, TR_MSG_DERIVED, NULL) != 0)
+    log_warn("lookups", "out of memory telling the loop; waiting queries run at the next write");
+}
+
+/* One transaction, not fsynced (rebuilt from the journal): the held rows of
+ * entries from..through, or with rows == NULL every entry after the mark
+ * through `through` read back from the journal (the derived mark as fed:
+ * a distribution's payees are read from its stored payouts).  Returns 0
+ * and the new mark. */
+static int history_txn(tr_lookups_t *l, tr_delta_history_t *rows, size_t n, uint64_t through, uint64_t *reached) {
+  int rc = l->durable ? tr_store_set_durable(l->conn, false) : 0;
+  if (rc == 0) l->durable = false;
+  uint64_t rebuilt = 0;
+  tr_sequencer_behind_lock(l->seq);
+  if (rc == 0 && rows == NULL) {
+    rc = tr_store_history_catch_up(l->conn, through, &rebuilt); /* its own transaction */
+  } else if (rc == 0) {
+    rc = tr_store_begin(l->conn);
+    if (rc == 0) rc = tr_store_history_rows_put(l->conn, rows, n, through);
+    if (rc == 0) rc = tr_store_commit(l->conn);
+  }
+  if (rc == 0) rc = tr_store_history_through(l->conn, reached);
+  if (rc != 0) {
+    char why[sizeof l->hist_why];
+    snprintf(why, sizeof why, "%s", tr_store_error_text(l->conn, rc));
+    bool fatal = tr_store_failure_is_fatal();
+    tr_store_rollback(l->conn);
+    tr_sequencer_behind_unlock(l->seq);
+    atomic_fetch_add(&l->stats.errors, 1);
+    uv_mutex_lock(&l->mu);
+    memcpy(l->hist_why, why, sizeof why);
+    uv_mutex_unlock(&l->mu);
+    if (fatal) tr_sequencer_halt(l->seq, "writing account history", why);
+    else log_error("lookups", "writing account history failed: %s; retrying from the journal", why);
+    return rc;
+  }
+  tr_sequencer_behind_unlock(l->seq);
+  return 0;
+}
+
+/* Under mu: held history rows, or rows to read back. */
+static bool history_due(const tr_lookups_t *l) { return l->hist_n > 0 || l->hist_gap; }
+
+/* Called and returns with mu held: writes the held history rows (or reads
+ * back from the journal what is not held).  False when it failed. */
+static bool history_pass(tr_lookups_t *l) {
+  tr_delta_history_t *rows = l->hist;
+  size_t n = l->hist_n, cap = l->hist_cap;
+  l->hist = l->hist_work, l->hist_cap = l->hist_work_cap, l->hist_n = 0;
+  l->hist_work = rows, l->hist_work_cap = cap;
+  uint64_t from = l->hist_from, through = l->hist_fed, mark = atomic_load(&l->stats.history_through);
+  bool gap = l->hist_gap;
+  l->hist_gap = false;
+  uv_mutex_unlock(&l->mu);
+
+  uint64_t t0 = tr_clock_ns(), reached = mark;
+  bool read_back = gap || from > mark + 1; /* rows between the mark and the run are not held */
+  int rc = history_txn(l, read_back ? NULL : rows, n, through, &reached);
+  if (rc == 0) atomic_store(&l->stats.history_through, reached);
+  atomic_store(&l->stats.history_failing, rc != 0);
+  atomic_fetch_add(&l->stats.history_write_ns, tr_clock_ns() - t0);
+  notify_loop(l);
+
+  uv_mutex_lock(&l->mu);
+  if (rc != 0) { /* what was taken is given up: read back from the journal next time */
+    l->hist_gap = true;
+    l->hist_n = 0;
+  }
+  return rc == 0;
+}
+
+/* ---- the lookup tables, late ---- */
+
 /* Under mu: whether the tables lag enough to write now. */
 static bool due(const tr_lookups_t *l) {
   uint64_t mark = atomic_load(&l->stats.through);
@@ -149,17 +264,22 @@ static bool due(const tr_lookups_t *l) {
 static void lookups_main(void *arg) {
   tr_lookups_t *l = arg;
   tr_thread_name("tr-lookups");
-  uint64_t retry_at_ns = 0; /* after a failure: not before then (feeds would wake it at every write) */
+  /* after a failure: not before then (feeds would wake it at every write) */
+  uint64_t retry_at_ns = 0, hist_retry_at_ns = 0;
   uv_mutex_lock(&l->mu);
   for (;;) {
-    if (!due(l)) {
-      if (l->stopping) break;
-      uv_cond_wait(&l->cond, &l->mu);
-      continue;
-    }
     uint64_t now = tr_clock_ns();
-    if (!l->stopping && now < retry_at_ns) {
-      uv_cond_timedwait(&l->cond, &l->mu, retry_at_ns - now);
+    bool stopping = l->stopping;
+    if (history_due(l) && (stopping || now >= hist_retry_at_ns)) { /* first: queries may wait for it */
+      if (!history_pass(l)) hist_retry_at_ns = tr_clock_ns() + (uint64_t)TR_DERIVED_RETRY_MS * 1000000u;
+      if (!stopping) continue;
+    }
+    if (!due(l) || (!stopping && now < retry_at_ns)) {
+      if (stopping) break; /* one pass at stop: the next start catches up the rest */
+      uint64_t wake = history_due(l) ? hist_retry_at_ns : 0;
+      if (due(l) && (wake == 0 || retry_at_ns < wake)) wake = retry_at_ns;
+      if (wake > now) uv_cond_timedwait(&l->cond, &l->mu, wake - now);
+      else uv_cond_wait(&l->cond, &l->mu);
       continue;
     }
     /* Take the run: the derived writer goes on filling an empty one. */
@@ -168,7 +288,6 @@ static void lookups_main(void *arg) {
     l->held = l->work, l->held_cap = l->work_cap, l->held_n = 0;
     l->work = rows, l->work_cap = cap;
     uint64_t mark = atomic_load(&l->stats.through), target = l->fed_through;
-    bool stopping = l->stopping;
     l->settle = false;
     uv_mutex_unlock(&l->mu);
 
@@ -191,9 +310,11 @@ static void lookups_main(void *arg) {
 
 /* ---- start and stop ---- */
 
-int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, char *err, size_t errlen) {
+int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, tr_mailbox_t *done,
+                     char *err, size_t errlen) {
   memset(l, 0, sizeof *l);
   l->seq = seq;
+  l->done = done;
   l->durable = true; /* tr_store_open's setting */
   if (uv_mutex_init(&l->mu) != 0) return TR_ENOMEM;
   if (uv_cond_init(&l->cond) != 0) {
@@ -206,6 +327,10 @@ int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *
     snprintf(err, errlen, "cannot read the lookup mark: %s", tr_store_error_text(l->conn, rc));
   atomic_store(&l->stats.through, mark);
   l->fed_through = mark;
+  if (rc == 0 && (rc = tr_store_history_through(l->conn, &mark)) != 0)
+    snprintf(err, errlen, "cannot read the history mark: %s", tr_store_error_text(l->conn, rc));
+  atomic_store(&l->stats.history_through, mark);
+  l->hist_fed = mark;
   if (rc == 0 && uv_thread_create(&l->thread, lookups_main, l) != 0) {
     snprintf(err, errlen, "cannot start the lookup writer thread");
     rc = TR_EIO;
@@ -233,6 +358,10 @@ void tr_lookups_stop(tr_lookups_t *l) {
   free(l->work);
   l->held = l->work = NULL;
   l->held_n = l->held_cap = l->work_cap = 0;
+  free(l->hist);
+  free(l->hist_work);
+  l->hist = l->hist_work = NULL;
+  l->hist_n = l->hist_cap = l->hist_work_cap = 0;
   tr_store_close(l->conn);
   l->conn = NULL;
   uv_cond_destroy(&l->cond);

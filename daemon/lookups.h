@@ -1,4 +1,6 @@
-/* lookups.h — the writer of the lookup tables, on a thread of its own.
+/* lookups.h — the writer of the tables that index the journal, on a thread
+ * of its own (tr-lookups): the lookup tables, late, and account history,
+ * promptly.
  *
  * tx.get and tx.find read entry_txids and entry_ids (8-byte key prefixes,
  * schema 005) up to lookup_progress, then scan the journal after that mark
@@ -17,6 +19,15 @@
  * from the journal after a crash.  Writes share the database's write lock
  * with the journal (sequencer.h write_mu) and give it way after each
  * transaction.
+ *
+ * Account history (account_entries, history_progress) is fed the same way
+ * but written at once, after each write of the derived writer, sorted by
+ * (account, seq): account.history must see every answered tx, so queries
+ * wait for the lower of the derived mark and the history mark
+ * (tr_derived_readable).  Those rows were 3 of the derived writer's ~9 us a
+ * tx.  Held rows that do not follow the history mark (a failed write,
+ * memory short) are given up and the rows read back from the journal
+ * (tr_store_history_catch_up), as at a start behind.
  */
 #ifndef TR_LOOKUPS_H
 #define TR_LOOKUPS_H
@@ -25,6 +36,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "mailbox.h"
 #include "tr_delta.h"
 #include "tr_store.h"
 
@@ -34,6 +46,9 @@ typedef struct {
   atomic_ullong through;  /* the lookup tables reach this seq (lookup_progress) */
   atomic_ullong write_ns; /* time spent writing them */
   atomic_ullong errors;   /* failed transactions (retried from the journal; node.status derived.errors) */
+  atomic_ullong history_through;  /* account history reaches this seq (history_progress) */
+  atomic_ullong history_write_ns; /* time spent writing it */
+  atomic_bool history_failing;    /* its last write failed: queries waiting for it are told */
 } tr_lookups_stats_t;
 
 typedef struct tr_lookups {
@@ -44,26 +59,37 @@ typedef struct tr_lookups {
   tr_lookup_row_t *held;      /* fed rows not yet taken: one run of consecutive seqs */
   size_t held_n, held_cap;
   uint64_t fed_through;       /* the derived mark as last fed: how far the tables are to reach */
+  tr_delta_history_t *hist;   /* fed history rows not yet taken, entries hist_from..hist_fed */
+  size_t hist_n, hist_cap;
+  uint64_t hist_from, hist_fed;
+  bool hist_gap;              /* rows not held since the mark: read back from the journal */
+  char hist_why[400];         /* the last failed history write (under mu) */
+  tr_mailbox_t *done;         /* the loop, told when history moves (TR_MSG_DERIVED) */
 
   tr_store_t *conn;           /* this thread's own connection */
   bool durable;               /* its commits fsync: set off at the first write */
   tr_lookup_row_t *work;      /* the run being written (this thread's) */
   size_t work_cap;
+  tr_delta_history_t *hist_work; /* the history rows being written (this thread's) */
+  size_t hist_work_cap;
   struct tr_sequencer *seq;   /* write_mu; halted when the database is found damaged */
   tr_lookups_stats_t stats;
 } tr_lookups_t;
 
-/* Opens its connection to db_path, reads the lookup mark, starts the thread. */
-int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, char *err, size_t errlen);
+/* Opens its connection to db_path, reads the marks, starts the thread. */
+int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, tr_mailbox_t *done,
+                     char *err, size_t errlen);
 /* Derived writer thread: deltas first..last are written and the derived
- * mark is now `through`; their entries' rows are taken in. */
+ * mark is now `through`; their entries' rows and history rows are taken in. */
 void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t *last, uint64_t through);
 /* Derived writer thread, when idle or stopping (the derived mark is
  * `through`): write whatever lags, however little. */
 void tr_lookups_settle(tr_lookups_t *l, uint64_t through);
+/* Any thread: why account history is failing to be written ("" if not). */
+void tr_lookups_history_failure(tr_lookups_t *l, char *out, size_t outlen);
 /* Writes what lags after the derived writer's last feed (one pass: the
- * held run and at most TR_LOOKUP_WRITE_MAX entries read back before it),
- * joins, closes. */
+ * held history, the held run and at most TR_LOOKUP_WRITE_MAX entries read
+ * back before it), joins, closes. */
 void tr_lookups_stop(tr_lookups_t *l);
 
 #endif

@@ -277,15 +277,18 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(t, "handover", atomic_load(&s->handover_ns) / 1000000u);
   add_u64(t, "derived_write", atomic_load(&d->seq.derived.stats.write_ns) / 1000000u);
   add_u64(t, "lookups_write", atomic_load(&d->seq.derived.lookups.stats.write_ns) / 1000000u);
+  add_u64(t, "history_write", atomic_load(&d->seq.derived.lookups.stats.history_write_ns) / 1000000u);
   add_u64(o, "recent_tx_per_s", atomic_load(&s->recent_tx_per_s));
   const tr_derived_stats_t *ds = &d->seq.derived.stats;
   /* read in this order, each behind the next, so they show lookups <= written <= journal */
   uint64_t lookups = atomic_load(&d->seq.derived.lookups.stats.through);
+  uint64_t history = atomic_load(&d->seq.derived.lookups.stats.history_through);
   uint64_t through = atomic_load(&ds->through), journal = atomic_load(&s->size);
   cJSON *dv = cJSON_AddObjectToObject(o, "derived");
   add_u64(dv, "written_through", through);
   add_u64(dv, "behind", journal > through ? journal - through : 0);
   add_u64(dv, "lookups_through", lookups);
+  add_u64(dv, "history_through", history); /* account history: written at once, by tr-lookups */
   add_u64(dv, "queued_batches", atomic_load(&ds->queued_deltas));
   add_u64(dv, "queued_bytes", atomic_load(&ds->queued_bytes));
   add_u64(dv, "queued_bytes_max", TR_DERIVED_QUEUE_BYTES_MAX);
@@ -704,7 +707,7 @@ static void elem_run(tr_worker_t *w, tr_job_t *job, tr_elem_t *e, const cJSON *p
 
 /* The state tables have not reached the journal size the job arrived at. */
 static bool tables_behind(const tr_job_t *job, const tr_daemon_t *d) {
-  return atomic_load(&d->seq.derived.stats.through) < job->need;
+  return tr_derived_readable(&d->seq.derived) < job->need;
 }
 
 /* `min_size` (any query, README "A cluster"): the answer reflects a journal

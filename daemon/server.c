@@ -406,7 +406,7 @@ static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
   /* Its queries must also see the txs it submitted. */
   uint64_t size = atomic_load(&d->seq.stats.size);
   if (size > job->need) job->need = size;
-  if (atomic_load(&d->seq.derived.stats.through) >= job->need) {
+  if (tr_derived_readable(&d->seq.derived) >= job->need) {
     job_run_queries(d, job);
     return;
   }
@@ -419,8 +419,8 @@ static void job_after_sequencer(tr_daemon_t *d, tr_job_t *job) {
 
 /* The writer behind moved its mark (or failed): the jobs it now covers run. */
 static void on_tables_written(tr_daemon_t *d) {
-  uint64_t through = atomic_load(&d->seq.derived.stats.through);
-  bool failing = atomic_load(&d->seq.derived.stats.failing);
+  uint64_t through = tr_derived_readable(&d->seq.derived);
+  bool failing = tr_derived_failing(&d->seq.derived);
   tr_job_t *keep = NULL, *keep_tail = NULL;
   for (tr_job_t *j = d->tables_wait, *next; j; j = next) {
     next = j->next;

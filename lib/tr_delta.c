@@ -232,16 +232,16 @@ static int cmp_history(const void *a, const void *b) {
 }
 
 /* Rows keyed by (account, seq): written in key order, so each page of
- * account_entries is touched once for the whole delta. */
-static int write_history(tr_store_t *s, tr_delta_t *d) {
-  if (d->history_n > 1) qsort(d->history, d->history_n, sizeof *d->history, cmp_history);
+ * account_entries is touched once for them all. */
+static int write_history_rows(tr_store_t *s, tr_delta_history_t *rows, size_t n) {
+  if (n > 1) qsort(rows, n, sizeof *rows, cmp_history);
   sqlite3_stmt *st = tr_store_stmt(s, "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
   int rc = 0;
-  for (size_t i = 0; i < d->history_n && rc == 0; i++) {
-    if (i > 0 && cmp_history(&d->history[i], &d->history[i - 1]) == 0) continue; /* one account named twice */
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (i > 0 && cmp_history(&rows[i], &rows[i - 1]) == 0) continue; /* one account named twice */
     if (st == NULL) return TR_EIO;
-    sqlite3_bind_blob(st, 1, d->history[i].account.b, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)d->history[i].seq);
+    sqlite3_bind_blob(st, 1, rows[i].account.b, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].seq);
     rc = tr_store_step_done(st);
   }
   return rc;
@@ -321,17 +321,28 @@ static int set_mark(tr_store_t *s, const char *sql, uint64_t seq) {
   return tr_store_step_done(st);
 }
 
-int tr_store_derived_write(tr_store_t *s, tr_delta_t *d) {
+#define DERIVED_MARK_SQL "UPDATE derived_progress SET seq = ?1 WHERE id = 1 AND seq < ?1"
+#define HISTORY_MARK_SQL "UPDATE history_progress SET seq = ?1 WHERE id = 1 AND seq < ?1"
+
+int tr_store_derived_write_but_history(tr_store_t *s, tr_delta_t *d) {
   int rc = write_state(s, d);
   if (rc == 0) rc = write_receipts(s, d);
-  if (rc == 0) rc = write_history(s, d);
   if (rc == 0) rc = write_distributions(s, d);
   if (rc == 0) rc = write_nodes(s, d);
-  if (rc == 0 && d->last > 0) {
-    /* history_progress moves with it: the two marks say the same since 004. */
-    rc = set_mark(s, "UPDATE derived_progress SET seq = ?1 WHERE id = 1 AND seq < ?1", d->last);
-    if (rc == 0) rc = set_mark(s, "UPDATE history_progress SET seq = ?1 WHERE id = 1 AND seq < ?1", d->last);
-  }
+  if (rc == 0 && d->last > 0) rc = set_mark(s, DERIVED_MARK_SQL, d->last);
+  return rc;
+}
+
+int tr_store_derived_write(tr_store_t *s, tr_delta_t *d) {
+  int rc = tr_store_derived_write_but_history(s, d);
+  if (rc == 0) rc = write_history_rows(s, d->history, d->history_n);
+  if (rc == 0 && d->last > 0) rc = set_mark(s, HISTORY_MARK_SQL, d->last); /* with the derived mark */
+  return rc;
+}
+
+int tr_store_history_rows_put(tr_store_t *s, tr_delta_history_t *rows, size_t n, uint64_t through) {
+  int rc = write_history_rows(s, rows, n);
+  if (rc == 0 && through > 0) rc = set_mark(s, HISTORY_MARK_SQL, through);
   return rc;
 }
 

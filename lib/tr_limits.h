@@ -94,6 +94,10 @@
 #define TR_LOOKUP_WRITE_EVERY    8192u
 #define TR_LOOKUP_WRITE_MAX      65536u
 #define TR_LOOKUP_CHUNK_ROWS     1024u   /* rows a transaction of the late write: the journal waits for one at most */
+/* Account history rows fed to tr-lookups and not yet written (~40 B a row):
+ * they are written after every derived write, so this many means writes
+ * keep failing; past it they are read back from the journal instead. */
+#define TR_HISTORY_HELD_MAX      262144u
 /* The writer behind gathers batches for up to this long before it writes,
  * unless a query waits for its tables (tr_derived_hurry) or a write's worth
  * (TR_DERIVED_WRITE_BYTES_MAX) is queued: the derived rows of many batches

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """test_lookups.py - the lookup tables (entry_txids, entry_ids) behind the journal,
-written late by their own thread (tr-lookups, daemon/lookups.c):
+written late by their own thread (tr-lookups, daemon/lookups.c), and account
+history, written by it at once:
 
   * past TR_LOOKUP_WRITE_EVERY (8,192) entries the tables follow, and once the
     node is idle they reach the derived mark, however few entries lag;
   * tx.get and tx.find find every entry, before the lookup mark (the tables)
     and after it (the journal's tail); an unknown txid or (signer, id) is
     -32004; node.status shows lookups <= written <= size;
+  * account history, written at once by the same thread: account.history
+    asked right after a receipt lists that entry; a start with history
+    behind the derived mark reads the missing rows back from the journal;
   * kill -9 while rows are held in memory: after the restart every txid is
     still found, the tables catch up, and `tranchectl verify` (whose audit
     checks every lookup row against its entry) passes;
@@ -17,6 +21,7 @@ Only 127.0.0.1; bounded in time.  Prints TAP.
 """
 import os
 import random
+import sqlite3
 import sys
 import time
 
@@ -100,6 +105,55 @@ def all_found(node, sent, what):
             % (what, len(sent), min(300, len(sent)) + 50), bad[:3])
 
 
+def history_sees_receipts(node, rounds=40):
+    """account.history, asked on another connection right after a receipt,
+    lists that entry: the query waits for account history (tr-lookups) as
+    well as the derived tables."""
+    q = node.connect(timeout=60)
+    bad, opened = [], []
+    try:
+        for _ in range(rounds):
+            k = tc.Key()
+            r = node.submit(node.tx("account.open", node.admin, account=k.pk, roles=["investor"], jurisdiction="US",
+                                    kyc=True), node.admin)
+            q.send_obj({"jsonrpc": "2.0", "method": "account.history", "id": 1, "params": {"account": k.pk}})
+            h = q.recv(timeout=60).get("result", {})
+            if not isinstance(r, dict) or [e["seq"] for e in h.get("entries", [])] != [r.get("seq")] \
+                    or h.get("size", 0) < r.get("seq", 0):
+                bad.append((r, h))
+            opened.append((r.get("seq"), k))
+    finally:
+        q.close()
+    T.check(not bad, "account.history right after each of %d receipts lists that entry (size covers it)" % rounds,
+            bad[:2])
+    return opened
+
+
+def history_behind_at_start(node, opened):
+    """History is written after the derived tables, so a hard stop can leave
+    it behind their mark: the start reads the missing rows back from the
+    journal (only as far as the derived mark; the derived mark stays)."""
+    db = sqlite3.connect(os.path.join(node.datadir, "tranche.db"))
+    try:
+        (derived_mark,) = db.execute("SELECT seq FROM derived_progress").fetchone()
+        back = min(s for s, _ in opened) - 1
+        db.execute("DELETE FROM account_entries WHERE seq > ?", (back,))
+        db.execute("UPDATE history_progress SET seq = ?", (back,))
+        db.commit()
+    finally:
+        db.close()
+    node.start()
+    st = derived(node)
+    T.check(st["history_through"] >= derived_mark and st["written_through"] >= derived_mark,
+            "a start with history %d entries behind the derived mark catches it up" % (derived_mark - back), st)
+    bad = []
+    for s, k in opened:
+        h = node.call("account.history", {"account": k.pk})
+        if [e["seq"] for e in h["entries"]] != [s]:
+            bad.append((s, h))
+    T.check(not bad, "after it, account.history of each of %d accounts lists its entry again" % len(opened), bad[:2])
+
+
 def unknown_not_found(node):
     for method, params in (("tx.get", {"txid": "%064x" % RNG.getrandbits(256)}),
                            ("tx.find", {"signer": node.admin.pk, "id": "never-sent"})):
@@ -115,6 +169,8 @@ def main():
         st = derived(node)
         T.check(st["lookups_through"] <= st["written_through"] <= node.head()["size"],
                 "node.status under load: lookups_through <= written_through <= size", st)
+        T.check(st["history_through"] <= node.head()["size"], "node.status: history_through <= size", st)
+        opened = history_sees_receipts(node)
         st = wait_lookups_caught_up(node)
         T.check(st is not None, "idle, the lookup tables reach the derived mark and the journal's size")
         all_found(node, sent, "after a run and the idle write")
@@ -131,6 +187,9 @@ def main():
         unknown_not_found(node)
         rc = node.stop()
         T.check(rc == 0, "SIGTERM: exit 0", rc)
+        history_behind_at_start(node, opened)
+        rc = node.stop()
+        T.check(rc == 0, "SIGTERM after the history rebuild: exit 0", rc)
         r = node.ctl("verify", "--datadir", node.datadir, timeout=300)
         T.check(r.returncode == 0, "tranchectl verify passes (the audit checks every lookup row)",
                 (r.returncode, r.stdout.decode()[-400:], r.stderr.decode()[-400:]))

@@ -6,7 +6,7 @@ from /proc/PID/task/*/comm as top -H, ps -L and tranche-bench see them:
   tr-seq           the sequencer (the rules over memory)
   tr-journal       the journal's group commit, behind tr-seq (a single node)
   tr-derive        the writer behind it (state tables, checkpoints)
-  tr-lookups       the lookup tables' writer (entry_txids, entry_ids)
+  tr-lookups       the lookup tables (entry_txids, entry_ids) and account history
   tr-verify-N      the verify workers, N = 0..--workers-1, and nothing else
   tr-uvpool        every thread of libuv's pool (WAL checkpoints, backups),
                    as many as libuv starts: 4, or UV_THREADPOOL_SIZE
