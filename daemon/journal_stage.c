@@ -16,17 +16,16 @@
 /* An idle node's rate decays to 0 this often (node.status). */
 #define JOURNAL_IDLE_NS (250u * 1000000u)
 
-/* Commits the entries of a group of batches (the first `n` queued) in one
- * transaction; 0 when durable (or nothing to record). */
-static int group_commit(tr_sequencer_t *seq, tr_journal_job_t *first, size_t n) {
+/* Commits the entries of a group of batches in one transaction; 0 when
+ * durable (or nothing to record). */
+static int group_commit(tr_sequencer_t *seq, tr_journal_job_t *const *group, size_t n) {
   tr_delta_t *deltas[TR_JOURNAL_QUEUE_MAX];
   size_t k = 0;
   uint64_t last = 0;
-  tr_journal_job_t *job = first;
-  for (size_t i = 0; i < n; i++, job = job->next)
-    if (job->delta) {
-      deltas[k++] = job->delta;
-      if (job->delta->entries_n > 0) last = job->delta->last;
+  for (size_t i = 0; i < n; i++)
+    if (group[i]->delta) {
+      deltas[k++] = group[i]->delta;
+      if (group[i]->delta->entries_n > 0) last = group[i]->delta->last;
     }
   if (last == 0) return 0;
   uint64_t t0 = tr_clock_ns();
@@ -60,16 +59,20 @@ static void journal_main(void *arg) {
       if (uv_cond_timedwait(&j->cond, &j->mu, JOURNAL_IDLE_NS) == UV_ETIMEDOUT && j->head == NULL)
         seq_rate_update(seq, 0); /* an idle node's rate decays to 0 */
     }
-    tr_journal_job_t *first = j->head;
-    if (first == NULL) break; /* stopping, and everything is committed */
+    if (j->head == NULL) break; /* stopping, and everything is committed */
+    /* The group: every batch queued now, taken under mu (tr-seq appends
+     * to the last one's next meanwhile). */
+    tr_journal_job_t *group[TR_JOURNAL_QUEUE_MAX];
+    size_t n = 0, txs = 0;
+    for (tr_journal_job_t *job = j->head; job != NULL && n < TR_JOURNAL_QUEUE_MAX; job = job->next) {
+      group[n++] = job;
+      txs += job->batch->n;
+    }
     j->busy = true;
-    size_t n = j->n, txs = 0; /* the group: every batch queued now (tr-seq only appends) */
     bool earlier_failed = j->failed;
     uv_mutex_unlock(&j->mu);
 
-    tr_journal_job_t *job = first;
-    for (size_t i = 0; i < n; i++, job = job->next) txs += job->batch->n;
-    int rc = earlier_failed ? TR_EIO : group_commit(seq, first, n);
+    int rc = earlier_failed ? TR_EIO : group_commit(seq, group, n);
     if (rc != 0 && !earlier_failed) group_failed(seq, rc, txs);
     char why[600];
     if (rc != 0) {
@@ -83,14 +86,13 @@ static void journal_main(void *arg) {
      * tr-seq's lookups find each batch in one place or the other. */
     uint64_t t0 = tr_clock_ns();
     uv_mutex_lock(&j->mu);
-    job = first;
-    for (size_t i = 0; i < n; i++, job = job->next) {
-      if (rc == 0 && job->delta) tr_derived_push(&seq->derived, job->delta);
-      else tr_delta_free(job->delta);
-      job->delta = NULL;
+    for (size_t i = 0; i < n; i++) {
+      if (rc == 0 && group[i]->delta) tr_derived_push(&seq->derived, group[i]->delta);
+      else tr_delta_free(group[i]->delta);
+      group[i]->delta = NULL;
     }
     if (rc != 0) j->failed = true;
-    j->head = job;
+    j->head = group[n - 1]->next;
     if (j->head == NULL) j->tail = NULL;
     j->n -= n;
     uv_cond_broadcast(&j->cond);
@@ -98,11 +100,9 @@ static void journal_main(void *arg) {
     atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
 
     for (size_t i = 0; i < n; i++) { /* the answers, in batch order; the loop owns each batch from here */
-      tr_journal_job_t *next = first->next;
-      if (rc != 0) seq_batch_fail(first->batch, why);
-      seq_batch_done(seq, first->batch);
-      free(first);
-      first = next;
+      if (rc != 0) seq_batch_fail(group[i]->batch, why);
+      seq_batch_done(seq, group[i]->batch);
+      free(group[i]);
     }
     uv_mutex_lock(&j->mu);
     j->busy = false;
