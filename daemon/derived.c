@@ -241,6 +241,7 @@ void tr_derived_push(tr_derived_t *w, tr_delta_t *d) {
 
 void tr_derived_hurry(tr_derived_t *w, uint64_t need) {
   if (!w->started) return;
+  tr_lookups_hurry(&w->lookups, need); /* account history, after this writer */
   uint64_t have = atomic_load(&w->wanted);
   while (have < need && !atomic_compare_exchange_weak(&w->wanted, &have, need)) {}
   if (have >= need) return; /* asked for already */

@@ -80,7 +80,7 @@ static void hold_history(tr_lookups_t *l, const tr_delta_t *d) {
     l->hist_n = 0;
     return;
   }
-  if (l->hist_n == 0) l->hist_from = d->entries[0].seq;
+  if (l->hist_n == 0) l->hist_from = d->entries[0].seq, l->hist_oldest_ns = tr_clock_ns();
   memcpy(l->hist + l->hist_n, d->history, d->history_n * sizeof *d->history);
   l->hist_n += d->history_n;
 }
@@ -94,6 +94,16 @@ void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t 
   }
   if (through > l->fed_through) l->fed_through = through;
   uv_cond_signal(&l->cond); /* history is written at once */
+  uv_mutex_unlock(&l->mu);
+}
+
+void tr_lookups_hurry(tr_lookups_t *l, uint64_t need) {
+  if (!l->started) return;
+  uint64_t have = atomic_load(&l->hist_wanted);
+  while (have < need && !atomic_compare_exchange_weak(&l->hist_wanted, &have, need)) {}
+  if (have >= need) return; /* asked for already */
+  uv_mutex_lock(&l->mu);
+  uv_cond_signal(&l->cond);
   uv_mutex_unlock(&l->mu);
 }
 
@@ -185,12 +195,13 @@ static void notify_loop(tr_lookups_t *l) {
     log_warn("lookups", "out of memory telling the loop; waiting queries run at the next write");
 }
 
-/* One transaction, not fsynced (rebuilt from the journal): the held rows of
- * entries from..through, or with rows == NULL every entry after the mark
- * through `through` read back from the journal (the derived mark as fed:
- * a distribution's payees are read from its stored payouts).  Returns 0
- * and the new mark. */
-static int history_txn(tr_lookups_t *l, tr_delta_history_t *rows, size_t n, uint64_t through, uint64_t *reached) {
+/* One transaction, not fsynced (rebuilt from the journal): sorted held
+ * rows, moving the mark to `through` unless it is 0; or with rows == NULL
+ * every entry after the mark through `through` read back from the journal
+ * (the derived mark as fed: a distribution's payees are read from its
+ * stored payouts).  Returns 0 and the mark. */
+static int history_txn(tr_lookups_t *l, const tr_delta_history_t *rows, size_t n, uint64_t through,
+                       uint64_t *reached) {
   int rc = l->durable ? tr_store_set_durable(l->conn, false) : 0;
   if (rc == 0) l->durable = false;
   uint64_t rebuilt = 0;
@@ -221,8 +232,20 @@ static int history_txn(tr_lookups_t *l, tr_delta_history_t *rows, size_t n, uint
   return 0;
 }
 
-/* Under mu: held history rows, or rows to read back. */
-static bool history_due(const tr_lookups_t *l) { return l->hist_n > 0 || l->hist_gap; }
+/* Under mu: rows to read back, or held rows to write now: a query waits for
+ * them, they have gathered long enough or are many, or the node stops.
+ * Else *wake_ns says when they will be due (0: when fed). */
+static bool history_due(const tr_lookups_t *l, uint64_t now, uint64_t *wake_ns) {
+  *wake_ns = 0;
+  if (l->hist_gap) return true;
+  if (l->hist_n == 0) return false;
+  uint64_t until = l->hist_oldest_ns + (uint64_t)TR_HISTORY_LINGER_MS * 1000000u;
+  if (l->stopping || l->hist_n >= TR_HISTORY_WRITE_ROWS || now >= until ||
+      atomic_load(&l->hist_wanted) > atomic_load(&l->stats.history_through))
+    return true;
+  *wake_ns = until;
+  return false;
+}
 
 /* Called and returns with mu held: writes the held history rows (or reads
  * back from the journal what is not held).  False when it failed. */
@@ -237,8 +260,16 @@ static bool history_pass(tr_lookups_t *l) {
   uv_mutex_unlock(&l->mu);
 
   uint64_t t0 = tr_clock_ns(), reached = mark;
-  bool read_back = gap || from > mark + 1; /* rows between the mark and the run are not held */
-  int rc = history_txn(l, read_back ? NULL : rows, n, through, &reached);
+  int rc = 0;
+  if (gap || from > mark + 1) { /* rows between the mark and the run are not held */
+    rc = history_txn(l, NULL, 0, through, &reached);
+  } else {
+    tr_delta_history_sort(rows, n); /* then a chunk a key range: a page is written about once */
+    for (size_t at = 0; at < n && rc == 0; at += TR_LOOKUP_CHUNK_ROWS) {
+      size_t k = n - at < TR_LOOKUP_CHUNK_ROWS ? n - at : TR_LOOKUP_CHUNK_ROWS;
+      rc = history_txn(l, rows + at, k, at + k == n ? through : 0, &reached);
+    }
+  }
   if (rc == 0) atomic_store(&l->stats.history_through, reached);
   atomic_store(&l->stats.history_failing, rc != 0);
   atomic_fetch_add(&l->stats.history_write_ns, tr_clock_ns() - t0);
@@ -268,15 +299,15 @@ static void lookups_main(void *arg) {
   uint64_t retry_at_ns = 0, hist_retry_at_ns = 0;
   uv_mutex_lock(&l->mu);
   for (;;) {
-    uint64_t now = tr_clock_ns();
-    bool stopping = l->stopping;
-    if (history_due(l) && (stopping || now >= hist_retry_at_ns)) { /* first: queries may wait for it */
+    uint64_t now = tr_clock_ns(), hist_wake = 0;
+    bool stopping = l->stopping, hist_due = history_due(l, now, &hist_wake);
+    if (hist_due && (stopping || now >= hist_retry_at_ns)) { /* first: queries may wait for it */
       if (!history_pass(l)) hist_retry_at_ns = tr_clock_ns() + (uint64_t)TR_DERIVED_RETRY_MS * 1000000u;
       if (!stopping) continue;
     }
     if (!due(l) || (!stopping && now < retry_at_ns)) {
       if (stopping) break; /* one pass at stop: the next start catches up the rest */
-      uint64_t wake = history_due(l) ? hist_retry_at_ns : 0;
+      uint64_t wake = hist_due ? hist_retry_at_ns : hist_wake;
       if (due(l) && (wake == 0 || retry_at_ns < wake)) wake = retry_at_ns;
       if (wake > now) uv_cond_timedwait(&l->cond, &l->mu, wake - now);
       else uv_cond_wait(&l->cond, &l->mu);

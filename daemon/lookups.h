@@ -21,9 +21,10 @@
  * transaction.
  *
  * Account history (account_entries, history_progress) is fed the same way
- * but written at once, after each write of the derived writer, sorted by
- * (account, seq): account.history must see every answered tx, so queries
- * wait for the lower of the derived mark and the history mark
+ * and written sorted by (account, seq) after gathering for up to
+ * TR_HISTORY_LINGER_MS, or at once when a query waits for it
+ * (tr_lookups_hurry): account.history must see every answered tx, so
+ * queries wait for the lower of the derived mark and the history mark
  * (tr_derived_readable).  Those rows were 3 of the derived writer's ~9 us a
  * tx.  Held rows that do not follow the history mark (a failed write,
  * memory short) are given up and the rows read back from the journal
@@ -62,6 +63,8 @@ typedef struct tr_lookups {
   tr_delta_history_t *hist;   /* fed history rows not yet taken, entries hist_from..hist_fed */
   size_t hist_n, hist_cap;
   uint64_t hist_from, hist_fed;
+  uint64_t hist_oldest_ns;    /* when the first held row was fed */
+  atomic_ullong hist_wanted;  /* a query waits for history through this seq: write at once */
   bool hist_gap;              /* rows not held since the mark: read back from the journal */
   char hist_why[400];         /* the last failed history write (under mu) */
   tr_mailbox_t *done;         /* the loop, told when history moves (TR_MSG_DERIVED) */
@@ -85,6 +88,9 @@ void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t 
 /* Derived writer thread, when idle or stopping (the derived mark is
  * `through`): write whatever lags, however little. */
 void tr_lookups_settle(tr_lookups_t *l, uint64_t through);
+/* Loop thread: a query waits for account history through `need`; the held
+ * rows are written as soon as they are fed, without gathering more. */
+void tr_lookups_hurry(tr_lookups_t *l, uint64_t need);
 /* Any thread: why account history is failing to be written ("" if not). */
 void tr_lookups_history_failure(tr_lookups_t *l, char *out, size_t outlen);
 /* Writes what lags after the derived writer's last feed (one pass: the

@@ -231,10 +231,13 @@ static int cmp_history(const void *a, const void *b) {
   return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Rows keyed by (account, seq): written in key order, so each page of
- * account_entries is touched once for them all. */
-static int write_history_rows(tr_store_t *s, tr_delta_history_t *rows, size_t n) {
+void tr_delta_history_sort(tr_delta_history_t *rows, size_t n) {
   if (n > 1) qsort(rows, n, sizeof *rows, cmp_history);
+}
+
+/* Rows keyed by (account, seq), sorted: written in key order, so each page
+ * of account_entries is touched once for them all. */
+static int write_history_rows(tr_store_t *s, const tr_delta_history_t *rows, size_t n) {
   sqlite3_stmt *st = tr_store_stmt(s, "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
@@ -335,12 +338,13 @@ int tr_store_derived_write_but_history(tr_store_t *s, tr_delta_t *d) {
 
 int tr_store_derived_write(tr_store_t *s, tr_delta_t *d) {
   int rc = tr_store_derived_write_but_history(s, d);
+  tr_delta_history_sort(d->history, d->history_n);
   if (rc == 0) rc = write_history_rows(s, d->history, d->history_n);
   if (rc == 0 && d->last > 0) rc = set_mark(s, HISTORY_MARK_SQL, d->last); /* with the derived mark */
   return rc;
 }
 
-int tr_store_history_rows_put(tr_store_t *s, tr_delta_history_t *rows, size_t n, uint64_t through) {
+int tr_store_history_rows_put(tr_store_t *s, const tr_delta_history_t *rows, size_t n, uint64_t through) {
   int rc = write_history_rows(s, rows, n);
   if (rc == 0 && through > 0) rc = set_mark(s, HISTORY_MARK_SQL, through);
   return rc;

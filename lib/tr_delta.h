@@ -107,11 +107,13 @@ int tr_store_derived_write(tr_store_t *s, tr_delta_t *d);
 /* The same but for the account history rows and their mark: the live node
  * writes those on their own stage (daemon/lookups.c). */
 int tr_store_derived_write_but_history(tr_store_t *s, tr_delta_t *d);
-/* Inside the caller's write transaction: account history rows (sorted here;
- * the same row twice is written once), then history_progress moves to
- * `through` (never back).  The rows must be every row of the entries after
- * the mark through `through`. */
-int tr_store_history_rows_put(tr_store_t *s, tr_delta_history_t *rows, size_t n, uint64_t through);
+/* Account history rows in key order (account, seq). */
+void tr_delta_history_sort(tr_delta_history_t *rows, size_t n);
+/* Inside the caller's write transaction: account history rows, sorted (the
+ * same row twice is written once), then, when `through` is not 0,
+ * history_progress moves to it (never back): every row of the entries
+ * after the mark through `through` must be written by then. */
+int tr_store_history_rows_put(tr_store_t *s, const tr_delta_history_t *rows, size_t n, uint64_t through);
 /* How far every derived row is written (derived_progress). */
 int tr_store_derived_mark(tr_store_t *s, uint64_t *seq);
 

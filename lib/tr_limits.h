@@ -98,6 +98,13 @@
  * they are written after every derived write, so this many means writes
  * keep failing; past it they are read back from the journal instead. */
 #define TR_HISTORY_HELD_MAX      262144u
+/* They are written when a query waits for them, else after gathering this
+ * long or this many rows: an account's page of account_entries is then
+ * written once for hundreds of its rows (at ~40 ms, ~2.5 us a row).  The
+ * rows go in sorted, in transactions of TR_LOOKUP_CHUNK_ROWS, so the
+ * journal's commit waits for one chunk at most. */
+#define TR_HISTORY_LINGER_MS     200u
+#define TR_HISTORY_WRITE_ROWS    32768u
 /* The writer behind gathers batches for up to this long before it writes,
  * unless a query waits for its tables (tr_derived_hurry) or a write's worth
  * (TR_DERIVED_WRITE_BYTES_MAX) is queued: the derived rows of many batches
