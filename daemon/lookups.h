@@ -1,6 +1,6 @@
 /* lookups.h — the writer of the tables that index the journal, on a thread
  * of its own (tr-lookups): the lookup tables, late, and account history,
- * promptly.
+ * soon (at once for a query that waits for it).
  *
  * tx.get and tx.find read entry_txids and entry_ids (8-byte key prefixes,
  * schema 005) up to lookup_progress, then scan the journal after that mark
@@ -25,8 +25,8 @@
  * TR_HISTORY_LINGER_MS, or at once when a query waits for it
  * (tr_lookups_hurry): account.history must see every answered tx, so
  * queries wait for the lower of the derived mark and the history mark
- * (tr_derived_readable).  Those rows were 3 of the derived writer's ~9 us a
- * tx.  Held rows that do not follow the history mark (a failed write,
+ * (tr_derived_readable).  Those rows were ~5 of the derived writer's ~9 us
+ * a tx.  Held rows that do not follow the history mark (a failed write,
  * memory short) are given up and the rows read back from the journal
  * (tr_store_history_catch_up), as at a start behind.
  */
