@@ -54,7 +54,7 @@ typedef struct {
   uv_thread_t thread;
   uv_mutex_t mu;
   uv_cond_t cond;               /* a job queued, room made, the queue emptied, stop */
-  tr_journal_job_t *head, *tail; /* in batch order; the head is the one being committed */
+  tr_journal_job_t *head, *tail; /* in batch order; from the head, the group being committed */
   size_t n;
   bool failed;                  /* a commit failed: jobs fail until tr-seq has rebuilt */
   char why[512];                /* that failure, for the batches failed after it */
@@ -63,7 +63,8 @@ typedef struct {
   atomic_ullong wait_ns;        /* tr-seq waiting for room */
 } tr_journal_stage_t;
 
-/* tr-seq, at start and at its end (the queue is committed first). */
+/* Before tr-seq starts; and by tr-seq as it ends (the queue is committed
+ * first). */
 int tr_journal_stage_start(struct tr_sequencer *seq);
 void tr_journal_stage_stop(struct tr_sequencer *seq);
 
