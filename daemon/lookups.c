@@ -93,7 +93,8 @@ void tr_lookups_feed(tr_lookups_t *l, const tr_delta_t *first, const tr_delta_t 
     hold_history(l, d);
   }
   if (through > l->fed_through) l->fed_through = through;
-  uv_cond_signal(&l->cond); /* history is written at once */
+  if (l->fed_through - atomic_load(&l->stats.through) >= TR_LOOKUP_WRITE_EVERY) uv_cond_signal(&l->cond);
+  uv_cond_signal(&l->hist_cond);
   uv_mutex_unlock(&l->mu);
 }
 
@@ -103,7 +104,7 @@ void tr_lookups_hurry(tr_lookups_t *l, uint64_t need) {
   while (have < need && !atomic_compare_exchange_weak(&l->hist_wanted, &have, need)) {}
   if (have >= need) return; /* asked for already */
   uv_mutex_lock(&l->mu);
-  uv_cond_signal(&l->cond);
+  uv_cond_signal(&l->hist_cond);
   uv_mutex_unlock(&l->mu);
 }
 
@@ -202,23 +203,24 @@ static void notify_loop(tr_lookups_t *l) {
  * stored payouts).  Returns 0 and the mark. */
 static int history_txn(tr_lookups_t *l, const tr_delta_history_t *rows, size_t n, uint64_t through,
                        uint64_t *reached) {
-  int rc = l->durable ? tr_store_set_durable(l->conn, false) : 0;
-  if (rc == 0) l->durable = false;
+  tr_store_t *conn = l->hist_conn;
+  int rc = l->hist_durable ? tr_store_set_durable(conn, false) : 0;
+  if (rc == 0) l->hist_durable = false;
   uint64_t rebuilt = 0;
   tr_sequencer_behind_lock(l->seq);
   if (rc == 0 && rows == NULL) {
-    rc = tr_store_history_catch_up(l->conn, through, &rebuilt); /* its own transaction */
+    rc = tr_store_history_catch_up(conn, through, &rebuilt); /* its own transaction */
   } else if (rc == 0) {
-    rc = tr_store_begin(l->conn);
-    if (rc == 0) rc = tr_store_history_rows_put(l->conn, rows, n, through);
-    if (rc == 0) rc = tr_store_commit(l->conn);
+    rc = tr_store_begin(conn);
+    if (rc == 0) rc = tr_store_history_rows_put(conn, rows, n, through);
+    if (rc == 0) rc = tr_store_commit(conn);
   }
-  if (rc == 0) rc = tr_store_history_through(l->conn, reached);
+  if (rc == 0) rc = tr_store_history_through(conn, reached);
   if (rc != 0) {
     char why[sizeof l->hist_why];
-    snprintf(why, sizeof why, "%s", tr_store_error_text(l->conn, rc));
+    snprintf(why, sizeof why, "%s", tr_store_error_text(conn, rc));
     bool fatal = tr_store_failure_is_fatal();
-    tr_store_rollback(l->conn);
+    tr_store_rollback(conn);
     tr_sequencer_behind_unlock(l->seq);
     atomic_fetch_add(&l->stats.errors, 1);
     uv_mutex_lock(&l->mu);
@@ -295,22 +297,17 @@ static bool due(const tr_lookups_t *l) {
 static void lookups_main(void *arg) {
   tr_lookups_t *l = arg;
   tr_thread_name("tr-lookups");
-  /* after a failure: not before then (feeds would wake it at every write) */
-  uint64_t retry_at_ns = 0, hist_retry_at_ns = 0;
+  uint64_t retry_at_ns = 0; /* after a failure: not before then (feeds would wake it at every write) */
   uv_mutex_lock(&l->mu);
   for (;;) {
-    uint64_t now = tr_clock_ns(), hist_wake = 0;
-    bool stopping = l->stopping, hist_due = history_due(l, now, &hist_wake);
-    if (hist_due && (stopping || now >= hist_retry_at_ns)) { /* first: queries may wait for it */
-      if (!history_pass(l)) hist_retry_at_ns = tr_clock_ns() + (uint64_t)TR_DERIVED_RETRY_MS * 1000000u;
-      if (!stopping) continue;
+    if (!due(l)) {
+      if (l->stopping) break;
+      uv_cond_wait(&l->cond, &l->mu);
+      continue;
     }
-    if (!due(l) || (!stopping && now < retry_at_ns)) {
-      if (stopping) break; /* one pass at stop: the next start catches up the rest */
-      uint64_t wake = hist_due ? hist_retry_at_ns : hist_wake;
-      if (due(l) && (wake == 0 || retry_at_ns < wake)) wake = retry_at_ns;
-      if (wake > now) uv_cond_timedwait(&l->cond, &l->mu, wake - now);
-      else uv_cond_wait(&l->cond, &l->mu);
+    uint64_t now = tr_clock_ns();
+    if (!l->stopping && now < retry_at_ns) {
+      uv_cond_timedwait(&l->cond, &l->mu, retry_at_ns - now);
       continue;
     }
     /* Take the run: the derived writer goes on filling an empty one. */
@@ -319,6 +316,7 @@ static void lookups_main(void *arg) {
     l->held = l->work, l->held_cap = l->work_cap, l->held_n = 0;
     l->work = rows, l->work_cap = cap;
     uint64_t mark = atomic_load(&l->stats.through), target = l->fed_through;
+    bool stopping = l->stopping;
     l->settle = false;
     uv_mutex_unlock(&l->mu);
 
@@ -339,6 +337,28 @@ static void lookups_main(void *arg) {
   uv_mutex_unlock(&l->mu);
 }
 
+/* tr-history: account history, on a connection of its own. */
+static void history_main(void *arg) {
+  tr_lookups_t *l = arg;
+  tr_thread_name("tr-history");
+  uint64_t retry_at_ns = 0; /* after a failure: not before then */
+  uv_mutex_lock(&l->mu);
+  for (;;) {
+    uint64_t now = tr_clock_ns(), wake = 0;
+    bool stopping = l->stopping, due = history_due(l, now, &wake);
+    if (due && (stopping || now >= retry_at_ns)) {
+      if (!history_pass(l)) retry_at_ns = tr_clock_ns() + (uint64_t)TR_DERIVED_RETRY_MS * 1000000u;
+      if (stopping) break; /* one pass at stop: the next start reads back the rest */
+      continue;
+    }
+    if (stopping) break;
+    if (due) wake = retry_at_ns;
+    if (wake > now) uv_cond_timedwait(&l->hist_cond, &l->mu, wake - now);
+    else uv_cond_wait(&l->hist_cond, &l->mu);
+  }
+  uv_mutex_unlock(&l->mu);
+}
+
 /* ---- start and stop ---- */
 
 int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *seq, tr_mailbox_t *done,
@@ -346,9 +366,14 @@ int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *
   memset(l, 0, sizeof *l);
   l->seq = seq;
   l->done = done;
-  l->durable = true; /* tr_store_open's setting */
+  l->durable = l->hist_durable = true; /* tr_store_open's setting */
   if (uv_mutex_init(&l->mu) != 0) return TR_ENOMEM;
   if (uv_cond_init(&l->cond) != 0) {
+    uv_mutex_destroy(&l->mu);
+    return TR_ENOMEM;
+  }
+  if (uv_cond_init(&l->hist_cond) != 0) {
+    uv_cond_destroy(&l->cond);
     uv_mutex_destroy(&l->mu);
     return TR_ENOMEM;
   }
@@ -358,17 +383,32 @@ int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *
     snprintf(err, errlen, "cannot read the lookup mark: %s", tr_store_error_text(l->conn, rc));
   atomic_store(&l->stats.through, mark);
   l->fed_through = mark;
-  if (rc == 0 && (rc = tr_store_history_through(l->conn, &mark)) != 0)
-    snprintf(err, errlen, "cannot read the history mark: %s", tr_store_error_text(l->conn, rc));
+  if (rc == 0) rc = tr_store_open(db_path, 0, &l->hist_conn, err, errlen);
+  if (rc == 0 && (rc = tr_store_history_through(l->hist_conn, &mark)) != 0)
+    snprintf(err, errlen, "cannot read the history mark: %s", tr_store_error_text(l->hist_conn, rc));
   atomic_store(&l->stats.history_through, mark);
   l->hist_fed = mark;
   if (rc == 0 && uv_thread_create(&l->thread, lookups_main, l) != 0) {
     snprintf(err, errlen, "cannot start the lookup writer thread");
     rc = TR_EIO;
   }
+  bool lookups_running = rc == 0;
+  if (rc == 0 && uv_thread_create(&l->hist_thread, history_main, l) != 0) {
+    snprintf(err, errlen, "cannot start the account history writer thread");
+    rc = TR_EIO;
+  }
   if (rc != 0) {
+    if (lookups_running) {
+      uv_mutex_lock(&l->mu);
+      l->stopping = true;
+      uv_cond_signal(&l->cond);
+      uv_mutex_unlock(&l->mu);
+      uv_thread_join(&l->thread);
+    }
+    tr_store_close(l->hist_conn);
     tr_store_close(l->conn);
-    l->conn = NULL;
+    l->conn = l->hist_conn = NULL;
+    uv_cond_destroy(&l->hist_cond);
     uv_cond_destroy(&l->cond);
     uv_mutex_destroy(&l->mu);
     return rc;
@@ -382,7 +422,9 @@ void tr_lookups_stop(tr_lookups_t *l) {
   uv_mutex_lock(&l->mu);
   l->stopping = true;
   uv_cond_signal(&l->cond);
+  uv_cond_signal(&l->hist_cond);
   uv_mutex_unlock(&l->mu);
+  uv_thread_join(&l->hist_thread);
   uv_thread_join(&l->thread);
   l->started = false;
   free(l->held);
@@ -393,8 +435,10 @@ void tr_lookups_stop(tr_lookups_t *l) {
   free(l->hist_work);
   l->hist = l->hist_work = NULL;
   l->hist_n = l->hist_cap = l->hist_work_cap = 0;
+  tr_store_close(l->hist_conn);
   tr_store_close(l->conn);
-  l->conn = NULL;
+  l->conn = l->hist_conn = NULL;
+  uv_cond_destroy(&l->hist_cond);
   uv_cond_destroy(&l->cond);
   uv_mutex_destroy(&l->mu);
 }

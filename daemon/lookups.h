@@ -1,6 +1,7 @@
-/* lookups.h — the writer of the tables that index the journal, on a thread
- * of its own (tr-lookups): the lookup tables, late, and account history,
- * soon (at once for a query that waits for it).
+/* lookups.h — the writers of the tables that index the journal, each on a
+ * thread and a connection of its own: the lookup tables, late (tr-lookups),
+ * and account history, soon, or at once for a query that waits for it
+ * (tr-history).
  *
  * tx.get and tx.find read entry_txids and entry_ids (8-byte key prefixes,
  * schema 005) up to lookup_progress, then scan the journal after that mark
@@ -21,7 +22,7 @@
  * transaction.
  *
  * Account history (account_entries, history_progress) is fed the same way
- * and written sorted by (account, seq) after gathering for up to
+ * and written by tr-history, sorted by (account, seq) after gathering for up to
  * TR_HISTORY_LINGER_MS, or at once when a query waits for it
  * (tr_lookups_hurry): account.history must see every answered tx, so
  * queries wait for the lower of the derived mark and the history mark
@@ -55,7 +56,7 @@ typedef struct {
 typedef struct tr_lookups {
   uv_mutex_t mu;
   uv_cond_t cond;             /* rows fed, a settle asked for, or the stop */
-  uv_thread_t thread;
+  uv_thread_t thread;         /* tr-lookups */
   bool started, stopping, settle;
   tr_lookup_row_t *held;      /* fed rows not yet taken: one run of consecutive seqs */
   size_t held_n, held_cap;
@@ -73,8 +74,12 @@ typedef struct tr_lookups {
   bool durable;               /* its commits fsync: set off at the first write */
   tr_lookup_row_t *work;      /* the run being written (this thread's) */
   size_t work_cap;
-  tr_delta_history_t *hist_work; /* the history rows being written (this thread's) */
+  tr_delta_history_t *hist_work; /* the history rows being written (tr-history's) */
   size_t hist_work_cap;
+  uv_thread_t hist_thread;    /* tr-history */
+  uv_cond_t hist_cond;        /* history rows fed, a hurry, or the stop */
+  tr_store_t *hist_conn;      /* tr-history's own connection */
+  bool hist_durable;          /* its commits fsync: set off at the first write */
   struct tr_sequencer *seq;   /* write_mu; halted when the database is found damaged */
   tr_lookups_stats_t stats;
 } tr_lookups_t;

@@ -47,7 +47,8 @@ def num(pattern, text):
 def check_split(out, workers, label):
     threads = re.findall(r"^  (tr-[a-z0-9-]+)\s+tid (\d+)\s+" + NUM + " us", out, re.M)
     names = sorted(n for n, _, _ in threads)
-    want = sorted(["tr-loop", "tr-seq", "tr-journal", "tr-derive", "tr-lookups"] + ["tr-verify-%d" % i for i in range(workers)] +
+    want = sorted(["tr-loop", "tr-seq", "tr-journal", "tr-derive", "tr-lookups", "tr-history"] +
+                  ["tr-verify-%d" % i for i in range(workers)] +
                   ["tr-uvpool"] * 4)
     T.eq(names, want, "%s: one line per daemon thread, by its name" % label)
     group = re.search(r"^  tr-verify-\*\s+(\d+) threads\s+" + NUM + " us", out, re.M)

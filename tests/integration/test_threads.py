@@ -6,7 +6,8 @@ from /proc/PID/task/*/comm as top -H, ps -L and tranche-bench see them:
   tr-seq           the sequencer (the rules over memory)
   tr-journal       the journal's group commit, behind tr-seq (a single node)
   tr-derive        the writer behind it (state tables, checkpoints)
-  tr-lookups       the lookup tables (entry_txids, entry_ids) and account history
+  tr-lookups       the lookup tables (entry_txids, entry_ids), late
+  tr-history       account history (account_entries)
   tr-verify-N      the verify workers, N = 0..--workers-1, and nothing else
   tr-uvpool        every thread of libuv's pool (WAL checkpoints, backups),
                    as many as libuv starts: 4, or UV_THREADPOOL_SIZE
@@ -45,7 +46,7 @@ def under_tsan(pid):
 
 def expected(workers, uvpool, tsan):
     want = collections.Counter({"tr-loop": 1, "tr-seq": 1, "tr-journal": 1, "tr-derive": 1, "tr-lookups": 1,
-                                "tr-uvpool": uvpool})
+                                "tr-history": 1, "tr-uvpool": uvpool})
     if tsan:
         want["tranched"] = 1  # the sanitizer runtime's thread, not the daemon's
     for i in range(workers):
