@@ -11,6 +11,12 @@ silently short reply.
                "disk full", account.history an error rather than a short
                page, writes recover once room is made, SIGTERM says the last
                writes failed and exits 1, a restart says "disk full"
+  disk full under load  (the same tmpfs) the disk fills while eight
+               connections keep batches queued behind tr-journal's commit:
+               every request is answered, the batches behind the failed
+               commit fail with it, and with room again every failed tx is
+               accepted afresh (none left a trace) while every answered one
+               is a duplicate of its own entry
   WAL gone     truncated under load: writes stop with the reason, reads go
                on, a restart refuses the damaged file
   clock        (libfaketime on the wall clock only) stepped back a day:
@@ -18,6 +24,7 @@ silently short reply.
                times do not follow it and node.status counts the refusal
 Only 127.0.0.1; bounded in time.  Prints TAP.
 """
+import json
 import os
 import re
 import shutil
@@ -25,6 +32,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -160,10 +168,12 @@ def fill(path, name="filler"):
     filler = os.path.join(path, name)
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
+        for chunk in (1 << 20, 4096):  # quickly, then to the last page
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
     finally:
         os.close(fd)
     return filler
@@ -242,6 +252,150 @@ def case_disk_full():
         rc, out, err = run([node.tranchectl, "verify", "--datadir", node.datadir], timeout=120) if node.stop() == 0 \
             else (None, "", "")
         T.check(rc == 0, "disk full: the journal verifies afterwards", err[-300:])
+    finally:
+        node.kill()
+        subprocess.run(["umount", "-l", mnt])
+        shutil.rmtree(mnt, ignore_errors=True)
+        node.cleanup()
+
+
+# ------------------------------------------------------------------ disk full under load
+
+LOAD_CONNS, LOAD_DEPTH = 8, 24
+
+
+def submit_line(tx, key, id_):
+    b = tc.tx_bytes(tx)
+    return json.dumps({"jsonrpc": "2.0", "method": "tx.submit", "id": id_,
+                       "params": {"tx": b.decode(), "sig": tc.sign_tx(b, key)}}).encode() + b"\n"
+
+
+class Load:
+    """LOAD_CONNS connections, each sending its lines LOAD_DEPTH at a time
+    (the next chunk once the last is answered) until its lines run out or
+    stop() is called.  answers: [(line, result or error object)], None for a
+    request the connection never answered (it ended, or was quiet for 60 s)."""
+
+    def __init__(self, node, lines_per_conn):
+        self.answers, self.errors = [], 0
+        self.lock, self.stopping = threading.Lock(), threading.Event()
+        self.threads = [threading.Thread(target=self.conn, args=(node, lines)) for lines in lines_per_conn]
+        for t in self.threads:
+            t.start()
+
+    def conn(self, node, lines):
+        c = node.connect(timeout=60)
+        try:
+            for k in range(0, len(lines), LOAD_DEPTH):
+                if self.stopping.is_set():
+                    break
+                chunk = lines[k:k + LOAD_DEPTH]
+                c.send_raw(b"".join(chunk))
+                for line in chunk:
+                    try:
+                        resp = c.recv(timeout=60)
+                        resp = resp.get("error", resp.get("result")) if isinstance(resp, dict) else None
+                    except Exception:  # noqa: BLE001 - a missing answer is what the caller checks
+                        resp = None
+                    with self.lock:
+                        self.answers.append((line, resp))
+                        self.errors += tc.is_error(resp)
+        finally:
+            c.close()
+
+    def count(self):
+        with self.lock:
+            return len(self.answers), self.errors
+
+    def stop(self):
+        self.stopping.set()
+        return self.join()
+
+    def join(self):
+        for t in self.threads:
+            t.join(120)
+        return self.answers
+
+
+def account_lines(node, n, tag):
+    return [[submit_line(node.tx("account.open", node.admin, account=tc.Key().pk, roles=["investor"],
+                                 jurisdiction="DE", kyc=True), node.admin, "%s-%d-%d" % (tag, c, k))
+             for k in range(n)] for c in range(LOAD_CONNS)]
+
+
+def until(cond, seconds):
+    deadline = time.monotonic() + seconds
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return cond()
+
+
+def case_disk_full_under_load():
+    """A failed group commit with batches queued behind it (journal_stage.c):
+    they fail with it, none leaves a trace in memory or on disk, and nothing
+    answered is lost."""
+    if os.geteuid() != 0:
+        skip("disk full under load: needs root to mount a small tmpfs")
+        return
+    mnt = tempfile.mkdtemp(prefix="tranche-full-load-")
+    if not mount_small_fs(mnt, 64 * 1024):  # room for every round's rows: only the filler fills it
+        skip("disk full under load: mount -t tmpfs is not allowed here")
+        os.rmdir(mnt)
+        return
+    node = tc.Node(workers=2)
+    node.datadir = os.path.join(mnt, "data")
+    try:
+        node.init().start()
+        size0 = node.head()["size"]
+        results, behind = [], []
+        for attempt in range(4):  # until a batch queued behind the failed commit is seen to fail with it
+            answered = []
+            # The disk stays full for a moment after the first failure, then is freed at once: the
+            # batches applied behind a failed commit must fail either way, even once commits work again.
+            for phase, linger in (("full", 0.2), ("freed", 0.0)):
+                load = Load(node, account_lines(node, LOAD_DEPTH * 12, "%s%d" % (phase, attempt)))
+                until(lambda: load.count()[0] >= LOAD_CONNS * LOAD_DEPTH * 2, 60)
+                filler = fill(mnt, "filler")  # while batches queue behind the journal's commits
+                until(lambda: load.count()[1] > 0, 30)
+                time.sleep(linger)
+                os.remove(filler)
+                time.sleep(0.3)  # the load goes on over the rebuilt state
+                answered += load.stop()
+            results += answered
+            behind = [a for _, a in answered if tc.is_error(a) and "an earlier batch's commit failed" in a["message"]]
+            if behind:
+                break
+            T.comment("disk full under load: attempt %d saw no batch fail behind another (%d errors); again"
+                      % (attempt + 1, sum(tc.is_error(a) for _, a in answered)))
+        missing = [line for line, a in results if a is None]
+        T.check(not missing, "disk full under load: every request is answered", len(missing))
+        receipts = [(line, a) for line, a in results if isinstance(a, dict) and "seq" in a]
+        failed = [(line, a) for line, a in results if tc.is_error(a)]
+        unexplained = [a for _, a in failed if "disk full" not in a["message"]]
+        T.check(failed and not unexplained, "disk full under load: %d of %d txs fail, each saying disk full"
+                % (len(failed), len(results)), unexplained[:2])
+        T.check(behind, "disk full under load: batches queued behind the failed commit fail with it", behind[:1])
+        # With room again: every failed tx is new to the node, every answered one a duplicate of its entry.
+        again = [[] for _ in range(LOAD_CONNS)]
+        for k, (line, _) in enumerate(receipts + failed):
+            again[k % LOAD_CONNS].append(line)
+        second = dict(Load(node, again).join())
+        fresh = [second.get(line) for line, _ in failed]
+        T.check(all(isinstance(a, dict) and a.get("duplicate") is False for a in fresh),
+                "disk full under load: with room again each of the %d failed txs is accepted afresh" % len(fresh),
+                [a for a in fresh if not (isinstance(a, dict) and a.get("duplicate") is False)][:2])
+        kept = [(first, second.get(line)) for line, first in receipts]
+        T.check(all(isinstance(b, dict) and b.get("duplicate") is True and
+                    (b["seq"], b["txid"], b["hash"]) == (a["seq"], a["txid"], a["hash"]) for a, b in kept),
+                "disk full under load: each of the %d answered txs is a duplicate of its own entry" % len(kept),
+                [p for p in kept if not (isinstance(p[1], dict) and p[1].get("seq") == p[0]["seq"])][:2])
+        # the writers behind retry a failed write every TR_DERIVED_RETRY_MS; reads say "retry later" until then
+        until(lambda: not tc.is_error(node.roe("ledger.head")), 10)
+        T.eq(node.roe("ledger.head").get("size"), size0 + len(receipts) + len(failed),
+             "disk full under load: the journal holds each tx once, with no gap")
+        T.check(node.stop() == 0, "disk full under load: the node stops cleanly once room is made")
+        rc, out, err = run([node.tranchectl, "verify", "--datadir", node.datadir], timeout=120)
+        T.check(rc == 0, "disk full under load: the journal verifies (chain, tree, state replayed)", err[-300:])
     finally:
         node.kill()
         subprocess.run(["umount", "-l", mnt])
@@ -364,6 +518,7 @@ def case_wal_truncated():
 
 
 CASES = [("lock", case_lock), ("bad database", case_bad_database), ("disk full", case_disk_full),
+         ("disk full under load", case_disk_full_under_load),
          ("clock", case_clock), ("WAL truncated", case_wal_truncated)]
 
 
