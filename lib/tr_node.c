@@ -57,7 +57,7 @@ static int fsync_dir_of(const char *path) {
 
 int tr_key_file_write(const char *path, const uint8_t seed[32]) {
   char line[66];
-  tr_hex_encode(seed, 32, line);
+  tr_hex_encode_secret(seed, 32, line);
   line[64] = '\n';
   line[65] = '\0';
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -100,7 +100,7 @@ int tr_key_file_read(const char *path, int refuse_lax_mode, uint8_t sk[64], tr_k
     return TR_EARG;
   }
   uint8_t seed[32];
-  int rc = (n == 65 && buf[64] == '\n') ? tr_hex_decode(buf, 64, seed, 32) : TR_EINVALID;
+  int rc = (n == 65 && buf[64] == '\n') ? tr_hex_decode_secret(buf, 64, seed, 32) : TR_EINVALID;
   sodium_memzero(buf, sizeof buf);
   if (rc != 0) {
     snprintf(err, errlen, "key file %s must hold 64 lowercase hex characters and a newline", path);
