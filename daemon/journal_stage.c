@@ -1,5 +1,5 @@
-/* journal_stage.c — a single node's journal commit, behind tr-seq, on
- * tr-journal (journal_stage.h).
+/* journal_stage.c — the journal commit, behind tr-seq, on tr-journal
+ * (journal_stage.h).
  */
 #include "journal_stage.h"
 
@@ -49,6 +49,26 @@ static void group_failed(tr_sequencer_t *seq, int rc, size_t txs) {
   uv_mutex_unlock(&j->mu);
 }
 
+/* A cluster node's batch whose commit failed: the cluster has committed it,
+ * so its clients hear it is not written here yet, and tr-seq applies it
+ * again once it has rebuilt its memory (the redo list, in log order). */
+static void replicated_failed(tr_sequencer_t *seq, tr_journal_job_t *job) {
+  tr_journal_stage_t *j = &seq->journal;
+  if (job->batch->n > 0) {
+    seq_batch_answer_error(job->batch, SEQ_NOT_WRITTEN_HERE);
+    seq_batch_done(seq, job->batch);
+  } else {
+    free(job->batch); /* nothing to answer, and the journal did not grow */
+  }
+  job->batch = NULL;
+  job->next = NULL;
+  uv_mutex_lock(&j->mu);
+  if (j->redo_tail) j->redo_tail->next = job;
+  else j->redo_head = job;
+  j->redo_tail = job;
+  uv_mutex_unlock(&j->mu);
+}
+
 static void journal_main(void *arg) {
   tr_thread_name("tr-journal");
   tr_sequencer_t *seq = arg;
@@ -66,7 +86,7 @@ static void journal_main(void *arg) {
     size_t n = 0, txs = 0;
     for (tr_journal_job_t *job = j->head; job != NULL && n < TR_JOURNAL_QUEUE_MAX; job = job->next) {
       group[n++] = job;
-      txs += job->batch->n;
+      txs += job->replicated ? job->replicated_txs : job->batch->n;
     }
     j->busy = true;
     bool earlier_failed = j->failed;
@@ -100,9 +120,16 @@ static void journal_main(void *arg) {
     atomic_fetch_add(&seq->stats.handover_ns, tr_clock_ns() - t0);
 
     for (size_t i = 0; i < n; i++) { /* the answers, in batch order; the loop owns each batch from here */
-      if (rc != 0) seq_batch_fail(group[i]->batch, why);
-      seq_batch_done(seq, group[i]->batch);
-      free(group[i]);
+      tr_journal_job_t *job = group[i];
+      if (rc != 0 && job->replicated) {
+        replicated_failed(seq, job);
+        continue;
+      }
+      if (rc != 0) seq_batch_fail(job->batch, why);
+      if (job->replicated && job->batch->n == 0) seq_rate_update(seq, job->replicated_txs); /* no client here */
+      seq_batch_done(seq, job->batch);
+      free(job->replicated);
+      free(job);
     }
     uv_mutex_lock(&j->mu);
     j->busy = false;
@@ -135,19 +162,27 @@ void tr_journal_stage_stop(tr_sequencer_t *seq) {
   uv_cond_broadcast(&j->cond);
   uv_mutex_unlock(&j->mu);
   uv_thread_join(&j->thread);
+  for (tr_journal_job_t *job = j->redo_head, *next; job; job = next) { /* raft's log has them: the next start */
+    next = job->next;
+    free(job->replicated);
+    free(job);
+  }
+  j->redo_head = j->redo_tail = NULL;
   uv_cond_destroy(&j->cond);
   uv_mutex_destroy(&j->mu);
   j->started = false;
 }
 
-void tr_journal_stage_push(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_delta_t *delta) {
+void tr_journal_stage_push(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_delta_t *delta, void *replicated,
+                           size_t replicated_len, unsigned replicated_txs) {
   tr_journal_stage_t *j = &seq->journal;
   tr_journal_job_t *job;
   while ((job = malloc(sizeof *job)) == NULL) { /* answers are owed: never drop them */
     log_error("seq", "out of memory queueing a batch for the journal; retrying");
     uv_sleep(10);
   }
-  *job = (tr_journal_job_t){.batch = b, .delta = delta};
+  *job = (tr_journal_job_t){.batch = b, .delta = delta, .replicated = replicated, .replicated_len = replicated_len,
+                            .replicated_txs = replicated_txs};
   uv_mutex_lock(&j->mu);
   if (j->n >= TR_JOURNAL_QUEUE_MAX) {
     uint64_t t0 = tr_clock_ns();
@@ -183,6 +218,15 @@ void tr_journal_stage_recovered(tr_sequencer_t *seq) {
   uv_mutex_lock(&j->mu);
   j->failed = false;
   uv_mutex_unlock(&j->mu);
+}
+
+tr_journal_job_t *tr_journal_stage_take_redo(tr_sequencer_t *seq) {
+  tr_journal_stage_t *j = &seq->journal;
+  uv_mutex_lock(&j->mu);
+  tr_journal_job_t *redo = j->redo_head;
+  j->redo_head = j->redo_tail = NULL;
+  uv_mutex_unlock(&j->mu);
+  return redo;
 }
 
 int tr_journal_stage_entry_get(tr_sequencer_t *seq, uint64_t seq_no, tr_entry_t *e) {

@@ -1,4 +1,4 @@
-/* journal_stage.h — a single node's journal commit on a thread of its own
+/* journal_stage.h — the journal commit on a thread of its own
  * (tr-journal), so that tr-seq applies the rules to batch N+1 while batch N
  * is written and fsynced (issue #13: "rules and hashing, then the SQLite
  * append, then the derived writer").
@@ -28,8 +28,13 @@
  * The queue holds at most TR_JOURNAL_QUEUE_MAX batches, those being
  * committed included; past that tr-seq waits, and txs gather in its own
  * queue to make its next batch larger.
- * A cluster node does not use this stage: its batches are applied and
- * journalled in raft's log order on tr-seq (replica.c).
+ *
+ * A cluster node (replica.c) queues the batches raft committed, in log
+ * order, each with its raft buffer.  The cluster has committed those, so a
+ * failed commit here cannot refuse them: its clients hear that this node
+ * has not written the tx yet, and the jobs go to a redo list with their
+ * buffers; tr-seq rebuilds its memory and applies them again, on its own
+ * connection and retrying, before anything else (tr_journal_stage_take_redo).
  */
 #ifndef TR_JOURNAL_STAGE_H
 #define TR_JOURNAL_STAGE_H
@@ -46,8 +51,11 @@ struct tr_seq_batch;
 
 typedef struct tr_journal_job {
   struct tr_journal_job *next;
-  struct tr_seq_batch *batch; /* its answers, already made by the rules */
+  struct tr_seq_batch *batch; /* its answers, already made by the rules (a cluster node's may hold none) */
   tr_delta_t *delta;          /* what it changed; NULL when it changed nothing */
+  void *replicated;           /* a cluster node: the raft buffer the batch came in, kept until durable */
+  size_t replicated_len;
+  unsigned replicated_txs;
 } tr_journal_job_t;
 
 typedef struct {
@@ -59,6 +67,7 @@ typedef struct {
   bool failed;                  /* a commit failed: jobs fail until tr-seq has rebuilt */
   char why[512];                /* that failure, for the batches failed after it */
   bool busy;                    /* tr-journal holds a group, until its answers are posted */
+  tr_journal_job_t *redo_head, *redo_tail; /* a cluster node's failed batches, to apply again */
   bool stopping, started;
   atomic_ullong wait_ns;        /* tr-seq waiting for room */
 } tr_journal_stage_t;
@@ -68,8 +77,11 @@ typedef struct {
 int tr_journal_stage_start(struct tr_sequencer *seq);
 void tr_journal_stage_stop(struct tr_sequencer *seq);
 
-/* tr-seq: queues an applied batch; waits while the queue is full. */
-void tr_journal_stage_push(struct tr_sequencer *seq, struct tr_seq_batch *b, tr_delta_t *delta);
+/* tr-seq: queues an applied batch; waits while the queue is full.  A
+ * cluster node passes the raft buffer it came in (owned from here on) and
+ * its tx count; a single node NULL, 0, 0. */
+void tr_journal_stage_push(struct tr_sequencer *seq, struct tr_seq_batch *b, tr_delta_t *delta, void *replicated,
+                           size_t replicated_len, unsigned replicated_txs);
 /* tr-seq: waits until everything queued is committed (or failed) and
  * answered. */
 void tr_journal_stage_drain(struct tr_sequencer *seq);
@@ -77,6 +89,10 @@ void tr_journal_stage_drain(struct tr_sequencer *seq);
  * must rebuild its memory, then call tr_journal_stage_recovered. */
 bool tr_journal_stage_failed(struct tr_sequencer *seq);
 void tr_journal_stage_recovered(struct tr_sequencer *seq);
+/* tr-seq, after tr_journal_stage_failed and the rebuild: a cluster node's
+ * failed batches in log order (each job's replicated buffer is the caller's
+ * to free, with the job), or NULL. */
+tr_journal_job_t *tr_journal_stage_take_redo(struct tr_sequencer *seq);
 
 /* tr-seq: an entry or receipt of a queued batch, or TR_ENOT_FOUND. */
 int tr_journal_stage_entry_get(struct tr_sequencer *seq, uint64_t seq_no, tr_entry_t *e);

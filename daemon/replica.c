@@ -1,9 +1,11 @@
 /* replica.c — the sequencer in cluster mode (sequencer.h, cluster.h): its
  * thread (tr-seq) takes raft's events in log order and applies every
- * committed batch with the same steps as a single node (sequencer_steps.h);
- * while this node leads it also proposes its clients' txs, one batch at a
- * time, and answers them once its own batch is applied.  Snapshots and
- * their installs are made here, where the state is.
+ * committed batch with the same steps as a single node (sequencer_steps.h),
+ * then hands it to the journal stage (journal_stage.h), which commits it on
+ * tr-journal while the next one applies; while this node leads it also
+ * proposes its clients' txs, one batch at a time, and its own batch is
+ * answered once durable.  Snapshots and their installs are made here, where
+ * the state is, once the stage is idle.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,8 @@ static void inflight_unknown(tr_sequencer_t *seq) {
   seq->inflight = NULL;
 }
 
+static bool journal_settled(tr_sequencer_t *seq);
+
 /* A batch applies on exactly the head it names.  Returns 0 to apply it, 1
  * to skip it (it names an older head: proposed by a deposed leader, or
  * applied here before a restart), -1 when this node stopped (diverged or
@@ -83,6 +87,8 @@ static int batch_base_check(tr_sequencer_t *seq, const tr_batch_header_t *h) {
   char why[400], want[65], have[65];
   uint8_t stored[32];
   bool older = h->base_size < seq->mem.size;
+  if (older && !journal_settled(seq)) return -1; /* stopping with a failed commit not yet redone */
+  older = h->base_size < seq->mem.size;
   if (older) {
     tr_entry_t e = {0};
     int rc = tr_store_entry_get(seq->writer, h->base_size, &e);
@@ -116,15 +122,14 @@ static int batch_base_check(tr_sequencer_t *seq, const tr_batch_header_t *h) {
   return -1;
 }
 
-/* Every node, in log order.  The leader's own batch (b) gets its receipts;
- * a batch that cannot be made durable here (disk full) is tried again until
- * it is, since the cluster has committed it and later batches build on it. */
-static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
-  tr_batch_header_t h;
-  tr_batch_reader_t r;
-  int rc = tr_batch_open(buf, len, &h, &r);
+/* Opens a committed batch and checks the head it names.  Returns 0 to apply
+ * it (h, r set; *bp this node's own proposal or NULL); otherwise it was
+ * skipped or this node stopped, and the proposal, if any, is answered. */
+static int replicated_open(tr_sequencer_t *seq, const void *buf, size_t len, tr_batch_header_t *h,
+                           tr_batch_reader_t *r, tr_seq_batch_t **bp) {
+  int rc = tr_batch_open(buf, len, h, r);
   tr_seq_batch_t *b = NULL;
-  if (rc == 0 && seq->inflight && h.proposer == seq->cluster_id && h.token == seq->inflight_token) {
+  if (rc == 0 && seq->inflight && h->proposer == seq->cluster_id && h->token == seq->inflight_token) {
     b = seq->inflight;
     seq->inflight = NULL;
   }
@@ -135,31 +140,44 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
              len > 0 ? p[0] : 0, len > 1 ? p[1] : 0, len > 2 ? p[2] : 0, len > 3 ? p[3] : 0);
     tr_sequencer_halt(seq, "applying a committed raft entry", why);
   }
-  int base = atomic_load(&seq->stats.halted) ? -1 : batch_base_check(seq, &h);
+  int base = atomic_load(&seq->stats.halted) ? -1 : batch_base_check(seq, h);
   if (base != 0) {
     if (base > 0) atomic_fetch_add(&seq->skipped_batches, 1);
     if (b && base < 0) seq_batch_refuse_halted(seq, b);
     if (b && base > 0) batch_not_leader(seq, b, OUTCOME_UNKNOWN);
     if (b) seq_batch_post(seq, b);
-    return;
+    return -1;
   }
+  *bp = b;
+  return 0;
+}
+
+/* After a batch is applied here (queued or durable): counted, and the
+ * proposer's address noted. */
+static void replicated_counted(tr_sequencer_t *seq, const tr_batch_header_t *h) {
+  atomic_fetch_add(&seq->replicated_batches, 1);
+  atomic_fetch_add(&seq->replicated_txs, h->n);
+  if (h->proposer_rpc[0] && seq->cluster) tr_cluster_note_rpc(seq->cluster, h->proposer, h->proposer_rpc);
+}
+
+/* Applies an opened batch and commits it on this thread.  The leader's own
+ * batch (b) gets its receipts; a batch that cannot be made durable here
+ * (disk full) is tried again until it is, since the cluster has committed
+ * it and later batches build on it.  Returns false when it was given up
+ * (the node halted, or stops: raft's log has it for the next start). */
+static bool replicated_commit_here(tr_sequencer_t *seq, const tr_batch_header_t *h, tr_batch_reader_t r,
+                                   tr_seq_batch_t *b) {
+  int rc;
   for (unsigned attempt = 0;; attempt++) {
     tr_batch_reader_t each = r;
-    rc = seq_batch_commit(seq, b, &each, h.clock_ms);
+    rc = seq_batch_commit(seq, b, &each, h->clock_ms);
     if (rc == 0 || atomic_load(&seq->stats.halted)) break;
     if (rc == TR_ELIMIT) { /* every node reaches the same limit at the same entry */
       tr_sequencer_halt(seq, "applying a committed batch", "the in-memory state is at its limit (tr_limits.h TR_MEM_*)");
       break;
     }
     if (b) { /* the clients hear now; the retries are this node's own business */
-      for (size_t i = 0; i < b->n; i++) {
-        tr_elem_t *e = b->items[i].elem;
-        free(e->response);
-        e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR,
-                                        "storage error on this node: the tx is committed in the cluster but not yet "
-                                        "written here (it will be once the write succeeds); resubmitting the same tx "
-                                        "bytes is safe", NULL);
-      }
+      seq_batch_answer_error(b, SEQ_NOT_WRITTEN_HERE);
       seq_batch_post(seq, b);
       b = NULL;
       if (seq->leading && seq->cluster) tr_cluster_transfer(seq->cluster, 0, NULL, NULL); /* let a healthy node lead */
@@ -167,29 +185,92 @@ static void replicated_apply(tr_sequencer_t *seq, const void *buf, size_t len) {
     atomic_fetch_add(&seq->apply_retries, 1);
     if (attempt == 0)
       log_error("seq", "a committed batch of %u txs cannot be written here; retrying every %d ms (the node lags "
-                "its cluster meanwhile)", h.n, TR_DERIVED_RETRY_MS);
+                "its cluster meanwhile)", h->n, TR_DERIVED_RETRY_MS);
     uv_mutex_lock(&seq->mu);
     bool stopping = seq->stopping || seq->cluster_closing;
     uv_mutex_unlock(&seq->mu);
-    if (stopping) return; /* raft's log has it: applied at the next start */
+    if (stopping) return false; /* raft's log has it: applied at the next start */
     uv_sleep(TR_DERIVED_RETRY_MS);
   }
   if (rc != 0) {
     if (b) seq_batch_post(seq, b);
-    return;
+    return false;
   }
-  atomic_fetch_add(&seq->replicated_batches, 1);
-  atomic_fetch_add(&seq->replicated_txs, h.n);
-  if (h.proposer_rpc[0] && seq->cluster) tr_cluster_note_rpc(seq->cluster, h.proposer, h.proposer_rpc);
+  replicated_counted(seq, h);
   if (b) {
     b->size_after = seq->mem.size;
     seq_batch_done(seq, b);
   } else { /* no client here: an empty batch tells the loop the journal grew (subscriptions) */
     tr_seq_batch_t *none = calloc(1, sizeof *none);
     if (none) seq_batch_post(seq, none);
-    seq_rate_update(seq, h.n);
+    seq_rate_update(seq, h->n);
   }
   seq_batch_hand_over(seq);
+  return true;
+}
+
+/* The journal stage idle, and the memory rebuilt from the store; then the
+ * batches whose commit failed on tr-journal applied again, in log order,
+ * on this thread (the stage is idle and stays so: nothing is queued
+ * meanwhile).  Returns true when the journal holds every batch applied so
+ * far. */
+static bool rebuild_and_redo(tr_sequencer_t *seq) {
+  tr_journal_stage_drain(seq);
+  bool failed = tr_journal_stage_failed(seq);
+  seq_state_reset(seq);
+  tr_journal_job_t *redo = tr_journal_stage_take_redo(seq);
+  if (failed) tr_journal_stage_recovered(seq);
+  if (redo && seq->leading && seq->cluster) tr_cluster_transfer(seq->cluster, 0, NULL, NULL); /* a healthy node */
+  bool all = true;
+  for (tr_journal_job_t *job = redo, *next; job; job = next) {
+    next = job->next;
+    tr_batch_header_t h;
+    tr_batch_reader_t r;
+    tr_seq_batch_t *b = NULL;
+    if (all && !atomic_load(&seq->stats.halted) &&
+        replicated_open(seq, job->replicated, job->replicated_len, &h, &r, &b) == 0)
+      all = replicated_commit_here(seq, &h, r, b);
+    else if (atomic_load(&seq->stats.halted))
+      all = false;
+    free(job->replicated);
+    free(job);
+  }
+  return all && !atomic_load(&seq->stats.halted);
+}
+
+/* Before tr-seq reads the journal on the writer's connection (an older
+ * head, a snapshot): the stage idle, and any failed commit redone.  Returns
+ * true when the journal holds every batch applied so far. */
+static bool journal_settled(tr_sequencer_t *seq) {
+  if (!seq->journal.started) return true;
+  tr_journal_stage_drain(seq);
+  return tr_journal_stage_failed(seq) ? rebuild_and_redo(seq) : true;
+}
+
+/* Every node, in log order: a committed raft batch.  With the journal stage
+ * running it is applied here and committed on tr-journal while the next one
+ * applies (the event's buffer goes with it, for a redo); otherwise, or when
+ * the apply fails, applied and committed here. */
+static void replicated_apply(tr_sequencer_t *seq, tr_cluster_event_t *ev) {
+  if (seq->journal.started && tr_journal_stage_failed(seq)) rebuild_and_redo(seq);
+  if (atomic_load(&seq->stats.halted)) { /* a redo can halt the node */
+    if (seq->inflight) inflight_unknown(seq);
+    return;
+  }
+  tr_batch_header_t h;
+  tr_batch_reader_t r;
+  tr_seq_batch_t *b = NULL;
+  if (replicated_open(seq, ev->buf, ev->len, &h, &r, &b) != 0) return;
+  if (seq->journal.started) {
+    tr_batch_reader_t each = r;
+    if (seq_replicated_queue(seq, b, &each, h.clock_ms, ev->buf, ev->len, h.n) == 0) {
+      ev->buf = NULL; /* the stage's now */
+      replicated_counted(seq, &h);
+      return;
+    }
+    rebuild_and_redo(seq); /* the apply stopped part way: then as below, retried here */
+  }
+  replicated_commit_here(seq, &h, r, b);
 }
 
 /* The leader: one proposal at a time, so each names the head it extends. */
@@ -303,7 +384,7 @@ static int snapshot_install(tr_sequencer_t *seq, const void *buf, size_t len) {
 static void cluster_event(tr_sequencer_t *seq, tr_cluster_event_t *ev) {
   switch (ev->kind) {
   case TR_CLUSTER_COMMITTED:
-    if (!atomic_load(&seq->stats.halted)) replicated_apply(seq, ev->buf, ev->len);
+    if (!atomic_load(&seq->stats.halted)) replicated_apply(seq, ev);
     else if (seq->inflight) inflight_unknown(seq);
     free(ev->buf);
     free(ev);
@@ -323,11 +404,11 @@ static void cluster_event(tr_sequencer_t *seq, tr_cluster_event_t *ev) {
     inflight_unknown(seq); /* if it commits after all, resubmitting finds it */
     free(ev);
     return;
-  case TR_CLUSTER_SNAPSHOT:
-    tr_cluster_event_done(ev->from, ev, snapshot_make(seq, &ev->out, &ev->out_len));
+  case TR_CLUSTER_SNAPSHOT: /* of the journal, which must hold every batch raft counts as applied */
+    tr_cluster_event_done(ev->from, ev, journal_settled(seq) ? snapshot_make(seq, &ev->out, &ev->out_len) : TR_EIO);
     return; /* the cluster frees it */
   case TR_CLUSTER_RESTORE:
-    tr_cluster_event_done(ev->from, ev, snapshot_install(seq, ev->buf, ev->len));
+    tr_cluster_event_done(ev->from, ev, journal_settled(seq) ? snapshot_install(seq, ev->buf, ev->len) : TR_EIO);
     return;
   }
 }
@@ -360,11 +441,12 @@ void tr_replica_main(void *arg) {
       seq_batch_post(seq, b);
     } else if (b) {
       propose(seq, b);
-    } else {
-      seq_rate_update(seq, 0);
+    } else if (!seq->journal.started) {
+      seq_rate_update(seq, 0); /* an idle node's rate decays to 0 (tr-journal's idle wake does it otherwise) */
     }
     if (stop) break;
   }
+  tr_journal_stage_stop(seq); /* everything queued is committed first */
   inflight_unknown(seq);
 }
 

@@ -189,6 +189,14 @@ void seq_batch_fail(tr_seq_batch_t *b, const char *why) {
   }
 }
 
+void seq_batch_answer_error(tr_seq_batch_t *b, const char *message) {
+  for (size_t i = 0; i < b->n; i++) {
+    tr_elem_t *e = b->items[i].elem;
+    free(e->response);
+    e->response = tr_rpc_error_text(e->id, TR_RPC_INTERNAL_ERROR, message, NULL);
+  }
+}
+
 /* Milliseconds on the monotonic clock, for intervals and for bounding the
  * wall clock. */
 uint64_t seq_mono_ms(void) { return tr_clock_ns() / 1000000u; }
@@ -336,7 +344,8 @@ int seq_journal_commit(tr_sequencer_t *seq) { return seq_journal_commit_deltas(s
  * not NULL) get their errors, and the memory is rebuilt from the store. */
 static void batch_failed(tr_sequencer_t *seq, tr_seq_batch_t *b, bool replicated, int rc, const char *what) {
   char label[64];
-  snprintf(label, sizeof label, "%s of %zu txs", what, b ? b->n : (size_t)0);
+  if (b || !replicated) snprintf(label, sizeof label, "%s of %zu txs", what, b ? b->n : (size_t)0);
+  else snprintf(label, sizeof label, "%s of a committed batch", what);
   if (rc == TR_ELIMIT) {
     log_error("seq", "%s failed: the in-memory state is at its limit (tr_limits.h TR_MEM_*)", label);
     if (b) seq_batch_fail(b, "the node's state is at its size limit; the operator must act");
@@ -392,14 +401,17 @@ tr_seq_batch_t *seq_batch_form(tr_sequencer_t *seq) {
  * exponentially weighted average of per-batch rates), for node.status. */
 void seq_rate_update(tr_sequencer_t *seq, size_t n) {
   uint64_t now = seq_mono_ms();
+  uv_mutex_lock(&seq->rate_mu);
   if (seq->rate_at_ms == 0) seq->rate_at_ms = now;
   seq->rate_txs += n;
   uint64_t dt = now - seq->rate_at_ms;
-  if (dt < 250) return;
-  uint64_t sample = seq->rate_txs * 1000u / dt, old = atomic_load(&seq->stats.recent_tx_per_s);
-  atomic_store(&seq->stats.recent_tx_per_s, old ? (old * 3 + sample) / 4 : sample);
-  seq->rate_txs = 0;
-  seq->rate_at_ms = now;
+  if (dt >= 250) {
+    uint64_t sample = seq->rate_txs * 1000u / dt, old = atomic_load(&seq->stats.recent_tx_per_s);
+    atomic_store(&seq->stats.recent_tx_per_s, old ? (old * 3 + sample) / 4 : sample);
+    seq->rate_txs = 0;
+    seq->rate_at_ms = now;
+  }
+  uv_mutex_unlock(&seq->rate_mu);
 }
 
 /* Hands a batch's answers to the loop; b->size_after is set. */
@@ -419,6 +431,10 @@ void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b) {
  * (b->size_after is set: tr-journal must not read the memory tr-seq runs
  * ahead in). */
 void seq_batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b) {
+  if (b->n == 0) { /* a cluster node's batch with no client here: the loop learns the journal grew */
+    batch_post_sized(seq, b);
+    return;
+  }
   atomic_fetch_add(&seq->stats.batches, 1);
   atomic_store(&seq->stats.last_batch, b->n);
   if (b->n > atomic_load(&seq->stats.batch_max)) atomic_store(&seq->stats.batch_max, b->n);
@@ -464,12 +480,43 @@ static void batch_apply_and_queue(tr_sequencer_t *seq, tr_seq_batch_t *b) {
     }
   }
   b->size_after = seq->mem.size; /* the journal's size once this batch is committed */
-  tr_journal_stage_push(seq, b, changed);
+  tr_journal_stage_push(seq, b, changed, NULL, 0, 0);
   if (no_next_delta) { /* out of memory: this batch commits, then the state is rebuilt */
     tr_journal_stage_drain(seq);
     seq_state_reset(seq);
     tr_journal_stage_recovered(seq);
   }
+}
+
+int seq_replicated_queue(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms,
+                         void *buf, size_t len, unsigned txs) {
+  tr_seq_batch_t *answers = b ? b : calloc(1, sizeof *answers); /* none: still tells the loop the journal grew */
+  if (answers == NULL) return TR_ENOMEM;
+  uint64_t t0 = tr_clock_ns();
+  int rc = batch_apply(seq, b, r, clock_ms);
+  atomic_fetch_add(&seq->stats.apply_ns, tr_clock_ns() - t0);
+  if (rc != 0) { /* the caller applies it again: the answers made so far go */
+    for (size_t i = 0; b && i < b->n; i++) {
+      free(b->items[i].elem->response);
+      b->items[i].elem->response = NULL;
+    }
+    if (answers != b) free(answers);
+    return rc;
+  }
+  seq_state_counted(seq);
+  tr_delta_t *d = seq->delta, *changed = NULL;
+  bool no_next_delta = false;
+  if (d->entries_n > 0 || d->accounts_n > 0 || d->assets_n > 0 || d->holdings_n > 0) {
+    changed = d;
+    no_next_delta = delta_begin(seq) != 0;
+  }
+  answers->size_after = seq->mem.size;
+  tr_journal_stage_push(seq, answers, changed, buf, len, txs);
+  if (no_next_delta) { /* out of memory: this batch commits, then the state is rebuilt */
+    tr_journal_stage_drain(seq);
+    seq_state_reset(seq);
+  }
+  return 0;
 }
 
 static void sequencer_main(void *arg) {
@@ -614,6 +661,7 @@ static int sequencer_init(tr_sequencer_t *seq, const uint8_t node_sk[64], tr_mai
   seq->cap = TR_SEQ_QUEUE_MAX;
   seq->ring = calloc(seq->cap, sizeof *seq->ring);
   if (seq->ring == NULL || uv_mutex_init(&seq->mu) != 0 || uv_mutex_init(&seq->write_mu) != 0 ||
+      uv_mutex_init(&seq->rate_mu) != 0 ||
       uv_cond_init(&seq->cond) != 0 || uv_cond_init(&seq->room) != 0)
     return TR_ENOMEM;
   return 0;
@@ -649,8 +697,8 @@ int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   return rc;
 }
 
-/* A single node commits on tr-journal; tr-seq then reads the store on a
- * connection of its own. */
+/* Commits run on tr-journal; tr-seq then reads the store on a connection
+ * of its own. */
 static int journal_stage_open(tr_sequencer_t *seq, const char *db, char *err, size_t errlen) {
   int rc = tr_store_open(db, TR_STORE_READONLY, &seq->reader, err, errlen);
   if (rc == 0 && (rc = tr_journal_stage_start(seq)) != 0) snprintf(err, errlen, "cannot start the journal thread");
@@ -681,7 +729,7 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
                           seq->cp_size, head_time, seq, done, err, errlen);
   }
   if (rc == 0) rc = delta_hand_over(seq); /* the replayed tail, if any */
-  if (rc == 0 && cluster_id == 0) rc = journal_stage_open(seq, db, err, errlen);
+  if (rc == 0) rc = journal_stage_open(seq, db, err, errlen);
   if (rc == 0 && uv_thread_create(&seq->thread, cluster_id ? tr_replica_main : sequencer_main, seq) != 0) {
     snprintf(err, errlen, "cannot start the sequencer thread");
     rc = TR_EIO;

@@ -21,9 +21,10 @@
  * the clock reading, the head it extends) and proposes it, one at a time;
  * every node — the leader too — applies each committed batch here, in log
  * order, with the same rules, so entry bytes, hashes and Merkle roots are
- * identical everywhere.  Receipts go out when the leader has applied its own
- * batch: after a quorum has it in raft's fsynced log and this node has it in
- * its fsynced journal.  Followers answer tx.submit with -32005 not_leader.
+ * identical everywhere, and passes it to the same journal stage.  Receipts
+ * go out when the leader's own batch is durable: after a quorum has it in
+ * raft's fsynced log and this node has it in its fsynced journal.
+ * Followers answer tx.submit with -32005 not_leader.
  * That loop is replica.c; the steps both loops share, sequencer_steps.h.
  */
 #ifndef TR_SEQUENCER_H
@@ -85,8 +86,8 @@ typedef struct tr_sequencer {
   uv_thread_t thread;
   bool started;
   tr_store_t *writer;
-  tr_store_t *reader;                     /* tr-seq's lookups while tr-journal writes (a single node) */
-  tr_journal_stage_t journal;             /* a single node's commits, behind tr-seq */
+  tr_store_t *reader;                     /* tr-seq's lookups while tr-journal writes */
+  tr_journal_stage_t journal;             /* the journal commits, behind tr-seq */
   tr_ledger_t ledger;
   uint8_t node_sk[64];
   char checkpoint_path[4096];
@@ -97,7 +98,8 @@ typedef struct tr_sequencer {
   uint64_t clock_warned_mono_ms;
   atomic_bool halting;                    /* taken by the first tr_sequencer_halt */
   char halt_reason[512];                  /* set before stats.halted */
-  uint64_t rate_at_ms, rate_txs;          /* sequencer thread only */
+  uv_mutex_t rate_mu;                     /* tr-journal's answers and tr-seq's own (a cluster node's redo) */
+  uint64_t rate_at_ms, rate_txs;          /* under rate_mu */
   tr_mem_t mem;                           /* the state the rules run on (sequencer thread only) */
   tr_delta_t *delta;                      /* what the current batch changes */
   tr_delta_sink_t sink;                   /* mem's rows go to delta */

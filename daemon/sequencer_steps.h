@@ -2,7 +2,8 @@
  * loop (sequencer.c) and the cluster's (replica.c) share; private to those
  * two files (and journal_stage.c).  All run on tr-seq, except those the
  * journal stage runs on tr-journal: seq_journal_commit_deltas,
- * seq_batch_fail, seq_batch_done, seq_rate_update and seq_write_failed.
+ * seq_batch_fail, seq_batch_answer_error, seq_batch_done, seq_rate_update
+ * and seq_write_failed.
  */
 #ifndef TR_SEQUENCER_STEPS_H
 #define TR_SEQUENCER_STEPS_H
@@ -24,8 +25,18 @@ int seq_journal_commit(tr_sequencer_t *seq);               /* seq->delta's entri
 int seq_journal_commit_deltas(tr_sequencer_t *seq, tr_delta_t *const *d, size_t n);
 tr_seq_batch_t *seq_batch_form(tr_sequencer_t *seq); /* under seq->mu */
 
+/* A cluster node's committed batch (r; b this node's own proposal, or
+ * NULL) applied over memory and queued for tr-journal with its raft buffer
+ * buf (then owned by the stage) and tx count.  Otherwise the memory must be
+ * rebuilt, nothing was queued and buf is still the caller's. */
+int seq_replicated_queue(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms,
+                         void *buf, size_t len, unsigned txs);
+
 /* Answers. */
+#define SEQ_NOT_WRITTEN_HERE "storage error on this node: the tx is committed in the cluster but not yet written " \
+                             "here (it will be once the write succeeds); resubmitting the same tx bytes is safe"
 void seq_batch_fail(tr_seq_batch_t *b, const char *why);
+void seq_batch_answer_error(tr_seq_batch_t *b, const char *message); /* every element, as is */
 void seq_batch_refuse_halted(tr_sequencer_t *seq, tr_seq_batch_t *b);
 void seq_batch_post(tr_sequencer_t *seq, tr_seq_batch_t *b);  /* sized by the state as it is now */
 void seq_batch_done(tr_sequencer_t *seq, tr_seq_batch_t *b);  /* counted, then posted as sized */

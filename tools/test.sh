@@ -74,7 +74,7 @@ fuzz_stage || status=1
 if [ "${TSAN:-1}" = 1 ]; then
   if [ ! -d build-tsan ]; then meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debug >/dev/null; fi
   ninja -C build-tsan
-  for t in integration_concurrency integration_import integration_rpc integration_threads integration_lookups integration_crash integration_cluster; do
+  for t in integration_concurrency integration_import integration_rpc integration_threads integration_lookups integration_crash integration_cluster integration_cluster_disk; do
     if TSAN_OPTIONS="second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" meson test -C build-tsan --print-errorlogs "$t"; then
       passed=$((passed + 1))
     else
