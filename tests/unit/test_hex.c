@@ -2,7 +2,6 @@
  * against libsodium's over every byte value, and the secret codec. */
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -15,21 +14,14 @@ typedef int (*decode_fn)(const char *, size_t, uint8_t *, size_t);
 
 static void strictness(decode_fn decode, const char *name) {
   uint8_t b[2];
-  char what[80];
-  snprintf(what, sizeof what, "%s: lowercase decodes", name);
-  TR_CHECK(decode("0aff", 4, b, 2) == 0 && b[0] == 0x0a && b[1] == 0xff, what);
-  snprintf(what, sizeof what, "%s: uppercase refused, nothing left behind", name);
-  TR_CHECK(decode("0AFF", 4, b, 2) == TR_EINVALID && b[0] == 0 && b[1] == 0, what);
-  snprintf(what, sizeof what, "%s: odd length refused", name);
-  TR_CHECK(decode("0af", 3, b, 2) == TR_EINVALID, what);
-  snprintf(what, sizeof what, "%s: too long refused", name);
-  TR_CHECK(decode("0afff0", 6, b, 2) == TR_EINVALID, what);
-  snprintf(what, sizeof what, "%s: separator refused", name);
-  TR_CHECK(decode("0a:f", 4, b, 2) == TR_EINVALID, what);
-  snprintf(what, sizeof what, "%s: a bad last digit refused", name);
-  TR_CHECK(decode("0afg", 4, b, 2) == TR_EINVALID, what);
-  snprintf(what, sizeof what, "%s: NUL refused", name);
-  TR_CHECK(decode("0a\0f", 4, b, 2) == TR_EINVALID, what);
+  TR_CHECK(decode("0aff", 4, b, 2) == 0 && b[0] == 0x0a && b[1] == 0xff, "%s: lowercase decodes", name);
+  TR_CHECK(decode("0AFF", 4, b, 2) == TR_EINVALID && b[0] == 0 && b[1] == 0,
+           "%s: uppercase refused, nothing left behind", name);
+  TR_CHECK(decode("0af", 3, b, 2) == TR_EINVALID, "%s: odd length refused", name);
+  TR_CHECK(decode("0afff0", 6, b, 2) == TR_EINVALID, "%s: too long refused", name);
+  TR_CHECK(decode("0a:f", 4, b, 2) == TR_EINVALID, "%s: separator refused", name);
+  TR_CHECK(decode("0afg", 4, b, 2) == TR_EINVALID, "%s: a bad last digit refused", name);
+  TR_CHECK(decode("0a\0f", 4, b, 2) == TR_EINVALID, "%s: NUL refused", name);
 }
 
 /* Every pair of bytes: the one-pass decoder takes exactly the pairs of
