@@ -370,6 +370,32 @@ def wait_acks_after(sh, t0, timeout=20, not_from=None):
     return None
 
 
+def reaches(nd, size, timeout):
+    """True once the node's journal is at least size within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if nd.call("ledger.head", timeout=5)["size"] >= size:
+                return True
+        except (OSError, tc.RpcError, ValueError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def fill_disk(path):
+    """Fills the filesystem of path to its last page; returns the file."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "ab", buffering=0) as out:
+        for chunk in (1 << 20, 4096):  # quickly, then to the last page
+            try:
+                while True:
+                    out.write(b"\0" * chunk)
+            except OSError:
+                pass
+    return filler
+
+
 def converge(cluster, timeout=60):
     """Waits until every node reports the same head; returns the heads."""
     deadline = time.monotonic() + timeout

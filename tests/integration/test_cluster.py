@@ -37,8 +37,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trclient as tc  # noqa: E402
-from clusterlib import (T, SANITIZED, Cluster, Shared, final_checks, scenario_failed,  # noqa: E402
-                        setup, start_load, stop_and_audit, stop_load, wait_acks_after)
+from clusterlib import (T, SANITIZED, Cluster, Shared, fill_disk, final_checks, reaches,  # noqa: E402
+                        scenario_failed, setup, start_load, stop_and_audit, stop_load, wait_acks_after)
 
 tc.binaries_or_skip(T)
 KILLS = int(os.environ.get("CLUSTER_KILLS", "2"))
@@ -46,19 +46,6 @@ LOAD_S = float(os.environ.get("CLUSTER_LOAD_S", "4"))
 NODES = 3
 SNAPSHOT_EVERY = 256  # raft snapshots every this many batches (the default is 4096)
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # the wall clock only: raft's timers stay true
-
-
-def reaches(nd, size, timeout):
-    """True once the node's journal is at least size within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if nd.call("ledger.head", timeout=5)["size"] >= size:
-                return True
-        except (OSError, tc.RpcError, ValueError):
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def disk_full(cluster, sh):
@@ -71,14 +58,7 @@ def disk_full(cluster, sh):
     if cluster.leader() is nd:
         subprocess.run([os.environ["TRANCHECTL"], "cluster", "transfer", "--datadir", nd.datadir],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=90)
-    filler = os.path.join(cluster.small_disk, "filler")
-    with open(filler, "wb", buffering=0) as out:
-        for chunk in (1 << 20, 4096):  # quickly, then to the last page
-            try:
-                while True:
-                    out.write(b"\0" * chunk)
-            except OSError:
-                pass
+    filler = fill_disk(cluster.small_disk)
     T.check(wait_acks_after(sh, time.monotonic(), not_from=nd.id) is not None,
             "writes go on while a follower's disk is full")
     time.sleep(LOAD_S / 2)

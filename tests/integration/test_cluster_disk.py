@@ -26,42 +26,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trclient as tc  # noqa: E402
-from clusterlib import (T, Cluster, Shared, converge, final_checks, scenario_failed, setup,  # noqa: E402
-                        start_load, stop_and_audit, stop_load, wait_acks_after)
+from clusterlib import (T, Cluster, Shared, converge, fill_disk, final_checks, reaches,  # noqa: E402
+                        scenario_failed, setup, start_load, stop_and_audit, stop_load, wait_acks_after)
 
 tc.binaries_or_skip(T)
 FAILED_COMMIT = "the group commit of"  # sequencer.c / journal_stage.c: a failed journal commit
-
-
-def fill(path):
-    """Fills the filesystem of path to its last page; returns the file."""
-    filler = os.path.join(path, "filler")
-    with open(filler, "ab", buffering=0) as out:
-        for chunk in (1 << 20, 4096):  # quickly, then to the last page
-            try:
-                while True:
-                    out.write(b"\0" * chunk)
-            except OSError:
-                pass
-    return filler
 
 
 def log_since(nd, offset):
     with open(nd.log_path, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace")
-
-
-def reaches(nd, size, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if nd.call("ledger.head", timeout=5)["size"] >= size:
-                return True
-        except (OSError, tc.RpcError, ValueError):
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def lead_elsewhere(cluster, nd):
@@ -77,7 +52,7 @@ def follower_commits_fail(cluster, sh):
     for attempt in range(3):
         lead_elsewhere(cluster, nd)
         offset = os.path.getsize(nd.log_path)
-        filler = fill(cluster.small_disk)
+        filler = fill_disk(cluster.small_disk)
         T.check(wait_acks_after(sh, time.monotonic(), not_from=nd.id) is not None,
                 "follower disk full (attempt %d): writes go on" % (attempt + 1))
         deadline = time.monotonic() + 4
@@ -110,7 +85,7 @@ def leader_commits_fail(cluster, sh):
         return
     T.check(wait_acks_after(sh, time.monotonic()) is not None, "node %d leads and takes writes" % nd.id)
     offset = os.path.getsize(nd.log_path)
-    filler = fill(cluster.small_disk)
+    filler = fill_disk(cluster.small_disk)
     T.check(wait_acks_after(sh, time.monotonic(), timeout=30) is not None,
             "leader disk full: writes go on (on another leader once it hands over, or here)")
     time.sleep(1)

@@ -24,6 +24,7 @@ silently short reply.
                times do not follow it and node.status counts the refusal
 Only 127.0.0.1; bounded in time.  Prints TAP.
 """
+import contextlib
 import json
 import os
 import re
@@ -163,6 +164,31 @@ def mount_small_fs(path, size_kb):
     return r.returncode == 0
 
 
+@contextlib.contextmanager
+def node_on_small_fs(what, size_kb, workers):
+    """A node whose data directory lies on a tmpfs of size_kb (its logs stay
+    on a disk with room); None, the case skipped, where none can be mounted."""
+    if os.geteuid() != 0:
+        skip("%s: needs root to mount a small tmpfs" % what)
+        yield None, None
+        return
+    mnt = tempfile.mkdtemp(prefix="tranche-full-")
+    if not mount_small_fs(mnt, size_kb):
+        skip("%s: mount -t tmpfs is not allowed here" % what)
+        os.rmdir(mnt)
+        yield None, None
+        return
+    node = tc.Node(workers=workers)
+    node.datadir = os.path.join(mnt, "data")
+    try:
+        yield node, mnt
+    finally:
+        node.kill()
+        subprocess.run(["umount", "-l", mnt])
+        shutil.rmtree(mnt, ignore_errors=True)
+        node.cleanup()
+
+
 def fill(path, name="filler"):
     """Fills the filesystem of path with one file; returns its name."""
     filler = os.path.join(path, name)
@@ -180,17 +206,9 @@ def fill(path, name="filler"):
 
 
 def case_disk_full():
-    if os.geteuid() != 0:
-        skip("disk full: needs root to mount a small tmpfs")
-        return
-    mnt = tempfile.mkdtemp(prefix="tranche-full-")
-    if not mount_small_fs(mnt, 6 * 1024):
-        skip("disk full: mount -t tmpfs is not allowed here")
-        os.rmdir(mnt)
-        return
-    node = tc.Node(workers=1)
-    node.datadir = os.path.join(mnt, "data")  # the logs stay on a disk with room
-    try:
+    with node_on_small_fs("disk full", 6 * 1024, workers=1) as (node, mnt):
+        if node is None:
+            return
         node.init().start()
         issuer, r = open_account(node, "issuer")
         T.check(accepted(r), "disk full: an account opens while there is room", r)
@@ -252,11 +270,6 @@ def case_disk_full():
         rc, out, err = run([node.tranchectl, "verify", "--datadir", node.datadir], timeout=120) if node.stop() == 0 \
             else (None, "", "")
         T.check(rc == 0, "disk full: the journal verifies afterwards", err[-300:])
-    finally:
-        node.kill()
-        subprocess.run(["umount", "-l", mnt])
-        shutil.rmtree(mnt, ignore_errors=True)
-        node.cleanup()
 
 
 # ------------------------------------------------------------------ disk full under load
@@ -334,17 +347,10 @@ def case_disk_full_under_load():
     """A failed group commit with batches queued behind it (journal_stage.c):
     they fail with it, none leaves a trace in memory or on disk, and nothing
     answered is lost."""
-    if os.geteuid() != 0:
-        skip("disk full under load: needs root to mount a small tmpfs")
-        return
-    mnt = tempfile.mkdtemp(prefix="tranche-full-load-")
-    if not mount_small_fs(mnt, 64 * 1024):  # room for every round's rows: only the filler fills it
-        skip("disk full under load: mount -t tmpfs is not allowed here")
-        os.rmdir(mnt)
-        return
-    node = tc.Node(workers=2)
-    node.datadir = os.path.join(mnt, "data")
-    try:
+    # room for every round's rows: only the filler fills it
+    with node_on_small_fs("disk full under load", 64 * 1024, workers=2) as (node, mnt):
+        if node is None:
+            return
         node.init().start()
         size0 = node.head()["size"]
         results, behind = [], []
@@ -396,11 +402,6 @@ def case_disk_full_under_load():
         T.check(node.stop() == 0, "disk full under load: the node stops cleanly once room is made")
         rc, out, err = run([node.tranchectl, "verify", "--datadir", node.datadir], timeout=120)
         T.check(rc == 0, "disk full under load: the journal verifies (chain, tree, state replayed)", err[-300:])
-    finally:
-        node.kill()
-        subprocess.run(["umount", "-l", mnt])
-        shutil.rmtree(mnt, ignore_errors=True)
-        node.cleanup()
 
 
 # ------------------------------------------------------------------ clock
