@@ -26,9 +26,10 @@ int seq_journal_commit_deltas(tr_sequencer_t *seq, tr_delta_t *const *d, size_t 
 tr_seq_batch_t *seq_batch_form(tr_sequencer_t *seq); /* under seq->mu */
 
 /* A cluster node's committed batch (r; b this node's own proposal, or
- * NULL) applied over memory and queued for tr-journal with its raft buffer
- * buf (then owned by the stage) and tx count.  Otherwise the memory must be
- * rebuilt, nothing was queued and buf is still the caller's. */
+ * NULL): 0 once it is applied over memory and queued for tr-journal with
+ * its raft buffer buf (then the stage's) and tx count.  Otherwise nothing
+ * was queued, buf is still the caller's, and the memory must be rebuilt
+ * before the batch is applied again. */
 int seq_replicated_queue(tr_sequencer_t *seq, tr_seq_batch_t *b, tr_batch_reader_t *r, uint64_t clock_ms,
                          void *buf, size_t len, unsigned txs);
 
