@@ -271,7 +271,7 @@ static size_t utf8_encode(uint32_t cp, uint8_t out[4]) {
 static int unescape_u(unescape_t *u) {
   uint32_t cp = (uint32_t)hex4(u->s + 2);
   u->s += 6;
-  if (cp >= 0xD800 && cp <= 0xDBFF) { /* validated: a low surrogate follows */
+  if (cp >= 0xD800 && cp <= 0xDBFF && u->end - u->s >= 6) { /* validated: a low surrogate follows */
     uint32_t lo = (uint32_t)hex4(u->s + 2);
     u->s += 6;
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -281,13 +281,14 @@ static int unescape_u(unescape_t *u) {
   return u->buf[0];
 }
 
-/* Next decoded byte, or -1 at the end. */
+/* Next decoded byte, or -1 at the end.  The escapes were checked; the
+ * lengths are checked again so that text that was not stays in bounds. */
 static int unescape_next(unescape_t *u) {
   if (u->buf_i < u->buf_n) return u->buf[u->buf_i++];
   if (u->s >= u->end) return -1;
-  if (*u->s != '\\') return *u->s++;
+  if (*u->s != '\\' || u->end - u->s < 2) return *u->s++;
   uint8_t e = u->s[1];
-  if (e == 'u') return unescape_u(u);
+  if (e == 'u' && u->end - u->s >= 6) return unescape_u(u);
   u->s += 2;
   switch (e) {
   case 'b': return '\b';
@@ -474,17 +475,28 @@ static size_t span_ws(const char *t, size_t len, size_t i) {
 }
 
 /* memchr rather than a loop over bytes: a tx.submit line carries its tx as
- * a string with an escaped quote every few bytes, and this runs twice on
- * every line (4x faster on such a string). */
-static size_t span_string_end(const char *t, size_t len, size_t i) { /* t[i] == '"' */
+ * a string with an escaped quote every few bytes (4x faster on such a
+ * string).  *escaped (may be NULL) tells whether the string holds a
+ * backslash. */
+static size_t span_string_end_esc(const char *t, size_t len, size_t i, bool *escaped) { /* t[i] == '"' */
+  bool any = false;
   for (i++; i < len;) {
     const char *quote = memchr(t + i, '"', len - i);
     size_t stop = quote ? (size_t)(quote - t) : len;
     const char *esc = memchr(t + i, '\\', stop - i);
-    if (esc == NULL) return stop + 1;
+    if (esc == NULL) {
+      i = stop;
+      break;
+    }
+    any = true;
     i = (size_t)(esc - t) + 2; /* past the escaped character, whatever it is */
   }
+  if (escaped) *escaped = any;
   return i + 1;
+}
+
+static size_t span_string_end(const char *t, size_t len, size_t i) {
+  return span_string_end_esc(t, len, i, NULL);
 }
 
 static size_t span_value_end(const char *t, size_t len, size_t i) {
@@ -550,4 +562,79 @@ int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *s
     if (i < len && obj[i] == ',') i = span_ws(obj, len, i + 1);
   }
   return TR_ENOT_FOUND;
+}
+
+/* ---- reading members and elements ---- */
+
+/* The value starting at t[i] (after whitespace) into *v; returns its end. */
+static size_t read_value(const char *t, size_t len, size_t i, tr_json_value_t *v) {
+  size_t end;
+  *v = (tr_json_value_t){.raw = t + i};
+  if (i >= len) {
+    v->type = TR_JSON_NULL;
+    return len;
+  }
+  switch (t[i]) {
+  case '"':
+    end = span_string_end_esc(t, len, i, &v->escaped);
+    v->type = TR_JSON_STRING;
+    v->raw = t + i + 1;
+    v->len = end > len ? len - i - 1 : end - i - 2;
+    return end > len ? len : end;
+  case '{': v->type = TR_JSON_OBJECT; break;
+  case '[': v->type = TR_JSON_ARRAY; break;
+  case 't': case 'f': v->type = TR_JSON_BOOL; break;
+  case 'n': v->type = TR_JSON_NULL; break;
+  default: v->type = TR_JSON_NUMBER; break;
+  }
+  end = span_value_end(t, len, i);
+  v->len = end - i;
+  return end;
+}
+
+/* Past the opening bracket on the first call (*pos 0), else past the ','
+ * that separates items; returns where the next item starts, or len when the
+ * container has no more. */
+static size_t next_item(const char *t, size_t len, size_t *pos, char open) {
+  size_t i = span_ws(t, len, *pos);
+  if (i >= len || t[i] != (*pos == 0 ? open : ',')) return len;
+  return span_ws(t, len, i + 1);
+}
+
+bool tr_json_next_member(const char *obj, size_t len, size_t *pos, tr_json_value_t *name, tr_json_value_t *value) {
+  size_t i = next_item(obj, len, pos, '{');
+  if (i >= len || obj[i] != '"') return false;
+  i = span_ws(obj, len, read_value(obj, len, i, name));
+  if (i >= len || obj[i] != ':') return false;
+  *pos = read_value(obj, len, span_ws(obj, len, i + 1), value);
+  return true;
+}
+
+bool tr_json_next_element(const char *arr, size_t len, size_t *pos, tr_json_value_t *value) {
+  size_t i = next_item(arr, len, pos, '[');
+  if (i >= len || arr[i] == ']') return false;
+  *pos = read_value(arr, len, i, value);
+  return true;
+}
+
+size_t tr_json_string(const tr_json_value_t *s, char *out, size_t cap) {
+  if (!s->escaped) {
+    memcpy(out, s->raw, s->len < cap ? s->len : cap);
+    return s->len;
+  }
+  const uint8_t *p = (const uint8_t *)s->raw, *end = p + s->len;
+  size_t n = 0;
+  while (p < end) {
+    if (*p != '\\') { /* most bytes: no call per byte */
+      if (n < cap) out[n] = (char)*p;
+      n++, p++;
+      continue;
+    }
+    unescape_t u = {p, end, {0}, 0, 0}; /* one escape, up to 4 bytes of UTF-8 */
+    for (int c = unescape_next(&u); c >= 0; c = u.buf_i < u.buf_n ? u.buf[u.buf_i++] : -1, n++) {
+      if (n < cap) out[n] = (char)c;
+    }
+    p = u.s;
+  }
+  return n;
 }

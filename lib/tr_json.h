@@ -48,6 +48,37 @@ int tr_json_check(const char *text, size_t len, int flags, tr_json_error_t *err)
 size_t tr_json_span_next(const char *text, size_t len, size_t *pos, size_t *start);
 int tr_json_member_span(const char *obj, size_t len, const char *name, size_t *start, size_t *vlen);
 
+/* Reading text that tr_json_check accepted, member by member, with no tree
+ * and no allocation: the hot paths (a tx's fields, a tx.submit line) read
+ * their few members straight from the bytes, where cJSON would build and free
+ * a node and a copy for each.  Behaviour on other text is bounded but
+ * meaningless. */
+typedef enum {
+  TR_JSON_STRING, TR_JSON_NUMBER, TR_JSON_BOOL, TR_JSON_NULL, TR_JSON_OBJECT, TR_JSON_ARRAY
+} tr_json_type_t;
+
+typedef struct {
+  tr_json_type_t type;
+  const char *raw;  /* a string's bytes between its quotes, still escaped; any other value's own text */
+  size_t len;
+  bool escaped;     /* a string holding an escape: read its bytes with tr_json_string */
+} tr_json_value_t;
+
+/* Start *pos at 0.  Each call reads the next member of the object at
+ * obj[0..len) into *name (a string) and *value and returns true; false after
+ * the last member (or when obj is not an object).  Names are in document
+ * order; the check has refused duplicates. */
+bool tr_json_next_member(const char *obj, size_t len, size_t *pos, tr_json_value_t *name, tr_json_value_t *value);
+
+/* The same for the elements of the array at arr[0..len). */
+bool tr_json_next_element(const char *arr, size_t len, size_t *pos, tr_json_value_t *value);
+
+/* A string's decoded bytes (escapes resolved, as cJSON reads them) into out,
+ * at most cap of them, no NUL.  Returns the whole decoded length, which is
+ * more than cap when the string did not fit (out then holds its first cap
+ * bytes, possibly ending inside a UTF-8 sequence). */
+size_t tr_json_string(const tr_json_value_t *s, char *out, size_t cap);
+
 /* Writes v as plain decimal digits (never an exponent form) at out, which
  * must have room for 20 bytes; no NUL.  Returns the end.  For JSON rendered
  * by hand on the hot paths (receipts, their effects). */

@@ -27,7 +27,6 @@
  */
 #include "tr_tx.h"
 
-#include <cJSON.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,22 +62,6 @@ static int fail(tr_tx_error_t *err, const char *fmt, ...) {
     if (lead + need > end) err->detail[lead] = '\0';
   }
   return TR_EINVALID;
-}
-
-/* Copies a client-supplied string for a detail message: at most
- * SHOWN_BYTES_MAX bytes, cut on a character boundary, control characters and
- * backquotes shown as '?', so a detail is always one clean line. */
-static const char *shown(const char *s, char out[SHOWN_BYTES_MAX + 4]) {
-  size_t n = strlen(s), i = 0;
-  size_t cut = n <= SHOWN_BYTES_MAX ? n : SHOWN_BYTES_MAX;
-  while (cut < n && cut > 0 && ((uint8_t)s[cut] & 0xC0) == 0x80) cut--;
-  for (; i < cut; i++) out[i] = ((uint8_t)s[i] < 0x20 || s[i] == '`' || s[i] == 0x7F) ? '?' : s[i];
-  if (cut < n) {
-    memcpy(out + i, "...", 3);
-    i += 3;
-  }
-  out[i] = '\0';
-  return out;
 }
 
 /* Builds a field path ("rules.jurisdictions[3]") for details.  Paths are made
@@ -206,14 +189,6 @@ static const char *const DIST_KIND_NAMES[TR_DIST_KIND_COUNT] = {
 
 /* Bit i is role ROLE_NAMES[i]: the contract's result order. */
 static const char *const ROLE_NAMES[] = {"admin", "agent", "issuer", "investor"};
-
-/* Index of `s` in names[0..n), or -1. */
-static int name_index(const char *const *names, size_t n, const char *s) {
-  for (size_t i = 0; i < n; i++) {
-    if (strcmp(names[i], s) == 0) return (int)i;
-  }
-  return -1;
-}
 
 const char *tr_tx_type_name(tr_tx_type_t t) {
   return (unsigned)t < TR_TX_TYPE_COUNT ? TYPE_NAMES[t] : NULL;
@@ -426,30 +401,73 @@ static const row_set_t TYPE_ROWS[TR_TX_TYPE_COUNT] = {
   [TR_TX_ASSET_STATUS] = ROWS(ASSET_STATUS_ROWS),
 };
 
-/* ---- values ---- */
+/* ---- values ----
+ * Members are read straight from the checked bytes (tr_json_next_member):
+ * no tree, no copies but the ones that land in tr_tx_t. */
 
-typedef enum { J_STRING, J_NUMBER, J_BOOL, J_OBJECT, J_ARRAY } json_type_t;
+typedef tr_json_value_t value_t;
 
-static int want(const cJSON *v, json_type_t t, const char *path, tr_tx_error_t *err) {
-  static const char *const what[] = {"a string", "an integer", "true or false", "an object", "an array"};
-  bool ok = (t == J_STRING && cJSON_IsString(v)) || (t == J_NUMBER && cJSON_IsNumber(v)) ||
-            (t == J_BOOL && cJSON_IsBool(v)) || (t == J_OBJECT && cJSON_IsObject(v)) ||
-            (t == J_ARRAY && cJSON_IsArray(v));
-  if (ok) return 0;
-  if (cJSON_IsNull(v)) return fail(err, "field `%s`: must be %s, not null", path, what[t]);
+static int want(const value_t *v, tr_json_type_t t, const char *path, tr_tx_error_t *err) {
+  static const char *const what[] = {
+    [TR_JSON_STRING] = "a string", [TR_JSON_NUMBER] = "an integer", [TR_JSON_BOOL] = "true or false",
+    [TR_JSON_OBJECT] = "an object", [TR_JSON_ARRAY] = "an array",
+  };
+  if (v->type == t) return 0;
+  if (v->type == TR_JSON_NULL) return fail(err, "field `%s`: must be %s, not null", path, what[t]);
   return fail(err, "field `%s`: must be %s", path, what[t]);
 }
 
-/* The byte check already held the text to 0|[1-9][0-9]{0,15}, so cJSON's
- * double is the correctly rounded value of a non-negative integer: exact up to
- * 2^53−1, and any text above 2^53−1 rounds to at least 2^53.  Comparing the
- * double to TR_INT_MAX is therefore exact; only then is it converted. */
-static int dec_int(const cJSON *v, const row_t *r, const char *path, uint64_t *out, tr_tx_error_t *err) {
-  if (want(v, J_NUMBER, path, err) != 0) return TR_EINVALID;
-  double d = v->valuedouble;
-  bool in_range = d >= 0.0 && d <= (double)TR_INT_MAX;
-  uint64_t n = in_range ? (uint64_t)d : 0;
-  if (in_range && (double)n == d && n >= r->lo && n <= r->hi) {
+/* A string's decoded bytes: its own text when it holds no escape, else
+ * decoded into buf[cap].  *n is the decoded length; when it is above cap the
+ * string did not fit, and only its first cap bytes may be read. */
+static const char *str_of(const value_t *v, char *buf, size_t cap, size_t *n) {
+  if (!v->escaped) {
+    *n = v->len;
+    return v->raw;
+  }
+  *n = tr_json_string(v, buf, cap);
+  return buf;
+}
+
+#define STR_CAP 72 /* longer than every fixed format, key, word and shown prefix */
+
+/* Copies a client-supplied string of n bytes for a detail message: at most
+ * SHOWN_BYTES_MAX bytes (s holds at least that many when n is larger), cut on
+ * a character boundary, control characters and backquotes shown as '?', so a
+ * detail is always one clean line. */
+static const char *shown(const char *s, size_t n, char out[SHOWN_BYTES_MAX + 4]) {
+  size_t i = 0, cut = n <= SHOWN_BYTES_MAX ? n : SHOWN_BYTES_MAX;
+  while (cut < n && cut > 0 && ((uint8_t)s[cut] & 0xC0) == 0x80) cut--;
+  for (; i < cut; i++) out[i] = ((uint8_t)s[i] < 0x20 || s[i] == '`' || s[i] == 0x7F) ? '?' : s[i];
+  if (cut < n) {
+    memcpy(out + i, "...", 3);
+    i += 3;
+  }
+  out[i] = '\0';
+  return out;
+}
+
+static bool bytes_are(const char *s, size_t n, const char *word) {
+  size_t w = strlen(word);
+  return n == w && memcmp(s, word, w) == 0;
+}
+
+/* Index of s[0..n) in names[0..count), or -1. */
+static int name_index(const char *const *names, size_t count, const char *s, size_t n) {
+  for (size_t i = 0; i < count; i++) {
+    if (bytes_are(s, n, names[i])) return (int)i;
+  }
+  return -1;
+}
+
+/* The byte check held the text to 0|[1-9][0-9]{0,15}, so the value fits a
+ * uint64_t exactly and is compared as an integer. */
+static int dec_int(const value_t *v, const row_t *r, const char *path, uint64_t *out, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_NUMBER, path, err) != 0) return TR_EINVALID;
+  uint64_t n = 0;
+  for (size_t i = 0; i < v->len && i < 16; i++) n = n * 10 + (uint64_t)(v->raw[i] - '0');
+  bool in_range = n <= TR_INT_MAX;
+  if (in_range && n >= r->lo && n <= r->hi) {
     *out = n;
     return 0;
   }
@@ -491,21 +509,25 @@ static bool key_is_valid_point(const uint8_t k[TR_KEY_BYTES]) {
   return true;
 }
 
-static int dec_key(const cJSON *v, const char *path, tr_key_t *out, tr_tx_error_t *err) {
-  if (want(v, J_STRING, path, err) != 0) return TR_EINVALID;
-  const char *s = v->valuestring;
-  if (tr_hex_decode(s, strlen(s), out->b, sizeof out->b) != 0)
-    return fail(err, "field `%s`: must be 64 lowercase hex chars", path);
+/* 64 lowercase hex chars into out (bytes long); false otherwise. */
+static bool hex_of(const value_t *v, uint8_t *out, size_t bytes) {
+  char buf[STR_CAP];
+  size_t n;
+  const char *s = str_of(v, buf, sizeof buf, &n);
+  return n <= sizeof buf && tr_hex_decode(s, n, out, bytes) == 0;
+}
+
+static int dec_key(const value_t *v, const char *path, tr_key_t *out, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_STRING, path, err) != 0) return TR_EINVALID;
+  if (!hex_of(v, out->b, sizeof out->b)) return fail(err, "field `%s`: must be 64 lowercase hex chars", path);
   if (!key_is_valid_point(out->b))
     return fail(err, "field `%s`: not a valid Ed25519 public key (small order or not canonical)", path);
   return 0;
 }
 
-static int dec_hash(const cJSON *v, const char *path, uint8_t out[TR_HASH_BYTES], tr_tx_error_t *err) {
-  if (want(v, J_STRING, path, err) != 0) return TR_EINVALID;
-  const char *s = v->valuestring;
-  if (tr_hex_decode(s, strlen(s), out, TR_HASH_BYTES) != 0)
-    return fail(err, "field `%s`: must be 64 lowercase hex chars", path);
+static int dec_hash(const value_t *v, const char *path, uint8_t out[TR_HASH_BYTES], tr_tx_error_t *err) {
+  if (want(v, TR_JSON_STRING, path, err) != 0) return TR_EINVALID;
+  if (!hex_of(v, out, TR_HASH_BYTES)) return fail(err, "field `%s`: must be 64 lowercase hex chars", path);
   return 0;
 }
 
@@ -529,72 +551,81 @@ static const char *format_rule(kind_t kind) {
 }
 
 /* Strings whose format is a fixed pattern (chain, id, asset, codes, date). */
-static int dec_format(const cJSON *v, const row_t *r, const char *path, void *dst, tr_tx_error_t *err) {
-  if (want(v, J_STRING, path, err) != 0) return TR_EINVALID;
-  const char *s = v->valuestring;
-  size_t n = strlen(s);
+static int dec_format(const value_t *v, const row_t *r, const char *path, void *dst, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_STRING, path, err) != 0) return TR_EINVALID;
+  char buf[STR_CAP];
+  size_t n;
+  const char *s = str_of(v, buf, sizeof buf, &n);
   bool ok = false;
-  switch (r->kind) {
-  case K_CHAIN: ok = tr_chain_id_valid(s, n); break;
-  case K_TXID: ok = tr_tx_id_valid(s, n); break;
-  case K_ASSET: ok = tr_asset_id_valid(s, n); break;
-  case K_JURISDICTION: ok = match_upper(s, n, 2); break;
-  case K_CURRENCY: ok = match_upper(s, n, 3); break;
-  case K_DATE: ok = match_date(s, n); break;
-  default: break;
+  if (n <= sizeof buf) {
+    switch (r->kind) {
+    case K_CHAIN: ok = tr_chain_id_valid(s, n); break;
+    case K_TXID: ok = tr_tx_id_valid(s, n); break;
+    case K_ASSET: ok = tr_asset_id_valid(s, n); break;
+    case K_JURISDICTION: ok = match_upper(s, n, 2); break;
+    case K_CURRENCY: ok = match_upper(s, n, 3); break;
+    case K_DATE: ok = match_date(s, n); break;
+    default: break;
+    }
   }
   if (!ok) return fail(err, "field `%s`: must %s", path, format_rule(r->kind));
   store_str(dst, r->size, s, n);
   return 0;
 }
 
-static int dec_text(const cJSON *v, const row_t *r, const char *path, void *dst, tr_tx_error_t *err) {
-  if (want(v, J_STRING, path, err) != 0) return TR_EINVALID;
-  const char *s = v->valuestring;
-  size_t n = strlen(s), chars = tr_utf8_chars(s, n);
-  if (chars < r->lo || chars > r->hi || n >= r->size) {
+/* Free text, decoded straight into its field. */
+static int dec_text(const value_t *v, const row_t *r, const char *path, void *dst, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_STRING, path, err) != 0) return TR_EINVALID;
+  size_t n = tr_json_string(v, dst, r->size - 1);
+  size_t chars = n < r->size ? tr_utf8_chars(dst, n) : 0;
+  if (n >= r->size || chars < r->lo || chars > r->hi) {
+    ((char *)dst)[0] = '\0';
     if (r->lo == 0) return fail(err, "field `%s`: must be at most %llu characters", path, (unsigned long long)r->hi);
     return fail(err, "field `%s`: must be %llu to %llu characters", path,
                 (unsigned long long)r->lo, (unsigned long long)r->hi);
   }
-  store_str(dst, r->size, s, n);
+  ((char *)dst)[n] = '\0';
   return 0;
 }
 
 /* Enum members named by wire words. */
-static int dec_enum(const cJSON *v, const row_t *r, const char *path, void *dst, tr_tx_error_t *err) {
-  if (want(v, J_STRING, path, err) != 0) return TR_EINVALID;
-  const char *s = v->valuestring;
+static int dec_enum(const value_t *v, const row_t *r, const char *path, void *dst, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_STRING, path, err) != 0) return TR_EINVALID;
+  char buf[STR_CAP];
+  size_t n;
+  const char *s = str_of(v, buf, sizeof buf, &n);
   int i = -1;
   switch (r->kind) {
   case K_ASSET_KIND:
-    if ((i = name_index(KIND_NAMES, TR_KIND_COUNT, s)) >= 0) *(tr_asset_kind_t *)dst = (tr_asset_kind_t)i;
+    if ((i = name_index(KIND_NAMES, TR_KIND_COUNT, s, n)) >= 0) *(tr_asset_kind_t *)dst = (tr_asset_kind_t)i;
     else return fail(err, "field `%s`: must be one of term_loan, revolving, receivable, mortgage, bond, other", path);
     return 0;
   case K_DIST_KIND:
-    if ((i = name_index(DIST_KIND_NAMES, TR_DIST_KIND_COUNT, s)) >= 0) *(tr_dist_kind_t *)dst = (tr_dist_kind_t)i;
+    if ((i = name_index(DIST_KIND_NAMES, TR_DIST_KIND_COUNT, s, n)) >= 0) *(tr_dist_kind_t *)dst = (tr_dist_kind_t)i;
     else return fail(err, "field `%s`: must be one of interest, principal, other", path);
     return 0;
   default:
-    if ((i = name_index(STATUS_NAMES, TR_STATUS_COUNT, s)) >= 0) *(tr_status_t *)dst = (tr_status_t)i;
+    if ((i = name_index(STATUS_NAMES, TR_STATUS_COUNT, s, n)) >= 0) *(tr_status_t *)dst = (tr_status_t)i;
     else return fail(err, "field `%s`: must be one of active, matured, defaulted, paused, closed", path);
     return 0;
   }
 }
 
 /* A set of roles; an empty array is allowed (see the file comment). */
-static int dec_roles(const cJSON *v, const char *path, unsigned *out, tr_tx_error_t *err) {
-  if (want(v, J_ARRAY, path, err) != 0) return TR_EINVALID;
+static int dec_roles(const value_t *v, const char *path, unsigned *out, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_ARRAY, path, err) != 0) return TR_EINVALID;
   unsigned roles = 0;
-  size_t i = 0;
-  char elem[PATH_BYTES_MAX], show[SHOWN_BYTES_MAX + 4];
-  for (const cJSON *e = v->child; e != NULL; e = e->next, i++) {
+  char elem[PATH_BYTES_MAX], show[SHOWN_BYTES_MAX + 4], buf[STR_CAP];
+  size_t pos = 0;
+  value_t e;
+  for (size_t i = 0; tr_json_next_element(v->raw, v->len, &pos, &e); i++) {
     path_fmt(elem, sizeof elem, "%s[%zu]", path, i);
-    if (want(e, J_STRING, elem, err) != 0) return TR_EINVALID;
-    int r = name_index(ROLE_NAMES, ARRAY_LEN(ROLE_NAMES), e->valuestring);
+    if (want(&e, TR_JSON_STRING, elem, err) != 0) return TR_EINVALID;
+    size_t n;
+    const char *s = str_of(&e, buf, sizeof buf, &n);
+    int r = name_index(ROLE_NAMES, ARRAY_LEN(ROLE_NAMES), s, n);
     if (r < 0)
-      return fail(err, "field `%s`: unknown role \"%s\" (admin, agent, issuer or investor)", elem,
-                  shown(e->valuestring, show));
+      return fail(err, "field `%s`: unknown role \"%s\" (admin, agent, issuer or investor)", elem, shown(s, n, show));
     if (roles & (1u << r)) return fail(err, "field `%s`: duplicate role \"%s\"", path, ROLE_NAMES[r]);
     roles |= 1u << r;
   }
@@ -604,48 +635,52 @@ static int dec_roles(const cJSON *v, const char *path, unsigned *out, tr_tx_erro
 
 /* Distinct jurisdiction codes, at most TR_JURISDICTIONS_MAX; a 26×26 bitmap
  * finds repeats in one pass. */
-static int dec_jurisdictions(const cJSON *v, const char *path, tr_rules_t *rules, tr_tx_error_t *err) {
-  if (want(v, J_ARRAY, path, err) != 0) return TR_EINVALID;
+static int dec_jurisdictions(const value_t *v, const char *path, tr_rules_t *rules, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_ARRAY, path, err) != 0) return TR_EINVALID;
   uint8_t seen[26 * 26 / 8 + 1] = {0};
-  size_t n = 0;
-  char elem[PATH_BYTES_MAX];
-  for (const cJSON *e = v->child; e != NULL; e = e->next, n++) {
+  size_t n = 0, pos = 0;
+  char elem[PATH_BYTES_MAX], buf[STR_CAP];
+  value_t e;
+  for (; tr_json_next_element(v->raw, v->len, &pos, &e); n++) {
     if (n == TR_JURISDICTIONS_MAX) return fail(err, "field `%s`: at most %d entries", path, TR_JURISDICTIONS_MAX);
     path_fmt(elem, sizeof elem, "%s[%zu]", path, n);
-    if (want(e, J_STRING, elem, err) != 0) return TR_EINVALID;
-    const char *s = e->valuestring;
-    if (!match_upper(s, strlen(s), 2)) return fail(err, "field `%s`: must match ^[A-Z]{2}$", elem);
+    if (want(&e, TR_JSON_STRING, elem, err) != 0) return TR_EINVALID;
+    size_t len;
+    const char *s = str_of(&e, buf, sizeof buf, &len);
+    if (len > sizeof buf || !match_upper(s, len, 2)) return fail(err, "field `%s`: must match ^[A-Z]{2}$", elem);
     unsigned bit = (unsigned)(s[0] - 'A') * 26 + (unsigned)(s[1] - 'A');
-    if (seen[bit / 8] & (1u << (bit % 8))) return fail(err, "field `%s`: duplicate \"%s\"", path, s);
+    if (seen[bit / 8] & (1u << (bit % 8))) return fail(err, "field `%s`: duplicate \"%.2s\"", path, s);
     seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
-    memcpy(rules->jurisdictions[n], s, 3);
+    memcpy(rules->jurisdictions[n], s, 2);
+    rules->jurisdictions[n][2] = '\0';
   }
   rules->jurisdictions_n = n;
   return 0;
 }
 
-static int walk(const cJSON *obj, const row_t *rows, size_t n, void *base, const char *prefix,
+static int walk(const value_t *obj, const row_t *rows, size_t n, void *base, const char *prefix,
                 uint32_t *seen_out, tr_tx_error_t *err);
 
-static int dec_rules(const cJSON *v, const char *path, tr_rules_t *rules, tr_tx_error_t *err) {
-  if (want(v, J_OBJECT, path, err) != 0) return TR_EINVALID;
+static int dec_rules(const value_t *v, const char *path, tr_rules_t *rules, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_OBJECT, path, err) != 0) return TR_EINVALID;
   char prefix[PATH_BYTES_MAX];
   path_fmt(prefix, sizeof prefix, "%s.", path);
   uint32_t seen = 0;
   return walk(v, RULES_ROWS, ARRAY_LEN(RULES_ROWS), rules, prefix, &seen, err);
 }
 
-static int dec_documents(const cJSON *v, const char *path, tr_tx_t *tx, tr_tx_error_t *err) {
-  if (want(v, J_ARRAY, path, err) != 0) return TR_EINVALID;
-  size_t n = 0;
+static int dec_documents(const value_t *v, const char *path, tr_tx_t *tx, tr_tx_error_t *err) {
+  if (want(v, TR_JSON_ARRAY, path, err) != 0) return TR_EINVALID;
+  size_t n = 0, pos = 0;
   char elem[PATH_BYTES_MAX], prefix[PATH_BYTES_MAX];
-  for (const cJSON *e = v->child; e != NULL; e = e->next, n++) {
+  value_t e;
+  for (; tr_json_next_element(v->raw, v->len, &pos, &e); n++) {
     if (n == TR_DOCUMENTS_MAX) return fail(err, "field `%s`: at most %d documents", path, TR_DOCUMENTS_MAX);
     path_fmt(elem, sizeof elem, "%s[%zu]", path, n);
-    if (want(e, J_OBJECT, elem, err) != 0) return TR_EINVALID;
+    if (want(&e, TR_JSON_OBJECT, elem, err) != 0) return TR_EINVALID;
     path_fmt(prefix, sizeof prefix, "%s.", elem);
     uint32_t seen = 0;
-    if (walk(e, DOCUMENT_ROWS, ARRAY_LEN(DOCUMENT_ROWS), &tx->documents[n], prefix, &seen, err) != 0)
+    if (walk(&e, DOCUMENT_ROWS, ARRAY_LEN(DOCUMENT_ROWS), &tx->documents[n], prefix, &seen, err) != 0)
       return TR_EINVALID;
   }
   tx->documents_n = n;
@@ -653,7 +688,7 @@ static int dec_documents(const cJSON *v, const char *path, tr_tx_t *tx, tr_tx_er
 }
 
 /* One member's value into base + r->off; `path` names it in details. */
-static int dec_value(const cJSON *v, const row_t *r, void *base, const char *path, tr_tx_error_t *err) {
+static int dec_value(const value_t *v, const row_t *r, void *base, const char *path, tr_tx_error_t *err) {
   void *dst = (char *)base + r->off;
   switch (r->kind) {
   case K_TYPE: return 0;
@@ -663,8 +698,8 @@ static int dec_value(const cJSON *v, const row_t *r, void *base, const char *pat
   case K_HASH: return dec_hash(v, path, dst, err);
   case K_INT: return dec_int(v, r, path, dst, err);
   case K_BOOL:
-    if (want(v, J_BOOL, path, err) != 0) return TR_EINVALID;
-    *(bool *)dst = cJSON_IsTrue(v);
+    if (want(v, TR_JSON_BOOL, path, err) != 0) return TR_EINVALID;
+    *(bool *)dst = v->raw[0] == 't';
     return 0;
   case K_TEXT: return dec_text(v, r, path, dst, err);
   case K_ROLES: return dec_roles(v, path, dst, err);
@@ -678,16 +713,19 @@ static int dec_value(const cJSON *v, const row_t *r, void *base, const char *pat
 
 /* Decodes every member of `obj` by `rows` in document order, then reports the
  * first missing REQ row.  Bit i of *seen_out is set when rows[i] was present. */
-static int walk(const cJSON *obj, const row_t *rows, size_t n, void *base, const char *prefix,
+static int walk(const value_t *obj, const row_t *rows, size_t n, void *base, const char *prefix,
                 uint32_t *seen_out, tr_tx_error_t *err) {
   uint32_t seen = 0;
-  char path[PATH_BYTES_MAX], show[SHOWN_BYTES_MAX + 4];
-  for (const cJSON *m = obj->child; m != NULL; m = m->next) {
-    size_t i = 0;
-    while (i < n && strcmp(rows[i].name, m->string) != 0) i++;
-    if (i == n) return fail(err, "unknown field `%s%s`", prefix, shown(m->string, show));
+  char path[PATH_BYTES_MAX], show[SHOWN_BYTES_MAX + 4], buf[STR_CAP];
+  size_t pos = 0;
+  value_t name, value;
+  while (tr_json_next_member(obj->raw, obj->len, &pos, &name, &value)) {
+    size_t len, i = 0;
+    const char *s = str_of(&name, buf, sizeof buf, &len);
+    while (i < n && !bytes_are(s, len, rows[i].name)) i++;
+    if (i == n) return fail(err, "unknown field `%s%s`", prefix, shown(s, len, show));
     path_cat(path, sizeof path, prefix, rows[i].name);
-    if (dec_value(m, &rows[i], base, path, err) != 0) return TR_EINVALID;
+    if (dec_value(&value, &rows[i], base, path, err) != 0) return TR_EINVALID;
     if (rows[i].has_off != NO_HAS) *(bool *)((char *)base + rows[i].has_off) = true;
     seen |= 1u << i;
   }
@@ -700,13 +738,19 @@ static int walk(const cJSON *obj, const row_t *rows, size_t n, void *base, const
 
 /* ---- the envelope ---- */
 
-static int decode_type(const cJSON *root, tr_tx_type_t *type, tr_tx_error_t *err) {
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "type");
-  char show[SHOWN_BYTES_MAX + 4];
-  if (t == NULL) return fail(err, "missing field `type`");
-  if (want(t, J_STRING, "type", err) != 0) return TR_EINVALID;
-  int i = name_index(TYPE_NAMES, TR_TX_TYPE_COUNT, t->valuestring);
-  if (i < 0) return fail(err, "field `type`: unknown type \"%s\"", shown(t->valuestring, show));
+static int decode_type(const value_t *root, tr_tx_type_t *type, tr_tx_error_t *err) {
+  char show[SHOWN_BYTES_MAX + 4], buf[STR_CAP];
+  size_t pos = 0, len;
+  value_t name, t;
+  for (;;) {
+    if (!tr_json_next_member(root->raw, root->len, &pos, &name, &t)) return fail(err, "missing field `type`");
+    const char *s = str_of(&name, buf, sizeof buf, &len);
+    if (bytes_are(s, len, "type")) break;
+  }
+  if (want(&t, TR_JSON_STRING, "type", err) != 0) return TR_EINVALID;
+  const char *s = str_of(&t, buf, sizeof buf, &len);
+  int i = name_index(TYPE_NAMES, TR_TX_TYPE_COUNT, s, len);
+  if (i < 0) return fail(err, "field `type`: unknown type \"%s\"", shown(s, len, show));
   *type = (tr_tx_type_t)i;
   return 0;
 }
@@ -763,7 +807,7 @@ static int check_genesis_form(const tr_tx_t *tx, const char *bytes, size_t len, 
   return 0;
 }
 
-static int decode_root(const cJSON *root, const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err) {
+static int decode_root(const value_t *root, const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err) {
   if (decode_type(root, &tx->type, err) != 0) return TR_EINVALID;
   row_t rows[ROWS_MAX];
   const row_set_t *set = &TYPE_ROWS[tx->type];
@@ -797,12 +841,8 @@ int tr_tx_decode(const char *bytes, size_t len, tr_tx_t *tx, tr_tx_error_t *err)
   int rc = tr_json_check(bytes, len, TR_JSON_TOP_OBJECT | TR_JSON_INTEGERS_ONLY, &jerr);
   if (rc == TR_ENOMEM) return TR_ENOMEM;
   if (rc != 0) return fail(err, "tx is not strict JSON: %s at byte %zu", jerr.message, jerr.offset);
-  /* After the strict check cJSON can only fail for want of memory. */
-  cJSON *root = cJSON_ParseWithLength(bytes, len);
-  if (root == NULL) return TR_ENOMEM;
-  rc = decode_root(root, bytes, len, tx, err);
-  cJSON_Delete(root);
-  if (rc != 0) return rc;
+  const value_t root = {TR_JSON_OBJECT, bytes, len, false};
+  if (decode_root(&root, bytes, len, tx, err) != 0) return TR_EINVALID;
   crypto_hash_sha256(tx->txid, (const unsigned char *)bytes, len);
   return 0;
 }

@@ -4,6 +4,8 @@
  * past the end is caught under -fsanitize=address and no case relies on a
  * NUL terminator. */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "tr_err.h"
 #include "tr_json.h"
@@ -405,6 +407,66 @@ static void test_spans(void) {
   TR_CHECK(tr_json_member_span("{\"\\u00\":1}", 10, "id", &vs, &vl) == TR_ENOT_FOUND, "a short \\u escape is no match");
 }
 
+/* tr_json_next_member / _next_element / tr_json_string on accepted text,
+ * each from an exact-size heap copy so that no read past the end hides. */
+static void test_cursor(void) {
+  static const char obj_text[] = " { \"a\" : \"x\\\"y\" ,\"b\":[1, {\"c\":null}],\"d\\u0061\":true,\"e\":-1.5e3,\"f\":{} } ";
+  size_t len = sizeof obj_text - 1;
+  char *obj = malloc(len);
+  TR_CHECK(obj != NULL, "malloc");
+  if (obj == NULL) return;
+  memcpy(obj, obj_text, len);
+  TR_CHECK(tr_json_check(obj, len, ANY, NULL) == 0, "cursor fixture is strict JSON");
+  static const struct { const char *name; tr_json_type_t type; const char *raw; bool escaped; } want[] = {
+    {"a", TR_JSON_STRING, "x\\\"y", true}, {"b", TR_JSON_ARRAY, "[1, {\"c\":null}]", false},
+    {"da", TR_JSON_BOOL, "true", false}, {"e", TR_JSON_NUMBER, "-1.5e3", false}, {"f", TR_JSON_OBJECT, "{}", false},
+  };
+  size_t pos = 0, n = 0;
+  tr_json_value_t name, value;
+  char buf[16];
+  while (tr_json_next_member(obj, len, &pos, &name, &value)) {
+    if (n == sizeof want / sizeof want[0]) break;
+    size_t nl = tr_json_string(&name, buf, sizeof buf);
+    TR_CHECK(nl == strlen(want[n].name) && memcmp(buf, want[n].name, nl) == 0, "member %zu is named %s", n, want[n].name);
+    TR_CHECK(value.type == want[n].type && value.len == strlen(want[n].raw) &&
+                 memcmp(value.raw, want[n].raw, value.len) == 0 && value.escaped == want[n].escaped,
+             "member %zu's value is %s", n, want[n].raw);
+    n++;
+  }
+  TR_CHECK(n == 5 && !tr_json_next_member(obj, len, &pos, &name, &value), "five members, then none");
+  free(obj);
+
+  /* The string "x\"y\u00e9" decodes to 6 bytes; a 3-byte buffer gets the
+   * first 3 and the whole length is still told. */
+  tr_json_value_t s = {TR_JSON_STRING, "x\\\"y\\u00e9", 10, true};
+  TR_CHECK(tr_json_string(&s, buf, sizeof buf) == 5 && memcmp(buf, "x\"y\xC3\xA9", 5) == 0, "escapes decoded");
+  memset(buf, '#', sizeof buf);
+  TR_CHECK(tr_json_string(&s, buf, 3) == 5 && memcmp(buf, "x\"y#", 4) == 0, "a short buffer gets a prefix, the length whole");
+  tr_json_value_t pair = {TR_JSON_STRING, "\\ud83d\\ude00", 12, true};
+  TR_CHECK(tr_json_string(&pair, buf, sizeof buf) == 4 && memcmp(buf, "\xF0\x9F\x98\x80", 4) == 0, "a surrogate pair");
+  tr_json_value_t cut = {TR_JSON_STRING, "a\\u00", 5, true}; /* not checked text: bounded, meaningless */
+  TR_CHECK(tr_json_string(&cut, buf, sizeof buf) <= 5, "a cut escape stays in bounds");
+
+  static const char arr_text[] = "[ \"p\" , 2,[3],{\"q\":[]} ]";
+  len = sizeof arr_text - 1;
+  char *arr = malloc(len);
+  TR_CHECK(arr != NULL, "malloc");
+  if (arr == NULL) return;
+  memcpy(arr, arr_text, len);
+  static const char *const elems[] = {"p", "2", "[3]", "{\"q\":[]}"};
+  pos = 0;
+  for (n = 0; tr_json_next_element(arr, len, &pos, &value) && n < 4; n++)
+    TR_CHECK(value.len == strlen(elems[n]) && memcmp(value.raw, elems[n], value.len) == 0, "element %zu", n);
+  TR_CHECK(n == 4, "four elements");
+  pos = 0;
+  TR_CHECK(!tr_json_next_element("[ ]", 3, &pos, &value), "an empty array has no elements");
+  pos = 0;
+  TR_CHECK(!tr_json_next_member("{}", 2, &pos, &name, &value), "an empty object has no members");
+  pos = 0;
+  TR_CHECK(!tr_json_next_member("[1]", 3, &pos, &name, &value), "an array has no members");
+  free(arr);
+}
+
 static void test_put_u64(void) {
   static const struct { uint64_t v; const char *text; } cases[] = {
     {0, "0"}, {9, "9"}, {10, "10"}, {1000000000000000ull, "1000000000000000"},
@@ -423,6 +485,7 @@ static void test_put_u64(void) {
 int main(void) {
   test_put_u64();
   test_spans();
+  test_cursor();
   test_cases();
   test_error_details();
   test_depth();
