@@ -14,7 +14,10 @@
  * newline, strict JSON (tr_json_check), an array exactly when the request
  * was a batch, whose every element is a JSON-RPC 2.0 response object with an
  * id and exactly one of result/error; never more answers than elements;
- * a notification (valid request without id) is never answered (§5).
+ * a notification (valid request without id) is never answered (§5); a
+ * single request is answered exactly as the same request alone in a batch
+ * (so a lone tx.submit, read without cJSON on its own path in rpc.c, gets
+ * the general path's answer byte for byte).
  *
  * Not covered here: the loop side in daemon/server.c (line framing, the
  * 1 MiB limit, reorder buffer, backpressure, connection limits) and the
@@ -23,6 +26,7 @@
  */
 #include <cJSON.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
@@ -78,14 +82,46 @@ static void check_response(const tr_job_t *job) {
   cJSON_Delete(root);
 }
 
+/* A strict-JSON object line, run again as a batch of one: the element's
+ * answer must be the single answer, byte for byte. */
+static void same_as_batch_of_one(const char *line, size_t size, bool shed, const tr_job_t *single) {
+  size_t i = 0;
+  while (i < size && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) i++;
+  if (i == size || line[i] != '{' || tr_json_check(line, size, TR_JSON_ANY_VALUE, NULL) != 0) return;
+  cJSON *req = cJSON_ParseWithLength(line, size);
+  const cJSON *method = cJSON_GetObjectItemCaseSensitive(req, "method");
+  bool clocked = cJSON_IsString(method) && strcmp(method->valuestring, "node.status") == 0; /* uptime, rates */
+  cJSON_Delete(req);
+  if (clocked) return;
+  char *wrapped = malloc(size + 2);
+  if (wrapped == NULL) return;
+  wrapped[0] = '[';
+  memcpy(wrapped + 1, line, size);
+  wrapped[size + 1] = ']';
+  tr_job_t *batch = rpc_harness_run(wrapped, size + 2, shed);
+  free(wrapped);
+  if (batch == NULL) return;
+  if (single->response == NULL) {
+    FUZZ_CHECK(batch->response == NULL, "a batch of one answered what the single request did not");
+  } else {
+    size_t n = single->response_len; /* "r\n" against "[r]\n" */
+    FUZZ_CHECK(batch->response != NULL && batch->response_len == n + 2 && batch->response[0] == '[' &&
+                   memcmp(batch->response + 1, single->response, n - 1) == 0,
+               "a single request and the same request in a batch of one were answered differently");
+  }
+  tr_job_free(batch);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size > TR_RPC_LINE_BYTES_MAX) return 0; /* the loop refuses longer lines before any worker */
-  tr_job_t *job = rpc_harness_run((const char *)data, size, (size % 13) == 7 /* sometimes "full" */);
+  if (size > TR_RPC_LINE_BYTES_MAX - 2) return 0; /* the loop refuses longer lines before any worker */
+  bool shed = (size % 13) == 7; /* sometimes "full" */
+  tr_job_t *job = rpc_harness_run((const char *)data, size, shed);
   if (job == NULL) return 0;
   size_t answers = rpc_harness_answers;
   FUZZ_CHECK((answers == 0) == (job->response == NULL), "a notification was answered, or an answer was lost");
   if (getenv("FUZZ_SHOW") && job->response) fprintf(stderr, "%.*s", (int)job->response_len, job->response);
   check_response(job);
+  same_as_batch_of_one((const char *)data, size, shed, job);
   tr_job_free(job);
   return 0;
 }

@@ -183,6 +183,14 @@ def rpc_seeds():
     write("rpc", "not_json", b"ledger.head")
     write("rpc", "id_exp", b'{"jsonrpc":"2.0","method":"ledger.head","id":1e300}')
     write("rpc", "id_neg_frac", b'{"jsonrpc":"2.0","method":"ledger.head","id":-0.5}')
+    # the forms of a lone tx.submit (rpc.c reads them without cJSON, or hands them to the general path)
+    p = open_alice["params"]
+    tx_text, sig = json.dumps(p["tx"]).encode(), p["sig"].encode()
+    write("rpc", "submit_reordered", b'{"id":"a\\u00e9\\"b","params":{"sig":"' + sig + b'","tx":' + tx_text +
+          b'},"method":"tx.submit","jsonrpc":"2.0"}')
+    write("rpc", "submit_escaped", b'{"jsonrpc":"\\u0032.0","method":"\\u0074x.submit","params":{"tx":' +
+          tx_text.replace(b"a", b"\\u0061") + b',"sig":"\\u00' + b"%02x" % sig[0] + sig[1:] + b'"},"id":null}')
+    write("rpc", "submit_min_size", compact(dict(open_alice, params=dict(p, min_size=1))))
 
 
 def main():

@@ -519,6 +519,83 @@ def exact_ids(node):
     c.close()
 
 
+def submit_line_forms(node):
+    """A lone tx.submit line is read straight from its bytes (daemon/rpc.c, "the plain tx.submit
+    line"); every other form takes the general path.  Both must answer alike: member order,
+    escapes anywhere, each id kind, a notification, and the near misses that must fall back."""
+    admin = node.admin
+    c = fresh(node)
+
+    def line_for(tx, order=("jsonrpc", "method", "params", "id"), **over):
+        b = tc.tx_bytes(tx)
+        parts = {"jsonrpc": b'"2.0"', "method": b'"tx.submit"',
+                 "params": b'{"tx":' + json.dumps(b.decode()).encode() + b',"sig":"' + tc.sign_tx(b, admin).encode() + b'"}'}
+        parts.update(over)
+        order = list(order) + [k for k in parts if k not in order]
+        return b"{" + b",".join(b'"' + k.encode() + b'":' + parts[k] for k in order if k in parts) + b"}\n"
+
+    def opened():
+        return node.tx("account.open", admin, account=tc.Key().pk, roles=["investor"], jurisdiction="US", kyc=True)
+
+    tx = opened()
+    c.send_raw(line_for(tx, id=b'"a\\u00e9\\"b"', order=("id", "params", "method", "jsonrpc")))
+    r = c.recv()
+    is_result(r, 'a\u00e9"b', "members in another order, an escaped string id: a receipt, the id decoded")
+    T.check(r.get("result", {}).get("duplicate") is False, "the tx was accepted", r)
+
+    c.send_raw(line_for(tx, id=b"1e400"))
+    line = c.recv_line()
+    T.check(line is not None and line.endswith(b',"id":1e400}') and b'"duplicate":true' in line,
+            "the same tx again, number id 1e400: a duplicate receipt, the id echoed exactly", line)
+
+    c.send_raw(line_for(opened(), id=b"null"))
+    is_result(c.recv(), None, "id null: a receipt with id null")
+
+    quiet = opened()
+    c.send_raw(line_for(quiet))  # a notification: never answered, but applied
+    T.check(c.silent(0.5), "a tx.submit notification gets no answer")
+    c.send_raw(line_for(quiet, id=b"7"))
+    r = c.recv()
+    T.check(is_result(r, 7, "the notification's tx resubmitted") and r["result"].get("duplicate") is True,
+            "the notification's tx was applied (its resubmission is a duplicate)", r)
+
+    tx = opened()
+    b = tc.tx_bytes(tx)
+    escaped_tx = json.dumps(b.decode()).replace("a", "\\u0061").encode()
+    sig = tc.sign_tx(b, admin)
+    escaped_sig = ("\\u%04x" % ord(sig[0]) + sig[1:]).encode()
+    c.send_raw(line_for(tx, id=b"8", method=b'"\\u0074x.submit"', params=b'{"sig":"' + escaped_sig + b'","tx":' + escaped_tx + b"}"))
+    r = c.recv()
+    T.check(is_result(r, 8, "escapes in the method, the tx text and the sig")
+            and r["result"].get("duplicate") is False, "escaped forms are the same request", r)
+
+    tx = opened()
+    sig = tc.sign_tx(tc.tx_bytes(tx), admin).encode()
+    txs = json.dumps(tc.tx_bytes(tx).decode()).encode()
+    near = [
+        (b'{"tx":' + txs + b',"sig":"' + sig + b'","min_size":1}', {}, -32602, "an extra param (min_size)"),
+        (b'{"tx":' + txs + b',"sig":"' + sig[:-2] + b'"}', {}, -32602, "a short sig"),
+        (b'{"tx":' + txs + b',"sig":"' + sig.upper() + b'"}', {}, -32602, "an uppercase sig"),
+        (b'{"tx":' + txs + b'}', {}, -32602, "no sig"),
+        (b'{"tx":{},"sig":"' + sig + b'"}', {}, -32602, "a tx that is not a string"),
+        (b'[' + txs + b',"' + sig + b'"]', {}, -32602, "params by position"),
+        (None, {"extra": b"1"}, -32600, "an extra top-level member"),
+        (None, {"jsonrpc": b'"1.0"'}, -32600, "jsonrpc 1.0"),
+        (None, {"id": b"{}"}, -32600, "an object id"),
+    ]
+    for params, over, code, what in near:
+        parts = dict(over)
+        if params is not None:
+            parts["params"] = params
+        parts.setdefault("id", b"9")
+        c.send_raw(line_for(tx, **parts))
+        r = c.recv()
+        is_err(r, code, None if code == -32600 and b"{}" == parts["id"] else 9, what + " -> %d" % code)
+    r = node.submit(tx, admin)
+    T.check(isinstance(r, dict) and r.get("duplicate") is False, "none of the near misses applied the tx", r)
+    c.close()
+
+
 def main():
     node = tc.Node()
     try:
@@ -534,6 +611,7 @@ def main():
         T.section("framing limits", framing_limits, node)
         T.section("garbage", garbage, node)
         T.section("exact ids", exact_ids, node)
+        T.section("tx.submit line forms", submit_line_forms, node)
         rc = node.stop()
         T.eq(rc, 0, "tranched exits 0 on SIGTERM within 10 s")
     except Exception:  # noqa: BLE001
