@@ -354,6 +354,7 @@ class Node:
         self.printed_admin_pk = None
         self.starts = 0
         self._conn = None
+        self.env = {}  # added to tranched's environment at each start
 
     # -- lifecycle
     def init(self):
@@ -378,7 +379,8 @@ class Node:
         self.proc = subprocess.Popen([self.tranched, "--datadir", self.datadir,
                                       "--listen", "127.0.0.1:%d" % self.port,
                                       "--workers", str(self.workers)],
-                                     stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                                     stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, **self.env) if self.env else None)
         out.close()
         err.close()
         deadline = time.monotonic() + timeout
