@@ -497,19 +497,24 @@ def case_clock():
         T.check(times == sorted(times), "clock stepped back: entry times never decrease")
 
         # A year ahead for a moment, then right again: entry times do not jump.
+        # libfaketime re-reads its file on every call from every thread; once in a few runs the
+        # sequencer's reading still came out unshifted (so nothing was refused, and nothing was
+        # wrong).  Up to three tries for one refused reading; every try must keep the time real.
         set_offset("+0")
         time.sleep(0.3)
-        wall_ms = int(time.time() * 1000)
-        set_offset("+365d")
-        _, r = open_account(node, "ahead")
-        set_offset("+0")
-        T.check(accepted(r), "clock a year ahead: the tx is still accepted", r)
-        entry = node.call("ledger.entry", {"seq": r["seq"]}) if accepted(r) else {}
-        T.check(abs(entry.get("time", 0) - wall_ms) < 60 * 60 * 1000,
-                "clock a year ahead: the entry time stays near the real time", (entry.get("time"), wall_ms))
-        clock = node.call("node.status").get("clock", {})
+        tries, near, clock = 0, [], {}
+        while tries < 3 and clock.get("refused_readings", 0) < 1:
+            tries += 1
+            wall_ms = int(time.time() * 1000)
+            set_offset("+365d")
+            _, r = open_account(node, "ahead %d" % tries)
+            set_offset("+0")
+            entry = node.call("ledger.entry", {"seq": r["seq"]}) if accepted(r) else {}
+            near.append(accepted(r) and abs(entry.get("time", 0) - wall_ms) < 60 * 60 * 1000)
+            clock = node.call("node.status").get("clock", {})
+        T.check(all(near), "clock a year ahead: the tx is accepted, its entry time near the real time", near)
         T.check(clock.get("refused_readings", 0) >= 1 and clock.get("skew_max_ms") == 60000,
-                "node.status counts the refused clock reading against clock_skew_max", clock)
+                "node.status counts the refused clock reading against clock_skew_max (try %d)" % tries, clock)
         _, r = open_account(node, "after")
         entry = node.call("ledger.entry", {"seq": r["seq"]}) if accepted(r) else {}
         T.check(abs(entry.get("time", 0) - int(time.time() * 1000)) < 60 * 60 * 1000,
