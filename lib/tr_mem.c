@@ -208,7 +208,7 @@ static int frontier_push(tr_mem_t *m, uint64_t seq, const uint8_t hash[32]) {
   int rc = tr_merkle_append(frontier_get, m, seq - 1, hash, nodes, &n);
   for (size_t i = 0; i < n && rc == 0; i++) {
     memcpy(m->frontier[nodes[i].level], nodes[i].hash, 32);
-    if (nodes[i].level > 0 && m->sink->merkle_node) rc = m->sink->merkle_node(m->sink_ctx, &nodes[i]);
+    if (tr_merkle_level_kept(nodes[i].level) && m->sink->merkle_node) rc = m->sink->merkle_node(m->sink_ctx, &nodes[i]);
   }
   return rc;
 }

@@ -4,10 +4,12 @@
  * (PROTOCOL.md §3).  The tree of size n covers leaves 0..n-1 (entry seq =
  * leaf index + 1).
  *
- * Storage belongs to the caller.  The ledger stores the hash of every
- * COMPLETE subtree once, addressed by (level, index): level 0 holds the leaves
- * and node (l, i) covers leaves [i * 2^l, (i + 1) * 2^l).  Such a node never
- * changes once complete, so rows are write-once like the journal itself.  The
+ * Storage belongs to the caller.  The functions here read the hash of any
+ * COMPLETE subtree through `get`, addressed by (level, index): level 0 holds
+ * the leaves and node (l, i) covers leaves [i * 2^l, (i + 1) * 2^l).  Such a
+ * node never changes once complete, so the ledger's rows are write-once like
+ * the journal itself; it keeps one level in TR_MERKLE_STRATUM and folds the
+ * rest on demand (below).  The
  * root of a tree whose size is not a power of two is not stored: it is folded
  * from at most 64 complete subtrees on demand.
  *
@@ -23,6 +25,7 @@
 #ifndef TR_MERKLE_H
 #define TR_MERKLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +42,19 @@
 /* Most hashes in any proof path, and most new nodes one append can complete
  * beyond the leaf itself (see TR_MERKLE_SIZE_MAX for why 64 suffices). */
 #define TR_MERKLE_PATH_MAX 64
+
+/* Which complete subtrees a store keeps: those at levels that are a
+ * multiple of TR_MERKLE_STRATUM, above the leaves (a leaf is its entry's
+ * hash).  A node in between is folded from the at most
+ * 2^(TR_MERKLE_STRATUM - 1) kept nodes (or leaves) beneath it when a root or
+ * a proof asks for it.  Why 4: one row per 16 entries instead of one per
+ * entry on the write path (a B-tree insert each), while a proof's extra work
+ * stays small, at most 14 more rows read (in 3 range reads) and 11 more
+ * hashes per four levels, read as ranges; at 8 (C2SP's tile height) it would
+ * be 254 and 247. */
+#define TR_MERKLE_STRATUM 4
+
+static inline bool tr_merkle_level_kept(unsigned level) { return level > 0 && level % TR_MERKLE_STRATUM == 0; }
 
 /* Looks up the stored hash of the complete subtree (level, index).  Returns 0
  * and fills out, or a negative tr_err (e.g. TR_ENOT_FOUND, TR_EIO), which the

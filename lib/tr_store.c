@@ -473,7 +473,7 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
   for (size_t i = 0; i < n && rc == 0; i++) {
     if (st == NULL) return TR_EIO;
     wcache_merkle_set(s, nodes[i].level, nodes[i].index, nodes[i].hash);
-    if (nodes[i].level == 0) continue; /* a leaf is its entry's hash, already in `entries` */
+    if (!tr_merkle_level_kept(nodes[i].level)) continue; /* a leaf is its entry's hash; the rest is folded */
     sqlite3_bind_int(st, 1, (int)nodes[i].level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)nodes[i].index);
     sqlite3_bind_blob(st, 3, nodes[i].hash, 32, SQLITE_STATIC);
@@ -696,20 +696,34 @@ int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const cha
 
 /* ---- Merkle ---- */
 
+/* The hash of a complete subtree.  Only every TR_MERKLE_STRATUM-th level is
+ * stored (tr_merkle.h), so node (level, index) is folded from the 2^k kept
+ * nodes of the level below it that is kept (or the entry hashes, at level
+ * 0): read as one range, hashed pairwise up k levels. */
 int tr_store_merkle_get(void *store, unsigned level, uint64_t index, uint8_t out[32]) {
   tr_store_t *s = store;
   if (wcache_merkle(s, level, index, out)) return 0;
-  sqlite3_stmt *st = level == 0
-      ? stmt_get(s, "SELECT hash FROM entries WHERE seq = ?2 + 1 AND ?1 = 0") /* leaf = entry hash */
-      : stmt_get(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
+  unsigned k = level % TR_MERKLE_STRATUM, base = level - k;
+  uint64_t first = index << k, count = UINT64_C(1) << k;
+  sqlite3_stmt *st = base == 0
+      ? stmt_get(s, "SELECT hash FROM entries WHERE seq BETWEEN ?2 + 1 AND ?3 + 1 AND ?1 = 0 ORDER BY seq")
+      : stmt_get(s, "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx");
   if (st == NULL) return TR_EIO;
-  sqlite3_bind_int(st, 1, (int)level);
-  sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
-  int rc = step_row(st);
-  if (rc == TR_ENOT_FOUND) return TR_ECORRUPT; /* asked only for complete subtrees */
-  if (rc == 0) rc = column_blob(st, 0, out, 32);
-  sqlite3_reset(st);
-  return rc;
+  sqlite3_bind_int(st, 1, (int)base);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)first);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)(first + count - 1));
+  uint8_t hashes[1u << (TR_MERKLE_STRATUM - 1)][32];
+  uint64_t n = 0;
+  int rc;
+  while ((rc = step_row(st)) == 0 && n < count && (rc = column_blob(st, 0, hashes[n], 32)) == 0) n++;
+  if (rc == 0 || rc == TR_ECORRUPT) sqlite3_reset(st); /* step_row reset it otherwise */
+  if (rc == TR_ENOT_FOUND) rc = n == count ? 0 : TR_ECORRUPT; /* asked only for complete subtrees */
+  else if (rc == 0) rc = TR_ECORRUPT;                         /* more rows than the range holds */
+  if (rc != 0) return rc;
+  for (; count > 1; count /= 2)
+    for (uint64_t i = 0; i < count / 2; i++) tr_merkle_node_hash(hashes[2 * i], hashes[2 * i + 1], hashes[i]);
+  memcpy(out, hashes[0], 32);
+  return 0;
 }
 
 int tr_store_merkle_root(tr_store_t *s, uint64_t size, uint8_t out[32]) {

@@ -29,6 +29,7 @@
 #define CHAIN "test.example/query"
 #define T0 UINT64_C(1700000000000)
 #define INVESTORS 7
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SEQ_MAX 64 /* entries the scenario writes, with room */
 
 typedef struct {
@@ -947,6 +948,86 @@ static void test_truncation(void) {
   cJSON_Delete(o);
 }
 
+/* Merkle nodes are kept at every TR_MERKLE_STRATUM-th level only, the rest
+ * folded on demand (tr_store_merkle_get).  Past 512 entries every fold is
+ * exercised: levels 1-3 from entry hashes, 5-7 from level 4, 9 from level 8.
+ * Every root, and proofs at the strata's edges, against a tree computed
+ * here from the entry hashes alone. */
+#define STRATA_MAX 4096
+static uint8_t strata_leaves[STRATA_MAX][32];
+
+static void strata_mth(uint64_t lo, uint64_t n, uint8_t out[32]) {
+  if (n == 1) { /* the entry hash is the leaf hash (as in mth above) */
+    memcpy(out, strata_leaves[lo], 32);
+    return;
+  }
+  uint64_t k = 1;
+  while (k * 2 < n) k *= 2;
+  uint8_t l[32], r[32];
+  strata_mth(lo, k, l);
+  strata_mth(lo + k, n - k, r);
+  tr_merkle_node_hash(l, r, out);
+}
+
+static void test_tree_strata(void) {
+  tr_query_error_t err;
+  cJSON *o = NULL;
+  uint64_t size = 0;
+  TR_CHECK(tr_store_head(S, &size, NULL, NULL) == 0 && size > 600 && size <= STRATA_MAX,
+           "the tests above left a journal past 512 entries (%" PRIu64 ")", size);
+  if (size > STRATA_MAX) size = STRATA_MAX;
+  int bad_entries = 0, bad_roots = 0, bad_incl = 0, bad_cons = 0, checked = 0;
+  for (uint64_t seq = 1; seq <= size; seq++) {
+    tr_entry_t e;
+    if (tr_store_entry_get(S, seq, &e) == 0) memcpy(strata_leaves[seq - 1], e.hash, 32);
+    else bad_entries++;
+  }
+  TR_CHECK(bad_entries == 0, "every entry's hash read (%d not)", bad_entries);
+  for (uint64_t n = 1; n <= size; n += n < 600 ? 1 : 97) { /* every size to 600, then a sample */
+    uint8_t want[32], got[32];
+    strata_mth(0, n, want);
+    if (tr_store_merkle_root(S, n, got) != 0 || memcmp(got, want, 32) != 0) bad_roots++;
+  }
+  const uint64_t edges[] = {1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025,
+                            size - 1, size};
+  for (size_t a = 0; a < ARRAY_LEN(edges); a++) {
+    uint8_t root[32], from_root[32], path[TR_MERKLE_PATH_MAX][32], leaf[32];
+    size_t n;
+    uint64_t to = edges[a];
+    strata_mth(0, to, root);
+    for (size_t b = 0; b <= a; b++) {
+      uint64_t x = edges[b];
+      checked++;
+      bool ok = tr_query_proof(S, x, to, &o, &err) == 0 && hex32(str(o, "leaf"), leaf) && path_of(o, path, &n) &&
+                tr_merkle_verify_inclusion(leaf, x - 1, to, (const uint8_t(*)[32])path, n, root) == 0;
+      cJSON_Delete(o);
+      if (!ok) bad_incl++;
+      strata_mth(0, x, from_root);
+      ok = tr_query_consistency(S, x, to, &o, &err) == 0 && path_of(o, path, &n) &&
+           tr_merkle_verify_consistency(x, to, from_root, root, (const uint8_t(*)[32])path, n) == 0;
+      cJSON_Delete(o);
+      if (!ok) bad_cons++;
+    }
+  }
+  TR_CHECK(bad_roots == 0, "roots of sizes 1..600 and a sample to %" PRIu64 " fold right from the kept levels (%d bad)",
+           size, bad_roots);
+  TR_CHECK(bad_incl == 0 && bad_cons == 0,
+           "inclusion and consistency proofs at the strata's edges verify (%d pairs; %d, %d bad)", checked, bad_incl,
+           bad_cons);
+  sqlite3 *db = tr_store_db(S);
+  sqlite3_stmt *st = NULL;
+  long long rows = -1, off = -1;
+  if (sqlite3_prepare_v2(db, "SELECT count(*), sum(level % 4 != 0) FROM merkle_nodes", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    rows = sqlite3_column_int64(st, 0);
+    off = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  long long want_rows = (long long)(size / 16 + size / 256 + size / 4096);
+  TR_CHECK(rows == want_rows && off == 0, "merkle_nodes keeps every fourth level only: %lld rows (%lld), %lld others",
+           rows, want_rows, off);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   char msg[128];
@@ -967,6 +1048,7 @@ int main(void) {
   test_receipt();
   test_size_tracks();
   test_truncation();
+  test_tree_strata();
   tr_store_close(S);
   return tr_test_done();
 }
