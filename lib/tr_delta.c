@@ -235,31 +235,35 @@ void tr_delta_history_sort(tr_delta_history_t *rows, size_t n) {
   if (n > 1) qsort(rows, n, sizeof *rows, cmp_history);
 }
 
+static void bind_history_row(sqlite3_stmt *st, int first, const void *row) {
+  const tr_delta_history_t *r = row;
+  sqlite3_bind_blob(st, first, r->account.b, 32, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first + 1, (sqlite3_int64)r->seq);
+}
+
+static bool same_history_row(const void *prev, const void *row) { return cmp_history(prev, row) == 0; }
+
+static void bind_receipt(sqlite3_stmt *st, int first, const void *row) {
+  const tr_delta_receipt_t *r = row;
+  sqlite3_bind_int64(st, first, (sqlite3_int64)r->seq);
+  sqlite3_bind_text(st, first + 1, r->effects, -1, SQLITE_STATIC);
+}
+
+#define HISTORY_ROWS "INSERT OR IGNORE INTO account_entries (account, seq) VALUES "
+#define RECEIPT_ROWS "INSERT OR IGNORE INTO receipts (seq, effects) VALUES "
+static const tr_store_rows_t HISTORY_ROWS_SPEC = {HISTORY_ROWS "(?,?)", HISTORY_ROWS TR_SQL_TUPLES2_32, 2,
+                                                  bind_history_row, same_history_row /* one account named twice */};
+static const tr_store_rows_t RECEIPT_ROWS_SPEC = {RECEIPT_ROWS "(?,?)", RECEIPT_ROWS TR_SQL_TUPLES2_32, 2,
+                                                  bind_receipt, NULL};
+
 /* Rows keyed by (account, seq), sorted: written in key order, so each page
  * of account_entries is touched once for them all. */
 static int write_history_rows(tr_store_t *s, const tr_delta_history_t *rows, size_t n) {
-  sqlite3_stmt *st = tr_store_stmt(s, "INSERT OR IGNORE INTO account_entries (account, seq) VALUES (?1, ?2)");
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    if (i > 0 && cmp_history(&rows[i], &rows[i - 1]) == 0) continue; /* one account named twice */
-    if (st == NULL) return TR_EIO;
-    sqlite3_bind_blob(st, 1, rows[i].account.b, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].seq);
-    rc = tr_store_step_done(st);
-  }
-  return rc;
+  return tr_store_insert_rows(s, &HISTORY_ROWS_SPEC, rows, sizeof *rows, n);
 }
 
 static int write_receipts(tr_store_t *s, const tr_delta_t *d) {
-  sqlite3_stmt *st = tr_store_stmt(s, "INSERT OR IGNORE INTO receipts (seq, effects) VALUES (?1, ?2)");
-  int rc = 0;
-  for (size_t i = 0; i < d->receipts_n && rc == 0; i++) {
-    if (st == NULL) return TR_EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)d->receipts[i].seq);
-    sqlite3_bind_text(st, 2, d->receipts[i].effects, -1, SQLITE_STATIC);
-    rc = tr_store_step_done(st);
-  }
-  return rc;
+  return tr_store_insert_rows(s, &RECEIPT_ROWS_SPEC, d->receipts, sizeof *d->receipts, d->receipts_n);
 }
 
 static int write_distributions(tr_store_t *s, const tr_delta_t *d) {

@@ -346,6 +346,32 @@ int tr_store_step_done(sqlite3_stmt *st) {
   return rc == SQLITE_DONE ? 0 : TR_EIO;
 }
 
+int tr_store_insert_rows(tr_store_t *s, const tr_store_rows_t *spec, const void *rows, size_t stride, size_t n) {
+  const char *base = rows, *prev = NULL;
+  const char *chunk[TR_STORE_ROWS_PER_INSERT];
+  size_t k = 0;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const char *row = base + i * stride;
+    if (prev != NULL && spec->same != NULL && spec->same(prev, row)) continue;
+    prev = row;
+    chunk[k++] = row;
+    if (k < TR_STORE_ROWS_PER_INSERT) continue;
+    sqlite3_stmt *st = stmt_get(s, spec->many);
+    if (st == NULL) return TR_EIO;
+    for (size_t j = 0; j < k; j++) spec->bind(st, 1 + (int)j * spec->cols, chunk[j]);
+    rc = tr_store_step_done(st);
+    k = 0;
+  }
+  for (size_t j = 0; j < k && rc == 0; j++) { /* the rest, one by one */
+    sqlite3_stmt *st = stmt_get(s, spec->one);
+    if (st == NULL) return TR_EIO;
+    spec->bind(st, 1, chunk[j]);
+    rc = tr_store_step_done(st);
+  }
+  return rc;
+}
+
 /* Steps a read statement for one row: 0 with the row, TR_ENOT_FOUND, or TR_EIO. */
 static int step_row(sqlite3_stmt *st) {
   if (st == NULL) return TR_EIO;
@@ -532,18 +558,26 @@ int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through) {
   return rc == 0 ? tr_store_lookups_mark_move(s, after, through) : rc;
 }
 
+static void bind_txid_row(sqlite3_stmt *st, int first, const void *row) {
+  const tr_lookup_row_t *r = row;
+  sqlite3_bind_blob(st, first, r->txid8, 8, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first + 1, (sqlite3_int64)r->seq);
+}
+
+static void bind_id_row(sqlite3_stmt *st, int first, const void *row) {
+  const tr_lookup_row_t *r = row;
+  sqlite3_bind_blob(st, first, r->signer8, 8, SQLITE_STATIC);
+  sqlite3_bind_text(st, first + 1, r->tx_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first + 2, (sqlite3_int64)r->seq);
+}
+
+#define TXID_ROWS "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES "
+#define ID_ROWS "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES "
+static const tr_store_rows_t TXID_ROWS_SPEC = {TXID_ROWS "(?,?)", TXID_ROWS TR_SQL_TUPLES2_32, 2, bind_txid_row, NULL};
+static const tr_store_rows_t ID_ROWS_SPEC = {ID_ROWS "(?,?,?)", ID_ROWS TR_SQL_TUPLES3_32, 3, bind_id_row, NULL};
+
 int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id) {
-  sqlite3_stmt *st = stmt_get(s, by_id ? "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES (?1, ?2, ?3)"
-                                       : "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES (?1, ?3)");
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    if (st == NULL) return TR_EIO;
-    sqlite3_bind_blob(st, 1, by_id ? rows[i].signer8 : rows[i].txid8, 8, SQLITE_STATIC);
-    if (by_id) sqlite3_bind_text(st, 2, rows[i].tx_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].seq);
-    rc = tr_store_step_done(st);
-  }
-  return rc;
+  return tr_store_insert_rows(s, by_id ? &ID_ROWS_SPEC : &TXID_ROWS_SPEC, rows, sizeof *rows, n);
 }
 
 int tr_store_lookups_mark_move(tr_store_t *s, uint64_t after, uint64_t through) {

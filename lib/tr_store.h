@@ -84,6 +84,29 @@ int tr_store_read_end(tr_store_t *s);
  * (a string literal), reset on fetch.  Never finalize the result. */
 sqlite3_stmt *tr_store_stmt(tr_store_t *s, const char *sql);
 
+/* Many rows of one table, TR_STORE_ROWS_PER_INSERT to a statement: `many`
+ * is the INSERT with that many value tuples of `cols` parameters, `one` the
+ * same INSERT with one tuple, for the rest (both string literals, as for
+ * tr_store_stmt).  bind(st, first, row) binds a row's columns from parameter
+ * `first` on.  Rows are rows[0..n) `stride` bytes apart; when `same` is
+ * given, a row for which same(previous row, row) holds is left out (sorted
+ * rows naming one key twice).  Per row, a statement's own work (step, halt,
+ * reset) is about a third of a one-row insert; this pays it once per 32. */
+#define TR_STORE_ROWS_PER_INSERT 32
+typedef struct {
+  const char *one, *many;
+  int cols;
+  void (*bind)(sqlite3_stmt *st, int first, const void *row);
+  bool (*same)(const void *prev, const void *row);
+} tr_store_rows_t;
+int tr_store_insert_rows(tr_store_t *s, const tr_store_rows_t *spec, const void *rows, size_t stride, size_t n);
+
+/* VALUES tuples for tr_store_rows_t.many: 32 of 2 or 3 parameters. */
+#define TR_SQL_TUPLES2_8 "(?,?),(?,?),(?,?),(?,?),(?,?),(?,?),(?,?),(?,?)"
+#define TR_SQL_TUPLES2_32 TR_SQL_TUPLES2_8 "," TR_SQL_TUPLES2_8 "," TR_SQL_TUPLES2_8 "," TR_SQL_TUPLES2_8
+#define TR_SQL_TUPLES3_8 "(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?)"
+#define TR_SQL_TUPLES3_32 TR_SQL_TUPLES3_8 "," TR_SQL_TUPLES3_8 "," TR_SQL_TUPLES3_8 "," TR_SQL_TUPLES3_8
+
 /* ---- meta ---- */
 int tr_store_meta_put(tr_store_t *s, const char *key, const char *value);
 int tr_store_meta_get(tr_store_t *s, const char *key, char *out, size_t outlen);
