@@ -203,26 +203,26 @@ int tr_delta_take_changes(tr_delta_t *d, tr_mem_t *m) {
 /* ------------------------------------------------------------------------ */
 /* The two writes                                                            */
 
+static void bind_entry(sqlite3_stmt *st, int first, const void *row) {
+  const tr_entry_t *e = row;
+  sqlite3_bind_int64(st, first, (sqlite3_int64)e->seq);
+  sqlite3_bind_int64(st, first + 1, (sqlite3_int64)e->time);
+  sqlite3_bind_blob(st, first + 2, e->prev, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 3, e->hash, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 4, e->txid, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 5, e->sig, 64, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 6, e->signer.b, 32, SQLITE_STATIC);
+  sqlite3_bind_text(st, first + 7, e->tx_id, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, first + 8, e->tx, (int)e->tx_len, SQLITE_STATIC);
+}
+
+#define ENTRY_ROWS "INSERT INTO entries (seq, time, prev, hash, txid, sig, signer, tx_id, tx) VALUES "
+#define ENTRY_TUPLE "(?,?,?,?,?,?,?,?,?)"
+static const tr_store_rows_t ENTRY_ROWS_SPEC = {ENTRY_ROWS ENTRY_TUPLE, ENTRY_ROWS TR_SQL_X32(ENTRY_TUPLE), 9,
+                                                bind_entry, NULL};
+
 int tr_store_journal_append(tr_store_t *s, const tr_delta_t *d) {
-  sqlite3_stmt *st = tr_store_stmt(s,
-      "INSERT INTO entries (seq, time, prev, hash, txid, sig, signer, tx_id, tx)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-  int rc = 0;
-  for (size_t i = 0; i < d->entries_n && rc == 0; i++) {
-    const tr_entry_t *e = &d->entries[i];
-    if (st == NULL) return TR_EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)e->seq);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)e->time);
-    sqlite3_bind_blob(st, 3, e->prev, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, e->hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 5, e->txid, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 6, e->sig, 64, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, e->signer.b, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, e->tx_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 9, e->tx, (int)e->tx_len, SQLITE_STATIC);
-    rc = tr_store_step_done(st);
-  }
-  return rc;
+  return tr_store_insert_rows(s, &ENTRY_ROWS_SPEC, d->entries, sizeof *d->entries, d->entries_n);
 }
 
 static int cmp_history(const void *a, const void *b) {
@@ -251,9 +251,9 @@ static void bind_receipt(sqlite3_stmt *st, int first, const void *row) {
 
 #define HISTORY_ROWS "INSERT OR IGNORE INTO account_entries (account, seq) VALUES "
 #define RECEIPT_ROWS "INSERT OR IGNORE INTO receipts (seq, effects) VALUES "
-static const tr_store_rows_t HISTORY_ROWS_SPEC = {HISTORY_ROWS "(?,?)", HISTORY_ROWS TR_SQL_TUPLES2_32, 2,
+static const tr_store_rows_t HISTORY_ROWS_SPEC = {HISTORY_ROWS "(?,?)", HISTORY_ROWS TR_SQL_X32("(?,?)"), 2,
                                                   bind_history_row, same_history_row /* one account named twice */};
-static const tr_store_rows_t RECEIPT_ROWS_SPEC = {RECEIPT_ROWS "(?,?)", RECEIPT_ROWS TR_SQL_TUPLES2_32, 2,
+static const tr_store_rows_t RECEIPT_ROWS_SPEC = {RECEIPT_ROWS "(?,?)", RECEIPT_ROWS TR_SQL_X32("(?,?)"), 2,
                                                   bind_receipt, NULL};
 
 /* Rows keyed by (account, seq), sorted: written in key order, so each page

@@ -573,8 +573,8 @@ static void bind_id_row(sqlite3_stmt *st, int first, const void *row) {
 
 #define TXID_ROWS "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES "
 #define ID_ROWS "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES "
-static const tr_store_rows_t TXID_ROWS_SPEC = {TXID_ROWS "(?,?)", TXID_ROWS TR_SQL_TUPLES2_32, 2, bind_txid_row, NULL};
-static const tr_store_rows_t ID_ROWS_SPEC = {ID_ROWS "(?,?,?)", ID_ROWS TR_SQL_TUPLES3_32, 3, bind_id_row, NULL};
+static const tr_store_rows_t TXID_ROWS_SPEC = {TXID_ROWS "(?,?)", TXID_ROWS TR_SQL_X32("(?,?)"), 2, bind_txid_row, NULL};
+static const tr_store_rows_t ID_ROWS_SPEC = {ID_ROWS "(?,?,?)", ID_ROWS TR_SQL_X32("(?,?,?)"), 3, bind_id_row, NULL};
 
 int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id) {
   return tr_store_insert_rows(s, by_id ? &ID_ROWS_SPEC : &TXID_ROWS_SPEC, rows, sizeof *rows, n);

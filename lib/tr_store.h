@@ -101,11 +101,9 @@ typedef struct {
 } tr_store_rows_t;
 int tr_store_insert_rows(tr_store_t *s, const tr_store_rows_t *spec, const void *rows, size_t stride, size_t n);
 
-/* VALUES tuples for tr_store_rows_t.many: 32 of 2 or 3 parameters. */
-#define TR_SQL_TUPLES2_8 "(?,?),(?,?),(?,?),(?,?),(?,?),(?,?),(?,?),(?,?)"
-#define TR_SQL_TUPLES2_32 TR_SQL_TUPLES2_8 "," TR_SQL_TUPLES2_8 "," TR_SQL_TUPLES2_8 "," TR_SQL_TUPLES2_8
-#define TR_SQL_TUPLES3_8 "(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?),(?,?,?)"
-#define TR_SQL_TUPLES3_32 TR_SQL_TUPLES3_8 "," TR_SQL_TUPLES3_8 "," TR_SQL_TUPLES3_8 "," TR_SQL_TUPLES3_8
+/* A VALUES list of 32 copies of tuple t, for tr_store_rows_t.many. */
+#define TR_SQL_X8(t) t "," t "," t "," t "," t "," t "," t "," t
+#define TR_SQL_X32(t) TR_SQL_X8(t) "," TR_SQL_X8(t) "," TR_SQL_X8(t) "," TR_SQL_X8(t)
 
 /* ---- meta ---- */
 int tr_store_meta_put(tr_store_t *s, const char *key, const char *value);
