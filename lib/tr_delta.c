@@ -293,17 +293,18 @@ static int write_distributions(tr_store_t *s, const tr_delta_t *d) {
   return rc;
 }
 
+static void bind_node(sqlite3_stmt *st, int first, const void *row) {
+  const tr_merkle_node_t *n = row;
+  sqlite3_bind_int(st, first, (int)n->level);
+  sqlite3_bind_int64(st, first + 1, (sqlite3_int64)n->index);
+  sqlite3_bind_blob(st, first + 2, n->hash, 32, SQLITE_STATIC);
+}
+
+#define NODE_ROWS "INSERT OR IGNORE INTO merkle_nodes (level, idx, hash) VALUES "
+static const tr_store_rows_t NODE_ROWS_SPEC = {NODE_ROWS "(?,?,?)", NODE_ROWS TR_SQL_X32("(?,?,?)"), 3, bind_node, NULL};
+
 static int write_nodes(tr_store_t *s, const tr_delta_t *d) {
-  sqlite3_stmt *st = tr_store_stmt(s, "INSERT OR IGNORE INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)");
-  int rc = 0;
-  for (size_t i = 0; i < d->nodes_n && rc == 0; i++) {
-    if (st == NULL) return TR_EIO;
-    sqlite3_bind_int(st, 1, (int)d->nodes[i].level);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)d->nodes[i].index);
-    sqlite3_bind_blob(st, 3, d->nodes[i].hash, 32, SQLITE_STATIC);
-    rc = tr_store_step_done(st);
-  }
-  return rc;
+  return tr_store_insert_rows(s, &NODE_ROWS_SPEC, d->nodes, sizeof *d->nodes, d->nodes_n);
 }
 
 static int write_state(tr_store_t *s, const tr_delta_t *d) {

@@ -45,14 +45,15 @@
 
 /* Which complete subtrees a store keeps: those at levels that are a
  * multiple of TR_MERKLE_STRATUM, above the leaves (a leaf is its entry's
- * hash).  A node in between is folded from the at most
- * 2^(TR_MERKLE_STRATUM - 1) kept nodes (or leaves) beneath it when a root or
- * a proof asks for it.  Why 4: one row per 16 entries instead of one per
- * entry on the write path (a B-tree insert each), while a proof's extra work
- * stays small, at most 14 more rows read (in 3 range reads) and 11 more
- * hashes per four levels, read as ranges; at 8 (C2SP's tile height) it would
- * be 254 and 247. */
-#define TR_MERKLE_STRATUM 4
+ * hash).  A node in between is folded from the 2^k kept nodes (or leaves)
+ * beneath it, k < TR_MERKLE_STRATUM, when a root or a proof asks for it.
+ * Why 2: the writer behind adds one row per 3 entries instead of one per
+ * entry (a B-tree insert each), and a proof pays one more range read of two
+ * rows and one more hash (SHA-256: ~7.7k instructions here) per two levels.
+ * At 4 the writer saved another quarter of a row per entry, but a proof at
+ * 10^5 entries cost 3.2 times as many instructions as with every level kept
+ * (callgrind, ledger-bench): 11 hashes per four levels. */
+#define TR_MERKLE_STRATUM 2
 
 static inline bool tr_merkle_level_kept(unsigned level) { return level > 0 && level % TR_MERKLE_STRATUM == 0; }
 

@@ -950,9 +950,9 @@ static void test_truncation(void) {
 
 /* Merkle nodes are kept at every TR_MERKLE_STRATUM-th level only, the rest
  * folded on demand (tr_store_merkle_get).  Past 512 entries every fold is
- * exercised: levels 1-3 from entry hashes, 5-7 from level 4, 9 from level 8.
- * Every root, and proofs at the strata's edges, against a tree computed
- * here from the entry hashes alone. */
+ * exercised up to level 9.  Every root to 600 and a sample beyond, and
+ * proofs at the edges of powers of two, against a tree computed here from
+ * the entry hashes alone. */
 #define STRATA_MAX 4096
 static uint8_t strata_leaves[STRATA_MAX][32];
 
@@ -1016,15 +1016,15 @@ static void test_tree_strata(void) {
            bad_cons);
   sqlite3 *db = tr_store_db(S);
   sqlite3_stmt *st = NULL;
-  long long rows = -1, off = -1;
-  if (sqlite3_prepare_v2(db, "SELECT count(*), sum(level % 4 != 0) FROM merkle_nodes", -1, &st, NULL) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW) {
+  long long rows = -1, off = -1, want_rows = 0;
+  if (sqlite3_prepare_v2(db, "SELECT count(*), sum(level % ?1 != 0) FROM merkle_nodes", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_bind_int(st, 1, TR_MERKLE_STRATUM) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
     rows = sqlite3_column_int64(st, 0);
     off = sqlite3_column_int64(st, 1);
   }
   sqlite3_finalize(st);
-  long long want_rows = (long long)(size / 16 + size / 256 + size / 4096);
-  TR_CHECK(rows == want_rows && off == 0, "merkle_nodes keeps every fourth level only: %lld rows (%lld), %lld others",
+  for (unsigned level = TR_MERKLE_STRATUM; level < 64; level += TR_MERKLE_STRATUM) want_rows += (long long)(size >> level);
+  TR_CHECK(rows == want_rows && off == 0, "merkle_nodes keeps the levels of its strata only: %lld rows (%lld), %lld others",
            rows, want_rows, off);
 }
 
