@@ -122,18 +122,21 @@ static char *printed(const cJSON *o) { return cJSON_PrintUnformatted(o); }
 
 /* ---- an independent RFC 9162 MTH ---- */
 
-static void mth(uint64_t lo, uint64_t n, uint8_t out[32]) {
+/* MTH of leaves[lo..lo+n): each entry hash is its leaf hash. */
+static void mth_of(const uint8_t (*leaves)[32], uint64_t lo, uint64_t n, uint8_t out[32]) {
   if (n == 1) {
-    memcpy(out, hashes[lo + 1], 32);
+    memcpy(out, leaves[lo], 32);
     return;
   }
   uint64_t k = 1;
   while (k * 2 < n) k *= 2;
   uint8_t l[32], r[32];
-  mth(lo, k, l);
-  mth(lo + k, n - k, r);
+  mth_of(leaves, lo, k, l);
+  mth_of(leaves, lo + k, n - k, r);
   tr_merkle_node_hash(l, r, out);
 }
+
+static void mth(uint64_t lo, uint64_t n, uint8_t out[32]) { mth_of(hashes + 1, lo, n, out); }
 
 /* ---- scenario ---- */
 
@@ -956,19 +959,6 @@ static void test_truncation(void) {
 #define STRATA_MAX 4096
 static uint8_t strata_leaves[STRATA_MAX][32];
 
-static void strata_mth(uint64_t lo, uint64_t n, uint8_t out[32]) {
-  if (n == 1) { /* the entry hash is the leaf hash (as in mth above) */
-    memcpy(out, strata_leaves[lo], 32);
-    return;
-  }
-  uint64_t k = 1;
-  while (k * 2 < n) k *= 2;
-  uint8_t l[32], r[32];
-  strata_mth(lo, k, l);
-  strata_mth(lo + k, n - k, r);
-  tr_merkle_node_hash(l, r, out);
-}
-
 static void test_tree_strata(void) {
   tr_query_error_t err;
   cJSON *o = NULL;
@@ -985,7 +975,7 @@ static void test_tree_strata(void) {
   TR_CHECK(bad_entries == 0, "every entry's hash read (%d not)", bad_entries);
   for (uint64_t n = 1; n <= size; n += n < 600 ? 1 : 97) { /* every size to 600, then a sample */
     uint8_t want[32], got[32];
-    strata_mth(0, n, want);
+    mth_of(strata_leaves, 0, n, want);
     if (tr_store_merkle_root(S, n, got) != 0 || memcmp(got, want, 32) != 0) bad_roots++;
   }
   const uint64_t edges[] = {1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025,
@@ -994,7 +984,7 @@ static void test_tree_strata(void) {
     uint8_t root[32], from_root[32], path[TR_MERKLE_PATH_MAX][32], leaf[32];
     size_t n;
     uint64_t to = edges[a];
-    strata_mth(0, to, root);
+    mth_of(strata_leaves, 0, to, root);
     for (size_t b = 0; b <= a; b++) {
       uint64_t x = edges[b];
       checked++;
@@ -1002,7 +992,7 @@ static void test_tree_strata(void) {
                 tr_merkle_verify_inclusion(leaf, x - 1, to, (const uint8_t(*)[32])path, n, root) == 0;
       cJSON_Delete(o);
       if (!ok) bad_incl++;
-      strata_mth(0, x, from_root);
+      mth_of(strata_leaves, 0, x, from_root);
       ok = tr_query_consistency(S, x, to, &o, &err) == 0 && path_of(o, path, &n) &&
            tr_merkle_verify_consistency(x, to, from_root, root, (const uint8_t(*)[32])path, n) == 0;
       cJSON_Delete(o);

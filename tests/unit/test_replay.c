@@ -704,6 +704,15 @@ static long long tables_differ(const char *a, const char *b) {
   return rows;
 }
 
+/* Opens a database of an older schema for writing, which migrates it. */
+static void migrate(const char *path) {
+  tr_store_t *s = NULL;
+  char err[256] = "";
+  int rc = tr_store_open(path, 0, &s, err, sizeof err);
+  TR_CHECK(rc == 0, "opening it migrates it (%s)", err);
+  tr_store_close(s);
+}
+
 static uint64_t progress_done, progress_total;
 static void progress(void *ctx, uint64_t done, uint64_t total) {
   (void)ctx;
@@ -1107,13 +1116,7 @@ int main(void) {
   TR_CHECK(sql_int(copy, "PRAGMA user_version") == 4 &&
                sql_int(copy, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_entries%'") == 2,
            "at version 4, with the journal's two UNIQUE indexes");
-  {
-    tr_store_t *s = NULL;
-    char err[256] = "";
-    rc = tr_store_open(copy, 0, &s, err, sizeof err);
-    TR_CHECK(rc == 0, "opening it migrates it (%s)", err);
-    tr_store_close(s);
-  }
+  migrate(copy);
   TR_CHECK(sql_int(copy, "PRAGMA user_version") == tr_store_schema_version() &&
                sql_int(copy, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_entries%'") == 0,
            "after it: the current version, and no index on the journal but its seq");
@@ -1134,13 +1137,7 @@ int main(void) {
                     " PRAGMA user_version = 5") == SQLITE_OK &&
                sql_int(copy, "SELECT count(*) FROM merkle_nodes WHERE level % 2 != 0") > (long long)size / 2,
            "a copy made a schema-005 database, with nodes at every level");
-  {
-    tr_store_t *s = NULL;
-    char err[256] = "";
-    rc = tr_store_open(copy, 0, &s, err, sizeof err);
-    TR_CHECK(rc == 0, "opening it migrates it (%s)", err);
-    tr_store_close(s);
-  }
+  migrate(copy);
   TR_CHECK(sql_int(copy, "PRAGMA user_version") == tr_store_schema_version() &&
                sql_int(copy, "SELECT count(*) FROM merkle_nodes WHERE level % 2 != 0") == 0 &&
                tables_differ(path, copy) == 0,
