@@ -1,4 +1,4 @@
-/* tr_json.h — strict RFC 8259 checking of raw bytes, before cJSON sees them.
+/* tr_json.h — strict RFC 8259 checking of raw bytes, before cJSON or the cursor below reads them.
  *
  * cJSON is lenient (duplicate names, `1e3`, trailing bytes in some modes), so
  * every JSON text tranche accepts from outside is first checked here: one
