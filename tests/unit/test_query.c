@@ -969,8 +969,12 @@ static void test_tree_strata(void) {
   int bad_entries = 0, bad_roots = 0, bad_incl = 0, bad_cons = 0, checked = 0;
   for (uint64_t seq = 1; seq <= size; seq++) {
     tr_entry_t e;
-    if (tr_store_entry_get(S, seq, &e) == 0) memcpy(strata_leaves[seq - 1], e.hash, 32);
-    else bad_entries++;
+    if (tr_store_entry_get(S, seq, &e) == 0) {
+      memcpy(strata_leaves[seq - 1], e.hash, 32);
+      tr_entry_clear(&e);
+    } else {
+      bad_entries++;
+    }
   }
   TR_CHECK(bad_entries == 0, "every entry's hash read (%d not)", bad_entries);
   for (uint64_t n = 1; n <= size; n += n < 600 ? 1 : 97) { /* every size to 600, then a sample */
