@@ -814,10 +814,13 @@ static bool value_is(const tr_json_value_t *v, const char *word) {
   return v->type == TR_JSON_STRING && n == strlen(word) && memcmp(buf, word, n) == 0;
 }
 
-/* Which of `names` (NULL-ended) a member name is, or -1. */
+/* Which of `names` (NULL-ended, each under 16 bytes) a member name is, or
+ * -1.  The name is decoded once, then compared with each. */
 static int member_index(const tr_json_value_t *name, const char *const *names) {
-  for (int i = 0; names[i]; i++)
-    if (value_is(name, names[i])) return i;
+  char buf[16];
+  size_t n = tr_json_string(name, buf, sizeof buf);
+  for (int i = 0; names[i] && n <= sizeof buf; i++)
+    if (n == strlen(names[i]) && memcmp(buf, names[i], n) == 0) return i;
   return -1;
 }
 
