@@ -90,12 +90,18 @@ void tr_job_uncount_output(tr_job_t *job) {
  * Single: "r\n" or nothing for a notification. */
 int tr_job_render(tr_job_t *job) {
   size_t total = 3, count = 0;
-  for (size_t i = 0; i < job->n_elems; i++)
-    if (job->elems[i].response && !job->elems[i].notification) { /* a notification is never answered */
-      total += strlen(job->elems[i].response) + 1;
-      count++;
+  bool missing = job->n_elems == 0; /* a request line has one element at least, unless out of memory */
+  for (size_t i = 0; i < job->n_elems; i++) {
+    if (job->elems[i].notification) continue; /* a notification is never answered */
+    if (job->elems[i].response == NULL) {
+      missing = true;
+      continue;
     }
+    total += strlen(job->elems[i].response) + 1;
+    count++;
+  }
   job->complete = true;
+  if (missing) return TR_ENOMEM;
   if (count == 0) return 0;
   char *out = malloc(total);
   if (out == NULL) return TR_ENOMEM;

@@ -88,11 +88,15 @@ typedef struct tr_job {
   bool ws;                          /* a WebSocket message: each response line becomes a text frame */
   bool notice;                      /* notifications made by the daemon (subscribe.c): not a request */
   struct tr_sub *feed;              /* a backlog page to read for this subscription (subscribe.c), not a request */
+  bool lost;                        /* an answer it owes could not be made (out of memory): its connection
+                                       closes there, since its client would wait for it for ever */
 } tr_job_t;
 
 tr_job_t *tr_job_new(struct tr_conn *conn, const char *line, size_t len, uint64_t ticket);
 void tr_job_free(tr_job_t *job);
-/* Renders job->response from its elements; call when nothing is pending. */
+/* Renders job->response from its elements; call when nothing is pending.
+ * TR_ENOMEM when an answer the request is owed is missing: its elements,
+ * or an element's response, could not be allocated, or the line itself. */
 int tr_job_render(tr_job_t *job);
 bool tr_job_has_deferred(const tr_job_t *job);
 /* Worker or loop: true when the next query element of this job must wait

@@ -883,7 +883,7 @@ static bool plain_submit_run(tr_worker_t *w, tr_job_t *job) {
   c.v[1].s = p.sig.raw;
   c.v[1].len = p.sig.len;
   job->elems = calloc(1, sizeof *job->elems);
-  if (job->elems == NULL) return true; /* out of memory: no element, as on the general path */
+  if (job->elems == NULL) return true; /* out of memory: an answer lost (tr_job_render), as on the general path */
   job->n_elems = 1;
   tr_elem_t *e = c.elem = &job->elems[0];
   e->method = method_find("tx.submit");

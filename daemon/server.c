@@ -253,22 +253,30 @@ static void conn_write_cb(uv_write_t *req, int status) {
 }
 
 /* Takes the finished responses at the head of the queue, in order, into one
- * write request (one writev).  Returns NULL when there are none. */
-static write_t *conn_gather(tr_conn_t *c, bool *oom) {
+ * write request (one writev).  Returns NULL when there are none, with
+ * *must_close set when the connection cannot go on: no memory for the write,
+ * or a lost answer (tr_job_t.lost) at the head. */
+static write_t *conn_gather(tr_conn_t *c, bool *must_close) {
   write_t *w = NULL;
   while (c->q_head && c->q_head->complete && (w == NULL || w->n < WRITE_JOBS_MAX)) {
     tr_job_t *j = c->q_head;
+    if (j->lost && w != NULL) break; /* the answers before it are written first */
     c->q_head = j->conn_next;
     if (c->q_head == NULL) c->q_tail = NULL;
     conn_head_changed(c);
     if (!j->notice) c->inflight--;
+    if (j->lost) { /* its client would wait for ever: the connection closes instead */
+      job_release(c, j);
+      *must_close = true;
+      return NULL;
+    }
     if (j->response == NULL) { /* notifications only */
       job_release(c, j);
       continue;
     }
     if (w == NULL && (w = calloc(1, sizeof *w)) == NULL) {
       job_release(c, j);
-      *oom = true;
+      *must_close = true;
       return NULL;
     }
     w->jobs[w->n] = j;
@@ -282,9 +290,9 @@ static write_t *conn_gather(tr_conn_t *c, bool *oom) {
 static void conn_flush(tr_conn_t *c) {
   if (c->closing) return;
   for (;;) {
-    bool oom = false;
-    write_t *w = conn_gather(c, &oom);
-    if (oom) {
+    bool must_close = false;
+    write_t *w = conn_gather(c, &must_close);
+    if (must_close) {
       conn_close(c);
       return;
     }
@@ -322,7 +330,7 @@ static void job_wrap_ws(tr_job_t *job) {
   if (job->response == NULL) return; /* notifications only: nothing to send */
   size_t len = 0;
   char *r = tr_ws_frame_lines(TR_WS_OP_TEXT, job->response, job->response_len, &len);
-  if (r == NULL) log_error("net", "out of memory making a WebSocket message");
+  if (r == NULL) job->lost = true;
   free(job->response);
   job->response = r;
   job->response_len = r ? len : 0;
@@ -336,13 +344,15 @@ static void conn_queue_flush(tr_daemon_t *d, tr_conn_t *c) {
 }
 
 static void job_finish(tr_daemon_t *d, tr_job_t *job) {
-  if (!job->conn->closing) tr_sub_on_job(d, job);
-  if (tr_job_render(job) != 0) log_error("rpc", "out of memory rendering a response");
-  if (job->http) job_wrap_http(job);
-  if (job->ws) job_wrap_ws(job);
+  tr_conn_t *c = job->conn;
+  if (!c->closing) tr_sub_on_job(d, job);
+  if (tr_job_render(job) != 0) job->lost = true;
+  if (!job->lost && job->http) job_wrap_http(job);
+  if (!job->lost && job->ws) job_wrap_ws(job);
+  if (job->lost && !c->closing) /* conn_gather closes the connection there */
+    log_error("rpc", "out of memory making an answer: closing the connection after the answers before it");
   if (job->started_ns) tr_hist_observe(&d->stats.request_seconds, &TR_HIST_DURATION, tr_clock_ns() - job->started_ns);
   d->jobs_in_flight--;
-  tr_conn_t *c = job->conn;
   if (c->closing) {
     conn_reap(c); /* nobody to answer */
     conn_free_if_done(c);
@@ -715,7 +725,7 @@ static void job_wrap_http(tr_job_t *job) {
   size_t len = 0;
   char *r = tr_http_response(job->response ? 200 : 204, job->response ? "application/json" : NULL, extra,
                              job->response, body_len, job->http_keep_alive, false, &len);
-  if (r == NULL) log_error("net", "out of memory making an HTTP response");
+  if (r == NULL) job->lost = true; /* never a 204 in its place */
   free(job->response);
   job->response = r;
   job->response_len = r ? len : 0;

@@ -18,6 +18,8 @@ silently short reply.
                run says which), and with room again every failed tx is
                accepted afresh (none left a trace) while every answered one
                is a duplicate of its own entry
+  no memory    (an LD_PRELOAD shim) a request's answer cannot be made:
+               its connection closes, never an answer owed for ever
   WAL gone     truncated under load: writes stop with the reason, reads go
                on, a restart refuses the damaged file
   clock        (libfaketime on the wall clock only) stepped back a day:
@@ -447,6 +449,44 @@ def case_wal_full_on_cue():
         node.cleanup()
 
 
+def case_no_memory_for_an_answer():
+    """A request whose answer cannot be made (tests/support/no_memory.c: its element's calloc
+    fails, on cue) must not leave its client waiting for ever: the answers before it arrive, then
+    its connection closes; other connections and the node go on.  Once through the general path
+    (ledger.head), once through the plain tx.submit path, which then must not have run the tx."""
+    shim = os.environ.get("TR_NO_MEMORY_SHIM", "")
+    if not os.path.exists(shim):
+        skip("no memory for an answer: the shim %r is not built" % shim)
+        return
+    node = tc.Node(workers=2)
+    cue = os.path.join(node.tmp, "no-memory")
+    node.env = {"LD_PRELOAD": shim, "TR_TEST_NO_MEMORY": cue,
+                "ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))}
+    try:
+        node.init().start()
+        bystander = node.connect()
+        tx = node.tx("account.open", node.admin, account=tc.Key().pk, roles=["investor"], jurisdiction="DE", kyc=True)
+        for what, line in (("ledger.head", b'{"jsonrpc":"2.0","method":"ledger.head","id":2}\n'),
+                           ("tx.submit", submit_line(tx, node.admin, 2))):
+            with node.connect() as c:
+                T.eq(c.call("ledger.head")["size"], node.head()["size"], "no memory, %s: answered before the cue" % what)
+                with open(cue, "w"):
+                    pass
+                c.send_raw(line)
+                T.check(c.at_eof(10.0), "no memory, %s: the connection closes rather than leave it unanswered" % what,
+                        c.buf[:200])
+                T.check(not os.path.exists(cue), "no memory, %s: the cue was taken" % what)
+            T.check(isinstance(bystander.call("ledger.head")["size"], int),
+                    "no memory, %s: another connection is still served" % what)
+        T.check(node.alive(), "no memory: the node is still running")
+        T.check(not tc.is_error(node.submit(tx, node.admin)),
+                "no memory: the tx whose answer was lost had not run; it is accepted now")
+        bystander.close()
+    finally:
+        node.kill()
+        node.cleanup()
+
+
 # ------------------------------------------------------------------ clock
 
 def case_clock():
@@ -568,6 +608,7 @@ def case_wal_truncated():
 
 CASES = [("lock", case_lock), ("bad database", case_bad_database), ("disk full", case_disk_full),
          ("disk full under load", case_disk_full_under_load), ("wal full on cue", case_wal_full_on_cue),
+         ("no memory for an answer", case_no_memory_for_an_answer),
          ("clock", case_clock), ("WAL truncated", case_wal_truncated)]
 
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rpc_harness.h"
+#include "tr_err.h"
 #include "tr_hex.h"
 #include "tr_test.h"
 #include "tr_tx.h"
@@ -321,6 +322,37 @@ static void test_id_exact(void) {
   free(tx);
 }
 
+/* A line owes an answer it cannot give when its elements, or one element's
+ * response, could not be allocated: tr_job_render says so (the connection
+ * then closes, daemon/server.c) instead of leaving the id unanswered. */
+static void test_render_missing_answer(void) {
+  tr_job_t *job = tr_job_new(NULL, "", 0, 0);
+  TR_CHECK(job != NULL, "a job");
+  if (job == NULL) return;
+  TR_CHECK(tr_job_render(job) == TR_ENOMEM && job->response == NULL && job->complete,
+           "a request line with no elements (calloc failed) is an answer missing");
+  job->elems = calloc(2, sizeof *job->elems);
+  TR_CHECK(job->elems != NULL, "two elements");
+  if (job->elems == NULL) {
+    tr_job_free(job);
+    return;
+  }
+  job->n_elems = 2;
+  job->batch = true;
+  job->elems[0].notification = true;
+  job->elems[1].notification = true;
+  TR_CHECK(tr_job_render(job) == 0 && job->response == NULL, "notifications only: nothing owed, nothing sent");
+  job->elems[1].notification = false;
+  job->elems[0].response = tr_rpc_error_text(NULL, TR_RPC_INTERNAL_ERROR, "x", NULL);
+  TR_CHECK(tr_job_render(job) == TR_ENOMEM && job->response == NULL,
+           "a batch with one element's response missing is an answer missing, not a shorter batch");
+  job->elems[1].response = tr_rpc_error_text(NULL, TR_RPC_INTERNAL_ERROR, "y", NULL);
+  job->elems[0].notification = false;
+  TR_CHECK(tr_job_render(job) == 0 && job->response && strncmp(job->response, "[{", 2) == 0,
+           "with every response made, the batch renders");
+  tr_job_free(job);
+}
+
 int main(void) {
   rpc_harness_setup();
   test_id_text();
@@ -330,5 +362,6 @@ int main(void) {
   test_discover();
   test_submit();
   test_batch_order();
+  test_render_missing_answer();
   return tr_test_done();
 }
