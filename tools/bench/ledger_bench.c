@@ -282,7 +282,7 @@ int main(int argc, char **argv) {
          commit_s / (double)n * 1e6, commit_s / ((double)n / (double)batch) * 1e3);
   printf("writer behind (its own thread in tranched): %.1f us/tx (state rows, receipts, history, Merkle nodes)\n",
          derived_s / (double)n * 1e6);
-  double verify_rate = bench_verify_rate(1, verify_seconds, msg_len);
+  double verify_rate = bench_verify_rate(1, verify_seconds, msg_len, NULL);
   if (verify_rate <= 0) return 1;
   printf("sequencer alone / 1-thread verify: %.2f  (%.0f tx/s / %.0f verifies/s on 1 thread, %zu-byte messages, "
          "same run)\n", seq_rate / verify_rate, seq_rate, verify_rate, msg_len);

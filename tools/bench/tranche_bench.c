@@ -563,14 +563,15 @@ typedef struct {
   double verify_rate;       /* measured just before the load: the ratio's denominator */
   double verify_after;      /* and again just after it, to show how much the machine drifted */
   double one_verify_us;     /* CPU of one verify on one thread, after the load */
+  double busy_verify_us;    /* CPU of one verify while W threads verify at once (the rate before the load) */
   size_t msg_len;           /* signed bytes of a transfer: what the verifies above check */
   load_result_t load;
   bool have_split;          /* the daemon's pid is known and /proc was readable */
   bench_split_t split;
 } measure_t;
 
-static double verify_rate_or_die(long threads, double seconds, size_t msg_len) {
-  double r = bench_verify_rate(threads, seconds, msg_len);
+static double verify_rate_or_die(long threads, double seconds, size_t msg_len, double *cpu_us) {
+  double r = bench_verify_rate(threads, seconds, msg_len, cpu_us);
   if (r <= 0) die("%s", "cannot measure the raw verify rate");
   return r;
 }
@@ -593,13 +594,13 @@ static int measure(const opts_t *o, long workers, long run, measure_t *m) {
   char **lines = presign(w, o->txs, &m->msg_len);
   long pid = o->rpc ? o->pid : (long)s.pid;
   static bench_threads_t before, after; /* 256 threads each: too big for the stack */
-  m->verify_rate = verify_rate_or_die(workers, o->verify_seconds, m->msg_len);
+  m->verify_rate = verify_rate_or_die(workers, o->verify_seconds, m->msg_len, &m->busy_verify_us);
   bool sampled = pid > 0 && bench_threads_sample((int)pid, &before) == 0;
   m->load = o->lean ? run_load_lean(&addr, lines, o->txs, o->conns, o->depth)
                     : run_load(&addr, lines, o->txs, o->conns, o->depth, o->rate);
   sampled = sampled && bench_threads_sample((int)pid, &after) == 0;
   if (pid > 0 && !sampled) fprintf(stderr, "tranche-bench: cannot read /proc/%ld: no per-thread split\n", pid);
-  m->verify_after = verify_rate_or_die(workers, o->verify_seconds, m->msg_len);
+  m->verify_after = verify_rate_or_die(workers, o->verify_seconds, m->msg_len, NULL);
   m->one_verify_us = bench_verify_cpu_us(o->verify_seconds, m->msg_len);
   m->have_split = sampled && bench_split(&before, &after, m->load.accepted, m->one_verify_us, &m->split) == 0;
   for (long i = 0; i < o->txs; i++) free(lines[i]);
@@ -624,6 +625,13 @@ static void print_measure(long workers, const measure_t *m, const opts_t *o) {
          m->load.client_cpu_s, m->load.wall_s, m->load.wall_s > 0 ? m->load.client_cpu_s / m->load.wall_s : 0);
   if (m->have_split) {
     bench_split_print(stdout, &m->split);
+    /* What the efficiency's 1-thread verify leaves out: verifying on every
+     * core at once costs each verify more CPU (shared cores, a time-shared
+     * host), and the workers pay that too. */
+    printf("one verify while %ld threads verify at once: %.1f us CPU (x%.2f one alone); tr-verify-* beyond that: "
+           "%.1f us a tx; efficiency against it %.2f\n", workers, m->busy_verify_us,
+           m->busy_verify_us / m->one_verify_us, m->split.verify_us_per_tx - m->busy_verify_us,
+           m->busy_verify_us / m->split.process_us_per_tx);
   } else {
     printf("no per-thread split (%s)\n", m->load.accepted < 1 ? "nothing accepted" : "give --pid with --rpc");
     printf("one verify: %.1f us CPU (libsodium, 1 thread, same run)\n", m->one_verify_us);
