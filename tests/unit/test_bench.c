@@ -204,7 +204,7 @@ static void test_lean(long close_after) {
   s.listen_fd = listen_loopback(&port);
   TR_CHECK(s.listen_fd >= 0 && pthread_create(&th, NULL, serve, &s) == 0, "a loopback server");
   bench_lean_result_t r = {.lat_ns = lat};
-  int rc = bench_lean_run("127.0.0.1", port, lines, N, CONNS, 64, &r);
+  int rc = bench_lean_run("127.0.0.1", port, lines, N, CONNS, 64, 0, &r);
   pthread_join(th, NULL);
   close(s.listen_fd);
   if (close_after == 0) {
@@ -225,9 +225,33 @@ static void test_lean(long close_after) {
   }
   for (long i = 0; i < N; i++) free(lines[i]);
   bench_lean_result_t bad = {.lat_ns = lat};
-  TR_CHECK(bench_lean_run("127.0.0.1", port, lines, N, 0, 64, &bad) == -1 &&
-               bench_lean_run("127.0.0.1", port, lines, N, 1, BENCH_LEAN_DEPTH_MAX + 1, &bad) == -1,
+  TR_CHECK(bench_lean_run("127.0.0.1", port, lines, N, 0, 64, 0, &bad) == -1 &&
+               bench_lean_run("127.0.0.1", port, lines, N, 1, BENCH_LEAN_DEPTH_MAX + 1, 0, &bad) == -1 &&
+               bench_lean_run("127.0.0.1", port, lines, N, 1, 64, -1, &bad) == -1,
            "no connections or a depth over its bound: -1");
+}
+
+/* Paced: 600 requests at 2,000 a second over 3 connections take ~0.3 s
+ * whatever the server's speed, and every one is answered and timed. */
+static void test_lean_paced(void) {
+  enum { N = 600, CONNS = 3 };
+  static char *lines[N];
+  static uint64_t lat[N];
+  for (long i = 0; i < N; i++) lines[i] = strdup("ok\n");
+  server_t s = {.conns = CONNS};
+  int port = 0;
+  pthread_t th;
+  s.listen_fd = listen_loopback(&port);
+  TR_CHECK(s.listen_fd >= 0 && pthread_create(&th, NULL, serve, &s) == 0, "a loopback server (paced)");
+  bench_lean_result_t r = {.lat_ns = lat};
+  int rc = bench_lean_run("127.0.0.1", port, lines, N, CONNS, 64, 2000, &r);
+  pthread_join(th, NULL);
+  close(s.listen_fd);
+  long zero = 0;
+  for (long i = 0; i < N; i++) zero += lat[i] == 0;
+  TR_CHECK(rc == 0 && r.accepted == N && r.failed == 0 && zero == 0, "paced: every request answered and timed");
+  TR_CHECK(r.wall_s >= 0.29 && r.wall_s < 5, "paced at 2,000 a second: 600 requests take ~0.3 s (%.3f s)", r.wall_s);
+  for (long i = 0; i < N; i++) free(lines[i]);
 }
 
 static void test_verify(void) {
@@ -249,6 +273,7 @@ int main(void) {
   test_reply_status();
   test_lean(0);
   test_lean(5);
+  test_lean_paced();
   test_verify();
   return tr_test_done();
 }

@@ -29,6 +29,28 @@ typedef struct {
   char *rbuf;
 } lean_conn_t;
 
+/* Below saturation, answers come back a few at a time, and waking for each
+ * would cost the client more than the 0.1 cores it may use.  Paced, it
+ * looks at its sockets at most this often: a latency is then read up to
+ * this much late, which overstates it, never understates it. */
+#define PACED_TICK_NS 1000000u
+
+/* Pacing (bench_lean_run's rate): request k of every connection is due at
+ * t0 + k * ns_per_request (the same instant on every connection: one wake
+ * sends them all); ns_per_request 0 means unpaced. */
+typedef struct {
+  uint64_t t0;
+  double ns_per_request;
+  uint64_t last_poll; /* when the sockets were last looked at */
+} pace_t;
+
+static uint64_t due_ns(const pace_t *p, long k) { return p->t0 + (uint64_t)((double)k * p->ns_per_request); }
+
+/* How many of a connection's requests are due at `now`. */
+static long due_count(const pace_t *p, uint64_t now) {
+  return now < p->t0 ? 0 : (long)((double)(now - p->t0) / p->ns_per_request) + 1;
+}
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -70,10 +92,15 @@ static void conn_fail(lean_conn_t *c, bench_lean_result_t *r) {
   c->fd = -1;
 }
 
-/* Writes as much of the window as the socket takes, in one sendmsg. */
-static int conn_send(lean_conn_t *c, char *const *lines, const size_t *lens, long depth) {
+/* Writes as much of the window (and, paced, of what is due) as the socket
+ * takes, in one sendmsg. */
+static int conn_send(lean_conn_t *c, char *const *lines, const size_t *lens, long depth, const pace_t *pace) {
   struct iovec iov[BENCH_LEAN_DEPTH_MAX];
   long end = c->done + depth < c->count ? c->done + depth : c->count;
+  if (pace->ns_per_request > 0) {
+    long due = due_count(pace, now_ns());
+    if (due < end) end = due;
+  }
   int niov = 0;
   for (long i = c->sent; i < end; i++, niov++) {
     size_t skip = i == c->sent ? c->off : 0;
@@ -92,7 +119,8 @@ static int conn_send(lean_conn_t *c, char *const *lines, const size_t *lens, lon
   size_t left = (size_t)w;
   for (int k = 0; k < niov && left >= iov[k].iov_len; k++) {
     left -= iov[k].iov_len;
-    c->sent_ns[c->sent++] = t;
+    c->sent_ns[c->sent] = pace->ns_per_request > 0 ? due_ns(pace, c->sent) : t;
+    c->sent++;
     c->off = 0;
   }
   c->off += left;
@@ -127,23 +155,38 @@ static int conn_recv(lean_conn_t *c, bench_lean_result_t *r) {
 }
 
 /* Returns the number of connections still running. */
-static long pump(lean_conn_t *cs, long conns, char *const *lines, const size_t *lens, long depth,
+static long pump(lean_conn_t *cs, long conns, char *const *lines, const size_t *lens, long depth, pace_t *pace,
                  struct pollfd *pfd, long *idx, bench_lean_result_t *r) {
   long np = 0;
+  uint64_t wake = UINT64_MAX; /* paced: when the next request falls due on a connection with room */
   for (long i = 0; i < conns; i++) {
     lean_conn_t *c = &cs[i];
     if (c->fd < 0) continue;
-    if (!c->want_out && conn_send(c, lines, lens, depth) != 0) {
+    if (!c->want_out && conn_send(c, lines, lens, depth, pace) != 0) {
       conn_fail(c, r);
       continue;
     }
+    if (pace->ns_per_request > 0 && !c->want_out && c->sent < c->count && c->sent - c->done < depth &&
+        due_ns(pace, c->sent) < wake)
+      wake = due_ns(pace, c->sent);
     short ev = (short)((c->done < c->sent ? POLLIN : 0) | (c->want_out ? POLLOUT : 0));
     pfd[np] = (struct pollfd){.fd = c->fd, .events = ev};
     idx[np++] = i;
   }
   if (np == 0) return 0;
-  int pr = poll(pfd, (nfds_t)np, BENCH_LEAN_IDLE_MS);
+  uint64_t now = now_ns();
+  if (pace->ns_per_request > 0 && now < pace->last_poll + PACED_TICK_NS) {
+    uint64_t nap = pace->last_poll + PACED_TICK_NS - now;
+    struct timespec ts = {0, (long)nap};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    now = now_ns();
+  }
+  pace->last_poll = now;
+  uint64_t wait = wake == UINT64_MAX ? (uint64_t)BENCH_LEAN_IDLE_MS * 1000000u : wake > now ? wake - now : 0;
+  struct timespec timeout = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+  int pr = ppoll(pfd, (nfds_t)np, &timeout, NULL);
   if (pr < 0 && errno != EINTR) pr = 0;
+  if (pr <= 0 && wake != UINT64_MAX) return np; /* a request falls due: send it */
   for (long k = 0; k < np; k++) {
     lean_conn_t *c = &cs[idx[k]];
     if (pr == 0) { /* nothing moved for BENCH_LEAN_IDLE_MS (or poll failed): stop rather than hang */
@@ -165,9 +208,10 @@ static long pump(lean_conn_t *cs, long conns, char *const *lines, const size_t *
   return running;
 }
 
-int bench_lean_run(const char *host, int port, char *const *lines, long n, long conns, long depth,
+int bench_lean_run(const char *host, int port, char *const *lines, long n, long conns, long depth, double rate,
                    bench_lean_result_t *r) {
-  if (n < 1 || conns < 1 || conns > BENCH_LEAN_CONNS_MAX || conns > n || depth < 1 || depth > BENCH_LEAN_DEPTH_MAX)
+  if (n < 1 || conns < 1 || conns > BENCH_LEAN_CONNS_MAX || conns > n || depth < 1 || depth > BENCH_LEAN_DEPTH_MAX ||
+      !(rate >= 0))
     return -1;
   r->accepted = r->overloaded = r->refused = r->failed = 0;
   lean_conn_t *cs = calloc((size_t)conns, sizeof *cs);
@@ -193,7 +237,8 @@ int bench_lean_run(const char *host, int port, char *const *lines, long n, long 
   if (rc == 0 && opened == 0) rc = -1;
   double cpu0 = cpu_s();
   uint64_t t0 = now_ns();
-  while (rc == 0 && pump(cs, conns, lines, lens, depth, pfd, idx, r) > 0) {
+  pace_t pace = {t0, rate > 0 ? 1e9 * (double)conns / rate : 0, 0};
+  while (rc == 0 && pump(cs, conns, lines, lens, depth, &pace, pfd, idx, r) > 0) {
   }
   r->wall_s = (double)(now_ns() - t0) / 1e9;
   r->client_cpu_s = cpu_s() - cpu0;

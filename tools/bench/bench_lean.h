@@ -2,8 +2,9 @@
  * machine as little CPU as a load generator can, so the daemon's own cost
  * shows.  Requests are pre-built lines; one thread runs one poll loop over
  * every connection, keeps up to `depth` requests in flight on each (one
- * sendmsg for all the window allows), and reads of each response only its
- * status: whether "result" or "error" comes first, never parsing JSON.
+ * sendmsg for all the window allows), paced or not, and reads of each
+ * response only its status: whether "result" or "error" comes first, never
+ * parsing JSON.
  * It measures its own CPU (getrusage) so a report can show it. */
 #ifndef BENCH_LEAN_H
 #define BENCH_LEAN_H
@@ -32,10 +33,15 @@ typedef struct {
 
 /* Sends lines[0..n) (each ending "\n") over `conns` connections to
  * host:port, request i on connection i / (n / conns) (the last takes the
- * rest), `depth` in flight on each.  Returns 0, or -1 on bad arguments or
- * when no connection could be opened; a connection that fails later counts
- * its unanswered requests as failed. */
-int bench_lean_run(const char *host, int port, char *const *lines, long n, long conns, long depth,
+ * rest), `depth` in flight on each.  rate 0: as fast as the windows allow,
+ * a latency counted from the request's write.  rate > 0 (requests a second
+ * over all connections): open loop, request k of a connection due at the
+ * start + k * conns / rate, and its latency counted from that due time, so
+ * one held back by a full window or a late client counts its wait too (no
+ * coordinated omission).  Returns 0, or -1 on bad arguments or when no
+ * connection could be opened; a connection that fails later counts its
+ * unanswered requests as failed. */
+int bench_lean_run(const char *host, int port, char *const *lines, long n, long conns, long depth, double rate,
                    bench_lean_result_t *r);
 
 #endif

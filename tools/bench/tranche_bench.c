@@ -470,10 +470,11 @@ static load_result_t run_load(const addr_t *a, char **lines, long n, long conns,
 }
 
 /* One poll loop for every connection, status only (--lean). */
-static load_result_t run_load_lean(const addr_t *a, char **lines, long n, long conns, long depth) {
+static load_result_t run_load_lean(const addr_t *a, char **lines, long n, long conns, long depth, long rate) {
   bench_lean_result_t lr = {.lat_ns = calloc((size_t)n, sizeof(uint64_t))};
   if (lr.lat_ns == NULL) die("%s", "out of memory");
-  if (bench_lean_run(a->host, a->port, lines, n, conns, depth, &lr) != 0) die("%s", "the lean client could not connect");
+  if (bench_lean_run(a->host, a->port, lines, n, conns, depth, (double)rate, &lr) != 0)
+    die("%s", "the lean client could not connect");
   load_result_t r = {.wall_s = lr.wall_s, .client_cpu_s = lr.client_cpu_s, .accepted = lr.accepted,
                      .overloaded = lr.overloaded, .refused = lr.refused, .failed = lr.failed};
   load_finish(&r, lr.lat_ns, n);
@@ -596,7 +597,7 @@ static int measure(const opts_t *o, long workers, long run, measure_t *m) {
   static bench_threads_t before, after; /* 256 threads each: too big for the stack */
   m->verify_rate = verify_rate_or_die(workers, o->verify_seconds, m->msg_len, &m->busy_verify_us);
   bool sampled = pid > 0 && bench_threads_sample((int)pid, &before) == 0;
-  m->load = o->lean ? run_load_lean(&addr, lines, o->txs, o->conns, o->depth)
+  m->load = o->lean ? run_load_lean(&addr, lines, o->txs, o->conns, o->depth, o->rate)
                     : run_load(&addr, lines, o->txs, o->conns, o->depth, o->rate);
   sampled = sampled && bench_threads_sample((int)pid, &after) == 0;
   if (pid > 0 && !sampled) fprintf(stderr, "tranche-bench: cannot read /proc/%ld: no per-thread split\n", pid);
@@ -645,12 +646,13 @@ static void print_measure(long workers, const measure_t *m, const opts_t *o) {
 static void usage(void) {
   fprintf(stderr,
           "usage: tranche-bench [--txs N] [--conns C] [--depth P] [--workers W] [--senders S]\n"
-          "                     [--rate TX_PER_S | --lean] [--scaling] [--verify-seconds S] [--keep]\n"
+          "                     [--rate TX_PER_S] [--lean] [--scaling] [--verify-seconds S] [--keep]\n"
           "                     [--rpc HOST:PORT --admin-key FILE [--pid PID]] [--tranched PATH --tranchectl PATH]\n"
           "Defaults: 20000 txs, 8 conns, depth 64, workers = cores, 64 senders; spawns its own daemon.\n"
           "  --lean            one thread, one poll loop over every connection, pre-built lines, only\n"
           "                    each response's status read (\"result\" or \"error\" first): <= 0.1 cores\n"
-          "                    at full load (printed as `client ... cores`); not with --rate\n"
+          "                    at full load (printed as `client ... cores`); with --rate, paced the same\n"
+          "                    way as the default client (open loop, latency from each request's due time)\n"
           "  --depth P         requests in flight per connection (at most %d with --lean)\n"
           "  --verify-seconds S  length of each raw verify measurement (2 threads before and after the\n"
           "                    load, 1 thread for one verify's CPU); default 2\n"
@@ -710,7 +712,7 @@ int main(int argc, char **argv) {
   }
   if (sodium_init() < 0 || o.txs < 1 || o.conns < 1 || o.depth < 1 || o.workers < 1 || o.workers > 64 ||
       o.senders < 2 || o.senders > SENDERS_MAX || o.conns > o.txs || o.verify_seconds <= 0 ||
-      (o.lean && (o.rate > 0 || o.depth > BENCH_LEAN_DEPTH_MAX || o.conns > BENCH_LEAN_CONNS_MAX)))
+      (o.lean && (o.depth > BENCH_LEAN_DEPTH_MAX || o.conns > BENCH_LEAN_CONNS_MAX)))
     usage();
   signal(SIGPIPE, SIG_IGN);
   printf("tranche-bench: %ld signed transfers, %ld connections, depth %ld, durable acknowledgements%s\n", o.txs,
