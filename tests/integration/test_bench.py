@@ -8,6 +8,7 @@ rates and ratios are checked for presence and consistency, not size.
                          tr-loop, tr-seq, tr-derive, tr-verify-0..W-1 (and the group),
                          the threads sum to about the daemon total, and the
                          ratios equal their definitions
+  tranche-bench --lean --rate  paced: the rate held, every transfer accepted
   tranche-bench          the default client prints the split too
   ledger-bench           the sequencer's rate / the 1-thread verify rate
   sqlite-floor           the rows land in an `entries` table as the node's
@@ -70,6 +71,10 @@ def check_split(out, workers, label):
     eff = num(r"^efficiency " + NUM, out)
     T.check(eff and abs(eff - one / total) <= 0.011, "%s: efficiency = one verify / the daemon's total" % label,
             "efficiency %r, one %r, total %r" % (eff, one, total))
+    busy = num(r"^one verify while \d+ threads verify at once: " + NUM + " us CPU", out)
+    busy_eff = num(r"efficiency against it " + NUM, out)
+    T.check(busy and busy_eff and abs(busy_eff - busy / total) <= 0.011,
+            "%s: one verify's CPU with every thread verifying, and the efficiency against it" % label, out)
     tps = num(r"end-to-end " + NUM + " tx/s", out)
     raw = num(r"raw verify " + NUM + "/s", out)
     e2e = num(r"^end to end " + NUM, out)
@@ -86,6 +91,19 @@ def case_lean():
     cores = num(r"^client \(lean, one poll loop\): " + NUM + " s CPU over " + NUM, out)
     T.check(cores is not None, "lean: the client's own CPU is printed", out)
     check_split(out, 2, "lean")
+
+
+def case_lean_paced():
+    rc, out, err = run([BENCH, "--lean", "--rate", "1500", "--txs", "1500", "--conns", "3", "--depth", "32",
+                        "--workers", "2", "--verify-seconds", "0.2", "--tranched", TRANCHED, "--tranchectl", TRANCHECTL])
+    T.eq(rc, 0, "tranche-bench --lean --rate exits 0")
+    T.check("accepted 1500, overloaded 0, refused 0, failed 0" in out and ", paced)" in out,
+            "lean, paced: every transfer accepted, the run says it was paced", out + err)
+    m = re.search(r"^client \(lean, one poll loop\): [0-9.]+ s CPU over " + NUM + " s", out, re.M)
+    T.check(m and float(m.group(1)) >= 0.99, "lean, paced: 1,500 txs at 1,500 a second take a second or more", out)
+    tps = num(r"end-to-end " + NUM + " tx/s", out)
+    T.check(tps and tps <= 1500 * 1.02, "lean, paced: the rate is held (%r tx/s)" % tps, out)
+    check_split(out, 2, "lean, paced")
 
 
 def case_threaded():
@@ -139,16 +157,18 @@ def case_help():
     _, _, err = run([BENCH, "--help"])
     for opt in ("--lean", "--pid", "--verify-seconds", "serial headroom", "efficiency", "end to end"):
         T.check(opt in err, "tranche-bench --help documents %s" % opt, err)
+    T.check("with --rate, paced" in err, "tranche-bench --help documents --lean with --rate", err)
     _, _, err = run([LEDGER, "--help"])
     T.check("--verify-seconds" in err and "1-thread" in err, "ledger-bench --help documents --verify-seconds", err)
     _, _, err = run([FLOOR, "--help"])
     for opt in ("--rows", "--batch", "--tx-bytes", "--signers", "--dir", "--keep"):
         T.check(opt in err, "sqlite-floor --help documents %s" % opt, err)
-    rc, _, _ = run([BENCH, "--lean", "--rate", "100"])
-    T.eq(rc, 2, "tranche-bench: --lean with --rate is refused")
+    rc, _, _ = run([BENCH, "--lean", "--depth", "1025"])
+    T.eq(rc, 2, "tranche-bench: --lean with a depth over its bound is refused")
 
 
 T.section("lean", case_lean)
+T.section("lean, paced", case_lean_paced)
 T.section("threaded", case_threaded)
 T.section("ledger-bench", case_ledger)
 T.section("sqlite-floor", case_floor)
