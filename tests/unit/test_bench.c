@@ -185,6 +185,22 @@ static int listen_loopback(int *port) {
   return fd;
 }
 
+/* The lean client (depth 64, `rate` as bench_lean_run takes it) against a
+ * loopback server of `conns` connections; *port gets the server's port. */
+static int lean_against_server(char *const *lines, long n, long conns, long close_after, double rate,
+                               bench_lean_result_t *r, int *port) {
+  server_t s = {.conns = (int)conns, .close_after = close_after};
+  pthread_t th;
+  s.listen_fd = listen_loopback(port);
+  bool up = s.listen_fd >= 0 && pthread_create(&th, NULL, serve, &s) == 0;
+  TR_CHECK(up, "a loopback server");
+  if (!up) return -1;
+  int rc = bench_lean_run("127.0.0.1", *port, lines, n, conns, 64, rate, r);
+  pthread_join(th, NULL);
+  close(s.listen_fd);
+  return rc;
+}
+
 static void test_lean(long close_after) {
   enum { N = 3000, CONNS = 3, LINE = 3000 };
   static char *lines[N];
@@ -198,15 +214,9 @@ static void test_lean(long close_after) {
     lines[i][LINE] = '\0';
     want_ok += i % 3 == 0, want_busy += i % 3 == 1;
   }
-  server_t s = {.conns = CONNS, .close_after = close_after};
-  int port = 0;
-  pthread_t th;
-  s.listen_fd = listen_loopback(&port);
-  TR_CHECK(s.listen_fd >= 0 && pthread_create(&th, NULL, serve, &s) == 0, "a loopback server");
   bench_lean_result_t r = {.lat_ns = lat};
-  int rc = bench_lean_run("127.0.0.1", port, lines, N, CONNS, 64, 0, &r);
-  pthread_join(th, NULL);
-  close(s.listen_fd);
+  int port = 0;
+  int rc = lean_against_server(lines, N, CONNS, close_after, 0, &r, &port);
   if (close_after == 0) {
     TR_CHECK(rc == 0, "the lean client ran");
     TR_CHECK(r.accepted == want_ok && r.overloaded == want_busy && r.refused == N - want_ok - want_busy &&
@@ -238,15 +248,9 @@ static void test_lean_paced(void) {
   static char *lines[N];
   static uint64_t lat[N];
   for (long i = 0; i < N; i++) lines[i] = strdup("ok\n");
-  server_t s = {.conns = CONNS};
-  int port = 0;
-  pthread_t th;
-  s.listen_fd = listen_loopback(&port);
-  TR_CHECK(s.listen_fd >= 0 && pthread_create(&th, NULL, serve, &s) == 0, "a loopback server (paced)");
   bench_lean_result_t r = {.lat_ns = lat};
-  int rc = bench_lean_run("127.0.0.1", port, lines, N, CONNS, 64, 2000, &r);
-  pthread_join(th, NULL);
-  close(s.listen_fd);
+  int port = 0;
+  int rc = lean_against_server(lines, N, CONNS, 0, 2000, &r, &port);
   long zero = 0;
   for (long i = 0; i < N; i++) zero += lat[i] == 0;
   TR_CHECK(rc == 0 && r.accepted == N && r.failed == 0 && zero == 0, "paced: every request answered and timed");
