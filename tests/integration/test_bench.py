@@ -52,6 +52,9 @@ def check_split(out, workers, label):
                   ["tr-verify-%d" % i for i in range(workers)] +
                   ["tr-uvpool"] * 4)
     T.eq(names, want, "%s: one line per daemon thread, by its name" % label)
+    kernel = re.findall(r"^  tr-[a-z0-9-]+\s+tid \d+\s+" + NUM + r" us  \(kernel " + NUM + r"\)", out, re.M)
+    T.check(len(kernel) == len(threads) and all(float(k) <= float(us) + 0.05 for us, k in kernel),
+            "%s: each thread's kernel share, within its CPU" % label, out)
     group = re.search(r"^  tr-verify-\*\s+(\d+) threads\s+" + NUM + " us", out, re.M)
     verify_sum = sum(float(us) for n, _, us in threads if n.startswith("tr-verify-"))
     T.check(group and int(group.group(1)) == workers and abs(float(group.group(2)) - verify_sum) < 0.2,

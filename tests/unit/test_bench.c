@@ -17,24 +17,26 @@
 
 static void test_stat_parse(void) {
   char name[BENCH_THREAD_NAME_BYTES];
-  uint64_t ticks = 0;
+  uint64_t ticks = 0, sys = 0;
   const char *line = "4242 (tr-verify-0) S 1 4242 4242 0 -1 4194368 512 0 0 0 150 25 0 0 20 0 9 0 100 0 0\n";
-  TR_CHECK(bench_stat_parse(line, name, &ticks) == 0, "a thread's stat line parses");
+  TR_CHECK(bench_stat_parse(line, name, &ticks, &sys) == 0, "a thread's stat line parses");
   TR_CHECK_EQ_STR(name, "tr-verify-0", "its name");
   TR_CHECK_EQ_INT(ticks, 175, "utime + stime (fields 14 and 15)");
-  TR_CHECK(bench_stat_parse("7 (a) b) (c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0\n", name, &ticks) == 0 &&
+  TR_CHECK_EQ_INT(sys, 25, "stime alone (field 15)");
+  TR_CHECK(bench_stat_parse("7 (a) b) (c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0\n", name, &ticks, NULL) == 0 &&
                strcmp(name, "a) b) (c") == 0 && ticks == 7,
            "a name holding ')' and '(' ends at the last ')'");
-  TR_CHECK(bench_stat_parse("7 (x) R 1 7 7 0 -1 0 0 0 0 0 3\n", name, &ticks) == -1, "a line cut before stime: -1");
-  TR_CHECK(bench_stat_parse("7 (x) R 1 7 7 0 -1 0 0 0 0 0 -3 4 0\n", name, &ticks) == -1, "a negative count: -1");
-  TR_CHECK(bench_stat_parse("7 (x) R 1 7 7 0 -1 0 0 0 0 0 3x 4 0\n", name, &ticks) == -1, "a non-number: -1");
-  TR_CHECK(bench_stat_parse("no parentheses", name, &ticks) == -1, "no comm: -1");
+  TR_CHECK(bench_stat_parse("7 (x) R 1 7 7 0 -1 0 0 0 0 0 3\n", name, &ticks, &sys) == -1, "a line cut before stime: -1");
+  TR_CHECK(bench_stat_parse("7 (x) R 1 7 7 0 -1 0 0 0 0 0 -3 4 0\n", name, &ticks, &sys) == -1, "a negative count: -1");
+  TR_CHECK(bench_stat_parse("7 (x) R 1 7 7 0 -1 0 0 0 0 0 3x 4 0\n", name, &ticks, &sys) == -1, "a non-number: -1");
+  TR_CHECK(bench_stat_parse("no parentheses", name, &ticks, &sys) == -1, "no comm: -1");
 }
 
 static void set(bench_threads_t *s, size_t i, int tid, const char *name, uint64_t ticks) {
   s->t[i].tid = tid;
   snprintf(s->t[i].name, sizeof s->t[i].name, "%s", name);
   s->t[i].cpu_ticks = ticks;
+  s->t[i].sys_ticks = ticks / 4; /* a quarter of it in the kernel */
   if (s->n < i + 1) s->n = i + 1;
 }
 
@@ -62,6 +64,7 @@ static void test_split(void) {
                s.t[2].tid == 14 && s.t[3].tid == 15 && strcmp(s.t[5].name, "tr-verify-1") == 0,
            "sorted by name, then tid");
   TR_CHECK(near(s.t[1].us_per_tx, 300 * tick / accepted), "tr-seq: its ticks in the window, per tx");
+  TR_CHECK(near(s.t[1].sys_us_per_tx, (100 - 25) * tick / accepted), "tr-seq: of them in the kernel, per tx");
   TR_CHECK(s.t[5].new_in_window && near(s.t[5].us_per_tx, 600 * tick / accepted) && !s.t[4].new_in_window,
            "a thread started in the window counts from zero and is marked");
   TR_CHECK(s.verify_threads == 2 && near(s.verify_us_per_tx, 1100 * tick / accepted), "tr-verify-* as a group");
@@ -77,6 +80,7 @@ static void test_split(void) {
   TR_CHECK(text && strstr(text, "tr-uvpool       2 threads") && strstr(text, "tr-verify-*     2 threads") &&
                strstr(text, "serial headroom") && strstr(text, "efficiency"),
            "printed: shared names and tr-verify-* as groups, both ratios");
+  TR_CHECK(text && strstr(text, "(kernel "), "printed: each thread's kernel share");
   free(text);
 }
 

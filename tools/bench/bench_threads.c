@@ -15,7 +15,7 @@ double bench_us_per_tick(void) {
   return hz > 0 ? 1e6 / (double)hz : 1e4;
 }
 
-int bench_stat_parse(const char *line, char name[BENCH_THREAD_NAME_BYTES], uint64_t *cpu_ticks) {
+int bench_stat_parse(const char *line, char name[BENCH_THREAD_NAME_BYTES], uint64_t *cpu_ticks, uint64_t *sys_ticks) {
   const char *open = strchr(line, '('), *close = strrchr(line, ')');
   if (open == NULL || close == NULL || close < open) return -1;
   size_t len = (size_t)(close - open - 1);
@@ -40,24 +40,25 @@ int bench_stat_parse(const char *line, char name[BENCH_THREAD_NAME_BYTES], uint6
   }
   if (fields[0] > UINT64_MAX - fields[1]) return -1;
   *cpu_ticks = fields[0] + fields[1];
+  if (sys_ticks) *sys_ticks = fields[1];
   return 0;
 }
 
-static int read_stat(const char *path, char name[BENCH_THREAD_NAME_BYTES], uint64_t *cpu_ticks) {
+static int read_stat(const char *path, char name[BENCH_THREAD_NAME_BYTES], uint64_t *cpu_ticks, uint64_t *sys_ticks) {
   char line[STAT_LINE_BYTES];
   FILE *f = fopen(path, "r");
   if (f == NULL) return -1;
   char *got = fgets(line, sizeof line, f);
   fclose(f);
   if (got == NULL) return -1;
-  return bench_stat_parse(line, name, cpu_ticks);
+  return bench_stat_parse(line, name, cpu_ticks, sys_ticks);
 }
 
 int bench_threads_sample(int pid, bench_threads_t *out) {
   char path[64], name[BENCH_THREAD_NAME_BYTES];
   out->n = 0;
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  if (read_stat(path, name, &out->process_ticks) != 0) return -1;
+  if (read_stat(path, name, &out->process_ticks, NULL) != 0) return -1;
   snprintf(path, sizeof path, "/proc/%d/task", pid);
   DIR *d = opendir(path);
   if (d == NULL) return -1;
@@ -73,7 +74,7 @@ int bench_threads_sample(int pid, bench_threads_t *out) {
     bench_thread_t *t = &out->t[out->n];
     t->tid = atoi(e->d_name);
     snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, t->tid);
-    if (read_stat(path, t->name, &t->cpu_ticks) != 0) continue; /* ended since readdir */
+    if (read_stat(path, t->name, &t->cpu_ticks, &t->sys_ticks) != 0) continue; /* ended since readdir */
     out->n++;
   }
   closedir(d);
@@ -113,6 +114,7 @@ int bench_split(const bench_threads_t *before, const bench_threads_t *after, lon
     memcpy(c->name, a->name, sizeof c->name);
     c->new_in_window = b == NULL;
     c->us_per_tx = (double)ticks_between(b ? b->cpu_ticks : 0, a->cpu_ticks) * scale;
+    c->sys_us_per_tx = (double)ticks_between(b ? b->sys_ticks : 0, a->sys_ticks) * scale;
     out->threads_us_per_tx += c->us_per_tx;
     if (is_verify_worker(c->name)) {
       out->verify_threads++;
@@ -132,8 +134,8 @@ void bench_split_print(FILE *f, const bench_split_t *s) {
   fprintf(f, "daemon CPU per accepted tx (/proc/PID/task/*/stat over the load, %ld txs, %.0f us a tick):\n", s->accepted,
           bench_us_per_tick());
   for (size_t i = 0; i < s->n; i++)
-    fprintf(f, "  %-15s tid %-7d %8.1f us%s\n", s->t[i].name, s->t[i].tid, s->t[i].us_per_tx,
-            s->t[i].new_in_window ? "  (started during the load)" : "");
+    fprintf(f, "  %-15s tid %-7d %8.1f us  (kernel %.1f)%s\n", s->t[i].name, s->t[i].tid, s->t[i].us_per_tx,
+            s->t[i].sys_us_per_tx, s->t[i].new_in_window ? "  (started during the load)" : "");
   /* names several threads share (tr-uvpool), as a group; tr-verify-* as one */
   for (size_t i = 0; i < s->n;) {
     size_t j = i;

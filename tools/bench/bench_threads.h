@@ -29,6 +29,7 @@ typedef struct {
   int tid;
   char name[BENCH_THREAD_NAME_BYTES];
   uint64_t cpu_ticks;            /* utime + stime */
+  uint64_t sys_ticks;            /* of it stime: in the kernel (syscalls, fsync, faults) */
 } bench_thread_t;
 
 typedef struct {
@@ -41,6 +42,7 @@ typedef struct {
   int tid;
   char name[BENCH_THREAD_NAME_BYTES];
   double us_per_tx;
+  double sys_us_per_tx;          /* of it in the kernel */
   bool new_in_window;            /* not there at the first sample */
 } bench_thread_cost_t;
 
@@ -59,8 +61,9 @@ typedef struct {
 } bench_split_t;
 
 /* Parses one /proc/…/stat line: the comm (between the first '(' and the
- * last ')', it may hold both) and utime + stime.  Returns 0 or -1. */
-int bench_stat_parse(const char *line, char name[BENCH_THREAD_NAME_BYTES], uint64_t *cpu_ticks);
+ * last ')', it may hold both), utime + stime and (sys_ticks may be NULL)
+ * stime alone.  Returns 0 or -1. */
+int bench_stat_parse(const char *line, char name[BENCH_THREAD_NAME_BYTES], uint64_t *cpu_ticks, uint64_t *sys_ticks);
 
 /* Samples every thread of pid.  Returns 0, or -1 (errno set) when the
  * process is gone or has more than BENCH_THREADS_MAX threads. */
@@ -71,7 +74,8 @@ int bench_threads_sample(int pid, bench_threads_t *out);
 int bench_split(const bench_threads_t *before, const bench_threads_t *after, long accepted, double one_verify_us,
                 bench_split_t *out);
 
-/* Prints the split, one line per thread, the groups and the two ratios. */
+/* Prints the split, one line per thread (with its kernel share), the groups
+ * and the two ratios. */
 void bench_split_print(FILE *f, const bench_split_t *s);
 
 /* µs of CPU per tick (sysconf(_SC_CLK_TCK)). */
