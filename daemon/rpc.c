@@ -808,20 +808,18 @@ typedef struct {
   bool has_jsonrpc, has_method, has_params, has_id, has_tx, has_sig;
 } plain_submit_t;
 
-static bool value_is(const tr_json_value_t *v, const char *word) {
-  char buf[16];
-  size_t n = tr_json_string(v, buf, sizeof buf);
-  return v->type == TR_JSON_STRING && n == strlen(word) && memcmp(buf, word, n) == 0;
-}
-
-/* Which of `names` (NULL-ended, each under 16 bytes) a member name is, or
- * -1.  The name is decoded once, then compared with each. */
+/* Which of `names` (NULL-ended, each under 16 bytes) a string is, or -1.
+ * The string is decoded once, then compared with each. */
 static int member_index(const tr_json_value_t *name, const char *const *names) {
   char buf[16];
   size_t n = tr_json_string(name, buf, sizeof buf);
   for (int i = 0; names[i] && n <= sizeof buf; i++)
     if (n == strlen(names[i]) && memcmp(buf, names[i], n) == 0) return i;
   return -1;
+}
+
+static bool value_is(const tr_json_value_t *v, const char *word) {
+  return v->type == TR_JSON_STRING && member_index(v, (const char *const[]){word, NULL}) == 0;
 }
 
 static bool plain_submit_read(const char *line, size_t len, plain_submit_t *p) {
