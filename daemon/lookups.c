@@ -131,18 +131,18 @@ void tr_lookups_settle(tr_lookups_t *l, uint64_t through) {
 
 /* ---- the writes ---- */
 
-/* One short transaction, not fsynced (the rows are rebuilt from the
- * journal): `rows`, or with rows == NULL the journal's entries
- * after..through read back; the mark moved when `through` is set. */
-static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, bool by_id, uint64_t after,
-                     uint64_t through) {
+/* One short transaction of this writer, not fsynced (the rows are rebuilt
+ * from the journal), under the database's write lock, which the journal
+ * gets back after it: txn_begin, the statements, then txn_end with their
+ * verdict, which commits or rolls back (a damaged database halts the node). */
+static int txn_begin(tr_lookups_t *l) {
   int rc = l->durable ? tr_store_set_durable(l->conn, false) : 0;
   if (rc == 0) l->durable = false;
   tr_sequencer_behind_lock(l->seq);
-  if (rc == 0) rc = tr_store_begin(l->conn);
-  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(l->conn, after, through);
-  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(l->conn, rows, n, by_id);
-  if (rc == 0 && rows != NULL && through > 0) rc = tr_store_lookups_mark_move(l->conn, after, through);
+  return rc == 0 ? tr_store_begin(l->conn) : rc;
+}
+
+static int txn_end(tr_lookups_t *l, int rc, const char *doing) {
   if (rc == 0) rc = tr_store_commit(l->conn);
   if (rc != 0) {
     char why[400];
@@ -151,12 +151,23 @@ static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, boo
     tr_store_rollback(l->conn);
     tr_sequencer_behind_unlock(l->seq);
     atomic_fetch_add(&l->stats.errors, 1);
-    if (fatal) tr_sequencer_halt(l->seq, "writing the lookup tables", why);
-    else log_error("lookups", "writing the lookup tables failed: %s; retrying from the journal", why);
+    if (fatal) tr_sequencer_halt(l->seq, doing, why);
+    else log_error("lookups", "%s failed: %s; retrying from the journal", doing, why);
     return rc;
   }
   tr_sequencer_behind_unlock(l->seq);
   return 0;
+}
+
+/* `rows`, or with rows == NULL the journal's entries after..through read
+ * back; the mark moved when `through` is set. */
+static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, bool by_id, uint64_t after,
+                     uint64_t through) {
+  int rc = txn_begin(l);
+  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(l->conn, after, through);
+  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(l->conn, rows, n, by_id);
+  if (rc == 0 && rows != NULL && through > 0) rc = tr_store_lookups_mark_move(l->conn, after, through);
+  return txn_end(l, rc, "writing the lookup tables");
 }
 
 /* Brings the tables from `mark` towards `target` with the taken run
@@ -186,6 +197,34 @@ static uint64_t write_run(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint
     }
   }
   return through;
+}
+
+/* ---- the two levels (schema 007) ---- */
+
+/* Whether the small level holds enough to merge: a sixteenth of the large
+ * one, and at least a run's worth (tr_limits.h). */
+static bool merge_due(uint64_t recent_rows, uint64_t mark) {
+  uint64_t large = mark > recent_rows ? mark - recent_rows : 0;
+  return recent_rows >= TR_LOOKUP_MERGE_MIN && recent_rows >= large / TR_LOOKUP_MERGE_RATIO;
+}
+
+/* Moves the small level's rows up to `mark` into the large one, lowest keys
+ * first, TR_LOOKUP_CHUNK_ROWS a transaction: each is a key range of its
+ * own, so a page of the large level is written about once a merge, and the
+ * journal's commit waits for one at most.  A failed step leaves the rest
+ * for the next run: every row is in one level or the other either way. */
+static void merge(tr_lookups_t *l, uint64_t mark) {
+  for (int by_id = 0; by_id < 2; by_id++) {
+    size_t moved = TR_LOOKUP_CHUNK_ROWS;
+    while (moved == TR_LOOKUP_CHUNK_ROWS) {
+      int rc = txn_begin(l);
+      if (rc == 0) rc = tr_store_lookups_merge_step(l->conn, by_id, mark, TR_LOOKUP_CHUNK_ROWS, &moved);
+      if (txn_end(l, rc, "merging the lookup tables") != 0) return;
+    }
+  }
+  atomic_fetch_add(&l->stats.merges, 1);
+  uint64_t left = 0; /* rows after the mark stay (a run cut short) */
+  if (tr_store_lookups_recent_rows(l->conn, &left) == 0) l->recent_rows = left;
 }
 
 /* ---- account history ---- */
@@ -323,6 +362,8 @@ static void lookups_main(void *arg) {
     uint64_t t0 = tr_clock_ns();
     uint64_t reached = write_run(l, rows, n, mark, target);
     atomic_store(&l->stats.through, reached);
+    l->recent_rows += reached - mark;
+    if (!stopping && merge_due(l->recent_rows, reached)) merge(l, reached);
     atomic_fetch_add(&l->stats.write_ns, tr_clock_ns() - t0);
 
     uv_mutex_lock(&l->mu);
@@ -381,6 +422,8 @@ int tr_lookups_start(tr_lookups_t *l, const char *db_path, struct tr_sequencer *
   int rc = tr_store_open(db_path, 0, &l->conn, err, errlen);
   if (rc == 0 && (rc = tr_store_lookups_mark(l->conn, &mark)) != 0)
     snprintf(err, errlen, "cannot read the lookup mark: %s", tr_store_error_text(l->conn, rc));
+  if (rc == 0 && (rc = tr_store_lookups_recent_rows(l->conn, &l->recent_rows)) != 0)
+    snprintf(err, errlen, "cannot count the small level of the lookup tables: %s", tr_store_error_text(l->conn, rc));
   atomic_store(&l->stats.through, mark);
   l->fed_through = mark;
   if (rc == 0) rc = tr_store_open(db_path, 0, &l->hist_conn, err, errlen);

@@ -6,8 +6,12 @@
  * tx.get and tx.find read entry_txids and entry_ids (8-byte key prefixes,
  * schema 005) up to lookup_progress, then scan the journal after that mark
  * (tr_query.c).  Their rows are written late and sorted, TR_LOOKUP_WRITE_EVERY
- * entries a time, in transactions of TR_LOOKUP_CHUNK_ROWS, so each page is
- * written about once a run.  That work was a quarter of the derived
+ * entries a time, in transactions of TR_LOOKUP_CHUNK_ROWS, into a small
+ * level of each table (schema 007), so each of its pages is written about
+ * once a run; once it holds a sixteenth as many rows as the large level it
+ * is merged into it, a key range a transaction, so each page of the large
+ * level is written about once a merge, not once a run (the keys are random:
+ * a run into a million rows wrote a page a row).  That work was a quarter of the derived
  * writer's CPU; on this thread (tr-lookups), with its own connection, it
  * is a stage of the pipeline of its own and no longer adds to the busiest.
  *
@@ -48,6 +52,7 @@ typedef struct {
   atomic_ullong through;  /* the lookup tables reach this seq (lookup_progress) */
   atomic_ullong write_ns; /* time spent writing them */
   atomic_ullong errors;   /* failed transactions (retried from the journal; node.status derived.errors) */
+  atomic_ullong merges;   /* merges of the small level into the large one, completed */
   atomic_ullong history_through;  /* account history reaches this seq (history_progress) */
   atomic_ullong history_write_ns; /* time spent writing it */
   atomic_bool history_failing;    /* its last write failed: queries waiting for it are told */
@@ -72,6 +77,7 @@ typedef struct tr_lookups {
 
   tr_store_t *conn;           /* this thread's own connection */
   bool durable;               /* its commits fsync: set off at the first write */
+  uint64_t recent_rows;       /* rows in the tables' small level, as counted (this thread's) */
   tr_lookup_row_t *work;      /* the run being written (this thread's) */
   size_t work_cap;
   tr_delta_history_t *hist_work; /* the history rows being written (tr-history's) */

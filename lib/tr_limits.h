@@ -94,6 +94,14 @@
 #define TR_LOOKUP_WRITE_EVERY    8192u
 #define TR_LOOKUP_WRITE_MAX      65536u
 #define TR_LOOKUP_CHUNK_ROWS     1024u   /* rows a transaction of the late write: the journal waits for one at most */
+/* The runs go into the small level of each lookup table (schema 007), and
+ * its rows are merged into the large one, TR_LOOKUP_CHUNK_ROWS a
+ * transaction, once it holds a sixteenth as many as the large one and at
+ * least a run's worth.  A run then dirties the small level's pages, a
+ * merge each page of the large one about once: ~0.12 pages written a row
+ * at 10^6 entries, where runs straight into the large level wrote ~1. */
+#define TR_LOOKUP_MERGE_RATIO    16u
+#define TR_LOOKUP_MERGE_MIN      TR_LOOKUP_WRITE_EVERY
 /* Account history rows fed to tr-lookups and not yet written (~40 B a row):
  * they are written after every derived write, so this many means writes
  * keep failing; past it they are read back from the journal instead. */

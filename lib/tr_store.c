@@ -509,6 +509,26 @@ static int merkle_store_nodes(tr_store_t *s, uint64_t leaf_index, const uint8_t 
   return rc;
 }
 
+static void bind_txid_row(sqlite3_stmt *st, int first, const void *row) {
+  const tr_lookup_row_t *r = row;
+  sqlite3_bind_blob(st, first, r->txid8, 8, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first + 1, (sqlite3_int64)r->seq);
+}
+
+static void bind_id_row(sqlite3_stmt *st, int first, const void *row) {
+  const tr_lookup_row_t *r = row;
+  sqlite3_bind_blob(st, first, r->signer8, 8, SQLITE_STATIC);
+  sqlite3_bind_text(st, first + 1, r->tx_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first + 2, (sqlite3_int64)r->seq);
+}
+
+/* Rows go into the small level of each lookup table (schema 007); only a
+ * merge writes the large one. */
+#define TXID_ROWS "INSERT OR IGNORE INTO entry_txids_recent (txid8, seq) VALUES "
+#define ID_ROWS "INSERT OR IGNORE INTO entry_ids_recent (signer8, tx_id, seq) VALUES "
+static const tr_store_rows_t TXID_ROWS_SPEC = {TXID_ROWS "(?,?)", TXID_ROWS TR_SQL_X32("(?,?)"), 2, bind_txid_row, NULL};
+static const tr_store_rows_t ID_ROWS_SPEC = {ID_ROWS "(?,?,?)", ID_ROWS TR_SQL_X32("(?,?,?)"), 3, bind_id_row, NULL};
+
 /* The SQLite state path (genesis, offline tools) writes an entry's lookup
  * rows with it, and moves the mark when it was complete up to the entry
  * before: that path has no writer behind to write them late. */
@@ -539,12 +559,13 @@ int tr_store_lookups_mark(tr_store_t *s, uint64_t *seq) {
 }
 
 /* Sorted by key, so a run of thousands of entries dirties each page of the
- * two tables about once; the entries are recent, so read from the cache. */
+ * two small tables about once; the entries are recent, so read from the
+ * cache. */
 int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through) {
   static const char *const sql[] = {
-      "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT substr(txid, 1, 8), seq FROM entries"
+      "INSERT OR IGNORE INTO entry_txids_recent (txid8, seq) SELECT substr(txid, 1, 8), seq FROM entries"
       " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2",
-      "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT substr(signer, 1, 8), tx_id, seq FROM entries"
+      "INSERT OR IGNORE INTO entry_ids_recent (signer8, tx_id, seq) SELECT substr(signer, 1, 8), tx_id, seq FROM entries"
       " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3",
   };
   int rc = 0;
@@ -558,26 +579,68 @@ int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through) {
   return rc == 0 ? tr_store_lookups_mark_move(s, after, through) : rc;
 }
 
-static void bind_txid_row(sqlite3_stmt *st, int first, const void *row) {
-  const tr_lookup_row_t *r = row;
-  sqlite3_bind_blob(st, first, r->txid8, 8, SQLITE_STATIC);
-  sqlite3_bind_int64(st, first + 1, (sqlite3_int64)r->seq);
-}
-
-static void bind_id_row(sqlite3_stmt *st, int first, const void *row) {
-  const tr_lookup_row_t *r = row;
-  sqlite3_bind_blob(st, first, r->signer8, 8, SQLITE_STATIC);
-  sqlite3_bind_text(st, first + 1, r->tx_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, first + 2, (sqlite3_int64)r->seq);
-}
-
-#define TXID_ROWS "INSERT OR IGNORE INTO entry_txids (txid8, seq) VALUES "
-#define ID_ROWS "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) VALUES "
-static const tr_store_rows_t TXID_ROWS_SPEC = {TXID_ROWS "(?,?)", TXID_ROWS TR_SQL_X32("(?,?)"), 2, bind_txid_row, NULL};
-static const tr_store_rows_t ID_ROWS_SPEC = {ID_ROWS "(?,?,?)", ID_ROWS TR_SQL_X32("(?,?,?)"), 3, bind_id_row, NULL};
-
 int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id) {
   return tr_store_insert_rows(s, by_id ? &ID_ROWS_SPEC : &TXID_ROWS_SPEC, rows, sizeof *rows, n);
+}
+
+int tr_store_lookups_recent_rows(tr_store_t *s, uint64_t *rows) {
+  sqlite3_stmt *st = stmt_get(s, "SELECT count(*) FROM entry_txids_recent");
+  int rc = step_row(st);
+  if (rc == 0) *rows = (uint64_t)sqlite3_column_int64(st, 0);
+  if (rc == 0) sqlite3_reset(st);
+  return rc == TR_ENOT_FOUND ? TR_EIO : rc; /* count(*) always has its row */
+}
+
+/* One key range of a merge: the lowest-keyed rows up to the mark, found
+ * with one probe for the range's last key (none: every row left), moved by
+ * two statements over the small table's primary key.  Rows after the mark
+ * stay small (a cut-short run; they are written again, and the large level
+ * holds only entries up to the mark). */
+typedef struct {
+  const char *last, *move_to, *drop_to, *move_all, *drop_all;
+  int key_cols;
+} merge_sql_t;
+static const merge_sql_t MERGE_SQL[2] = {
+    {"SELECT txid8, seq FROM entry_txids_recent WHERE seq <= ?1 ORDER BY txid8, seq LIMIT 1 OFFSET ?2",
+     "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT txid8, seq FROM entry_txids_recent"
+     " WHERE (txid8, seq) <= (?2, ?3) AND seq <= ?1 ORDER BY txid8, seq",
+     "DELETE FROM entry_txids_recent WHERE (txid8, seq) <= (?2, ?3) AND seq <= ?1",
+     "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT txid8, seq FROM entry_txids_recent"
+     " WHERE seq <= ?1 ORDER BY txid8, seq",
+     "DELETE FROM entry_txids_recent WHERE seq <= ?1", 2},
+    {"SELECT signer8, tx_id, seq FROM entry_ids_recent WHERE seq <= ?1 ORDER BY signer8, tx_id, seq LIMIT 1 OFFSET ?2",
+     "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT signer8, tx_id, seq FROM entry_ids_recent"
+     " WHERE (signer8, tx_id, seq) <= (?2, ?3, ?4) AND seq <= ?1 ORDER BY signer8, tx_id, seq",
+     "DELETE FROM entry_ids_recent WHERE (signer8, tx_id, seq) <= (?2, ?3, ?4) AND seq <= ?1",
+     "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT signer8, tx_id, seq FROM entry_ids_recent"
+     " WHERE seq <= ?1 ORDER BY signer8, tx_id, seq",
+     "DELETE FROM entry_ids_recent WHERE seq <= ?1", 3},
+};
+
+int tr_store_lookups_merge_step(tr_store_t *s, bool by_id, uint64_t mark, size_t max_rows, size_t *moved) {
+  *moved = 0;
+  if (max_rows == 0) return TR_EARG;
+  const merge_sql_t *q = &MERGE_SQL[by_id];
+  sqlite3_stmt *last = stmt_get(s, q->last);
+  if (last == NULL) return TR_EIO;
+  sqlite3_bind_int64(last, 1, (sqlite3_int64)mark);
+  sqlite3_bind_int64(last, 2, (sqlite3_int64)(max_rows - 1));
+  int rc = step_row(last), bounded = rc == 0;
+  if (rc != 0 && rc != TR_ENOT_FOUND) return rc;
+  sqlite3_stmt *move = stmt_get(s, bounded ? q->move_to : q->move_all);
+  sqlite3_stmt *drop = stmt_get(s, bounded ? q->drop_to : q->drop_all);
+  rc = move != NULL && drop != NULL ? 0 : TR_EIO;
+  for (int i = 0; i < 2 && rc == 0; i++) {
+    sqlite3_stmt *st = i == 0 ? move : drop;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)mark);
+    for (int c = 0; bounded && c < q->key_cols && rc == 0; c++)
+      if (sqlite3_bind_value(st, 2 + c, sqlite3_column_value(last, c)) != SQLITE_OK) rc = TR_ENOMEM;
+  }
+  if (bounded) sqlite3_reset(last);
+  if (rc == 0) rc = tr_store_step_done(move);
+  if (rc == 0) rc = tr_store_step_done(drop);
+  if (rc == 0) *moved = (size_t)sqlite3_changes(s->db);
+  return rc;
 }
 
 int tr_store_lookups_mark_move(tr_store_t *s, uint64_t after, uint64_t through) {
@@ -696,14 +759,15 @@ int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry
   return rc;
 }
 
-/* Both lookups: the lookup table's candidates (8-byte prefixes), each
- * confirmed on its entry, then the entries after the lookup mark (at most
+/* Both lookups: each level's candidates (8-byte prefixes), each confirmed
+ * on its entry, then the entries after the lookup mark (at most
  * TR_LOOKUP_WRITE_EVERY plus the writer's lag), scanned by seq. */
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq) {
   sqlite3_stmt *st = stmt_get(s,
-      "SELECT e.seq FROM entry_txids t JOIN entries e ON e.seq = t.seq WHERE t.txid8 = substr(?1, 1, 8)"
-      " AND e.txid = ?1 UNION ALL SELECT seq FROM entries WHERE seq > (SELECT seq FROM lookup_progress WHERE id = 1)"
-      " AND txid = ?1 LIMIT 1");
+      "SELECT e.seq FROM entry_txids_recent t JOIN entries e ON e.seq = t.seq WHERE t.txid8 = substr(?1, 1, 8)"
+      " AND e.txid = ?1 UNION ALL SELECT e.seq FROM entry_txids t JOIN entries e ON e.seq = t.seq"
+      " WHERE t.txid8 = substr(?1, 1, 8) AND e.txid = ?1 UNION ALL SELECT seq FROM entries"
+      " WHERE seq > (SELECT seq FROM lookup_progress WHERE id = 1) AND txid = ?1 LIMIT 1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, txid, 32, SQLITE_STATIC);
   int rc = step_row(st);
@@ -715,8 +779,10 @@ int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq)
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,
                                 uint8_t txid[32]) {
   sqlite3_stmt *st = stmt_get(s,
-      "SELECT e.seq, e.txid FROM entry_ids i JOIN entries e ON e.seq = i.seq WHERE i.signer8 = substr(?1, 1, 8)"
-      " AND i.tx_id = ?2 AND e.signer = ?1 AND e.tx_id = ?2 UNION ALL SELECT seq, txid FROM entries"
+      "SELECT e.seq, e.txid FROM entry_ids_recent i JOIN entries e ON e.seq = i.seq WHERE i.signer8 = substr(?1, 1, 8)"
+      " AND i.tx_id = ?2 AND e.signer = ?1 AND e.tx_id = ?2 UNION ALL SELECT e.seq, e.txid FROM entry_ids i"
+      " JOIN entries e ON e.seq = i.seq WHERE i.signer8 = substr(?1, 1, 8) AND i.tx_id = ?2 AND e.signer = ?1"
+      " AND e.tx_id = ?2 UNION ALL SELECT seq, txid FROM entries"
       " WHERE seq > (SELECT seq FROM lookup_progress WHERE id = 1) AND signer = ?1 AND tx_id = ?2 LIMIT 1");
   if (st == NULL) return TR_EIO;
   sqlite3_bind_blob(st, 1, signer->b, 32, SQLITE_STATIC);

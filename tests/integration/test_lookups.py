@@ -5,6 +5,9 @@ history, written by it at once:
 
   * past TR_LOOKUP_WRITE_EVERY (8,192) entries the tables follow, and once the
     node is idle they reach the derived mark, however few entries lag;
+  * each table has two levels (schema 007): the first run, TR_LOOKUP_MERGE_MIN
+    rows with the large level empty, is merged into it; every entry up to the
+    mark has its row in exactly one level;
   * tx.get and tx.find find every entry, before the lookup mark (the tables)
     and after it (the journal's tail); an unknown txid or (signer, id) is
     -32004; node.status shows lookups <= written <= size;
@@ -105,6 +108,26 @@ def all_found(node, sent, what):
             % (what, len(sent), min(300, len(sent)) + 50), bad[:3])
 
 
+def levels_hold_one_row_each(node, merged):
+    """Schema 007: every entry's row in exactly one level of each table; the
+    first run (TR_LOOKUP_MERGE_MIN rows, the large level empty) merged."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(node.datadir, "tranche.db"), uri=True)
+    try:
+        mark = db.execute("SELECT seq FROM lookup_progress").fetchone()[0]
+        got = {}
+        for t in ("entry_txids", "entry_ids"):
+            large = db.execute("SELECT count(*), coalesce(max(seq), 0) FROM %s" % t).fetchone()
+            small = db.execute("SELECT count(*) FROM %s_recent WHERE seq <= ?" % t, (mark,)).fetchone()[0]
+            both = db.execute("SELECT count(*) FROM %s JOIN %s_recent USING (seq)" % (t, t)).fetchone()[0]
+            got[t] = (large[0], large[1], small, both)
+    finally:
+        db.close()
+    ok = all(large + small == mark and top <= mark and both == 0 and (large >= WRITE_EVERY) == merged
+             for large, top, small, both in got.values())
+    T.check(ok, "each entry up to the lookup mark %d has its row in one level of each table, the first run %s"
+            % (mark, "merged into the large one" if merged else "not merged"), got)
+
+
 def history_sees_receipts(node, rounds=40):
     """account.history, asked on another connection right after a receipt,
     lists that entry: the query waits for account history (tr-lookups) as
@@ -173,6 +196,7 @@ def main():
         opened = history_sees_receipts(node)
         st = wait_lookups_caught_up(node)
         T.check(st is not None, "idle, the lookup tables reach the derived mark and the journal's size")
+        levels_hold_one_row_each(node, merged=True)
         all_found(node, sent, "after a run and the idle write")
         unknown_not_found(node)
 

@@ -685,20 +685,27 @@ static long long sql_int_attached(const char *a, const char *b, const char *sql)
   return v;
 }
 
-/* Every row of every state table is the same in both files. */
+/* Every row of every state table is the same in both files; a lookup
+ * table's rows in either of its two levels (schema 007). */
 static long long tables_differ(const char *a, const char *b) {
   static const char *const tables[] = {"meta", "accounts", "assets", "holdings", "account_entries", "receipts",
                                        "distributions", "payouts", "merkle_nodes", "entry_txids", "entry_ids",
                                        "lookup_progress"};
   long long rows = 0;
   for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
-    char q[512];
+    const char *t = tables[i];
+    bool leveled = strncmp(t, "entry_", 6) == 0;
+    char mine[160], theirs[160], q[1024];
+    snprintf(mine, sizeof mine, leveled ? "SELECT * FROM (SELECT * FROM %s UNION ALL SELECT * FROM %s_recent)"
+                                        : "SELECT * FROM %s", t, t);
+    snprintf(theirs, sizeof theirs,
+             leveled ? "SELECT * FROM (SELECT * FROM other.%s UNION ALL SELECT * FROM other.%s_recent)"
+                     : "SELECT * FROM other.%s", t, t);
     snprintf(q, sizeof q,
-             "SELECT (SELECT count(*) FROM (SELECT * FROM %s EXCEPT SELECT * FROM other.%s))"
-             " + (SELECT count(*) FROM (SELECT * FROM other.%s EXCEPT SELECT * FROM %s))",
-             tables[i], tables[i], tables[i], tables[i]);
+             "SELECT (SELECT count(*) FROM (%s EXCEPT %s)) + (SELECT count(*) FROM (%s EXCEPT %s))", mine, theirs,
+             theirs, mine);
     long long d = sql_int_attached(a, b, q);
-    if (d != 0) printf("# table %s: %lld rows differ\n", tables[i], d);
+    if (d != 0) printf("# table %s: %lld rows differ\n", t, d);
     rows += d < 0 ? 1 : d;
   }
   return rows;
@@ -933,8 +940,13 @@ int main(void) {
      "an append-only trigger dropped, every row intact", 0},
     {"CREATE INDEX extra ON entries (time)", NULL, "index extra (not tranche's)", "an index added", 0},
     {"INSERT INTO meta (key, value) VALUES ('zz', 'extra')", NULL, "meta", "a meta row added", 0},
-    {"UPDATE entry_txids SET seq = seq + 1 WHERE seq = 5", NULL, "entry_txids", "a txid lookup row moved", 0},
-    {"DELETE FROM entry_ids WHERE seq = 7", NULL, "entry_ids", "a (signer, id) lookup row deleted", 0},
+    {"UPDATE entry_txids_recent SET seq = seq + 1 WHERE seq = 5", NULL, "entry_txids", "a txid lookup row moved", 0},
+    {"DELETE FROM entry_ids_recent WHERE seq = 7", NULL, "entry_ids", "a (signer, id) lookup row deleted", 0},
+    {"INSERT INTO entry_txids SELECT * FROM entry_txids_recent WHERE seq = 5", NULL, "entry_txids",
+     "a txid lookup row in both levels", 0},
+    {"UPDATE lookup_progress SET seq = 10; INSERT INTO entry_ids SELECT * FROM entry_ids_recent WHERE seq = 12;"
+     " DELETE FROM entry_ids_recent WHERE seq = 12",
+     NULL, "entry_ids", "a (signer, id) lookup row past the mark in the large level", 0},
     {"UPDATE lookup_progress SET seq = seq + 1", NULL, "lookup_progress", "lookups said to reach past the journal", 0},
     {"UPDATE accounts SET frozen = 1 - frozen WHERE id IN (SELECT id FROM accounts ORDER BY id LIMIT 1)", NULL,
      "accounts", "an account's frozen flag changed", 0},
@@ -1028,8 +1040,8 @@ int main(void) {
    * both sides of the mark; the late write brings the tables to the
    * SQLite path's rows.  Each lookup confirms the whole key on the entry. */
   copy_db(path, dir, "edit.db", copy, sizeof copy);
-  TR_CHECK(sql_exec(copy, "UPDATE lookup_progress SET seq = 20; DELETE FROM entry_txids WHERE seq > 20;"
-                          " DELETE FROM entry_ids WHERE seq > 20") == SQLITE_OK,
+  TR_CHECK(sql_exec(copy, "UPDATE lookup_progress SET seq = 20; DELETE FROM entry_txids_recent WHERE seq > 20;"
+                          " DELETE FROM entry_ids_recent WHERE seq > 20") == SQLITE_OK,
            "a copy whose lookup rows reach entry 20 only");
   rc = tr_ledger_replay(copy, NULL, NULL, &rep);
   TR_CHECK(rc == 0, "lookup rows written only through entry 20 replay clean (%s)", rep.message);
@@ -1038,6 +1050,25 @@ int main(void) {
     char err[256] = "";
     rc = tr_store_open(copy, 0, &s, err, sizeof err);
     TR_CHECK(rc == 0, "opened the lagging copy (%s)", err);
+    /* The two levels (schema 007): the small one merged into the large one
+     * a key range a step, then the late write into the small one again, so
+     * the probes below find entries in the large level (2, 10, 20), in the
+     * small one (21, k, size after the write) and after the mark (before). */
+    for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
+      size_t first = 0, second = 0;
+      rc = tr_store_begin(s);
+      if (rc == 0) rc = tr_store_lookups_merge_step(s, by_id, 20, 8, &first);
+      if (rc == 0) rc = tr_store_lookups_merge_step(s, by_id, 20, 1000, &second);
+      if (rc == 0) rc = tr_store_commit(s);
+      TR_CHECK(rc == 0 && first == 8 && second == 12, "a merge of %s moves 8, then the other 12 rows (%zu, %zu)",
+               by_id ? "entry_ids" : "entry_txids", first, second);
+    }
+    uint64_t recent = 1;
+    TR_CHECK(tr_store_lookups_recent_rows(s, &recent) == 0 && recent == 0 &&
+                 sql_int(copy, "SELECT count(*) FROM entry_txids") == 20 &&
+                 sql_int(copy, "SELECT count(*) FROM entry_ids WHERE seq <= 20") == 20,
+             "after the merge the large level holds the 20 rows, the small one none (%llu)",
+             (unsigned long long)recent);
     uint64_t probes[] = {2, 10, 20, 21, k, size}, mark = 0;
     for (size_t i = 0; rc == 0 && i < ARRAY_LEN(probes); i++) {
       tr_entry_t e;
@@ -1054,21 +1085,50 @@ int main(void) {
     uint8_t unknown[32] = {0};
     uint64_t none = 0;
     TR_CHECK(tr_store_entry_by_txid(s, unknown, &none) == TR_ENOT_FOUND, "an unknown txid is not found");
-    TR_CHECK(tr_store_lookups_write(s, 19, size) == TR_ECORRUPT,
+    rc = tr_store_begin(s);
+    TR_CHECK(rc == 0 && tr_store_lookups_write(s, 19, size) == TR_ECORRUPT,
              "a late write that does not start at the mark is refused");
+    tr_store_rollback(s); /* its rows with it, as the writer does */
     rc = tr_store_begin(s);
     if (rc == 0) rc = tr_store_lookups_write(s, 20, size);
     if (rc == 0) rc = tr_store_commit(s);
     if (rc == 0) rc = tr_store_lookups_mark(s, &mark);
     TR_CHECK(rc == 0 && mark == size, "the late write brings the mark to the head (%llu)", (unsigned long long)mark);
+    for (size_t i = 3; rc == 0 && i < ARRAY_LEN(probes); i++) {
+      tr_entry_t e;
+      uint64_t by_txid = 0, by_id = 0;
+      int a = tr_store_entry_get(s, probes[i], &e);
+      if (a == 0) a = tr_store_entry_by_txid(s, e.txid, &by_txid);
+      if (a == 0) a = tr_store_entry_by_signer_id(s, &e.signer, e.tx_id, &by_id, NULL);
+      TR_CHECK(a == 0 && by_txid == probes[i] && by_id == probes[i],
+               "entry %llu found by txid and by (signer, id) in the small level (%s)", (unsigned long long)probes[i],
+               tr_strerror(a));
+      if (a == 0) tr_entry_clear(&e);
+    }
     tr_store_close(s);
   }
   TR_CHECK(tables_differ(path, copy) == 0, "after it the lookup tables equal the SQLite path's");
+  rc = tr_ledger_replay(copy, NULL, NULL, &rep);
+  TR_CHECK(rc == 0, "rows in both levels, none in both, replay clean (%s)", rep.message);
   copy_db(path, dir, "edit.db", copy, sizeof copy);
   TR_CHECK(sql_exec(copy, "UPDATE lookup_progress SET seq = 20") == SQLITE_OK,
            "a copy as a late write killed part-way leaves it: rows past the mark, the mark not moved");
   rc = tr_ledger_replay(copy, NULL, NULL, &rep);
   TR_CHECK(rc == 0, "lookup rows past their mark, each naming its entry, replay clean (%s)", rep.message);
+  {
+    tr_store_t *s = NULL;
+    char err[256] = "";
+    size_t moved = 0;
+    rc = tr_store_open(copy, 0, &s, err, sizeof err);
+    if (rc == 0) rc = tr_store_begin(s);
+    if (rc == 0) rc = tr_store_lookups_merge_step(s, false, 20, 1000, &moved);
+    if (rc == 0) rc = tr_store_commit(s);
+    tr_store_close(s);
+    TR_CHECK(rc == 0 && moved == 20 && sql_int(copy, "SELECT max(seq) FROM entry_txids") == 20,
+             "a merge moves only the rows up to the mark; those past it stay small (%zu moved)", moved);
+    rc = tr_ledger_replay(copy, NULL, NULL, &rep);
+    TR_CHECK(rc == 0, "then it replays clean (%s)", rep.message);
+  }
   copy_db(path, dir, "edit.db", copy, sizeof copy);
   {
     /* a row that names entry k+1 under entry k's txid prefix: lookups of
@@ -1099,6 +1159,7 @@ int main(void) {
   copy_db(path, dir, "edit.db", copy, sizeof copy);
   TR_CHECK(sql_exec(copy,
                     "DROP TABLE entry_txids; DROP TABLE entry_ids; DROP TABLE lookup_progress;"
+                    " DROP TABLE entry_txids_recent; DROP TABLE entry_ids_recent;"
                     " CREATE TABLE entries_v4 (seq INTEGER PRIMARY KEY CHECK (seq >= 1),"
                     " time INTEGER NOT NULL CHECK (time >= 0), prev BLOB NOT NULL CHECK (length(prev) = 32),"
                     " hash BLOB NOT NULL CHECK (length(hash) = 32),"
@@ -1134,6 +1195,8 @@ int main(void) {
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT 1, seq / 2 - 1, hash FROM entries WHERE seq % 2 = 0;"
                     " INSERT INTO merkle_nodes (level, idx, hash) SELECT 3, seq / 8 - 1, hash FROM entries WHERE seq % 8 = 0;"
                     " INSERT INTO merkle_nodes (level, idx, hash) SELECT 5, seq / 32 - 1, hash FROM entries WHERE seq % 32 = 0;"
+                    " INSERT INTO entry_txids SELECT * FROM entry_txids_recent; DROP TABLE entry_txids_recent;"
+                    " INSERT INTO entry_ids SELECT * FROM entry_ids_recent; DROP TABLE entry_ids_recent;"
                     " PRAGMA user_version = 5") == SQLITE_OK &&
                sql_int(copy, "SELECT count(*) FROM merkle_nodes WHERE level % 2 != 0") > (long long)size / 2,
            "a copy made a schema-005 database, with nodes at every level");
@@ -1146,6 +1209,24 @@ int main(void) {
   TR_CHECK(rc == 0, "the 006-migrated copy replays clean (%s)", rep.message);
   TR_CHECK(sql_exec(copy, "DELETE FROM merkle_nodes WHERE level = 4") != SQLITE_OK,
            "the append-only trigger on merkle_nodes is back after the migration");
+
+  /* A database of schema 006 had one level of each lookup table, and a run
+   * cut short there left rows past the mark in it: 007 moves those into
+   * the small level (the large one holds only rows up to the mark). */
+  copy_db(path, dir, "edit.db", copy, sizeof copy);
+  TR_CHECK(sql_exec(copy, "INSERT INTO entry_txids SELECT * FROM entry_txids_recent; DROP TABLE entry_txids_recent;"
+                          " INSERT INTO entry_ids SELECT * FROM entry_ids_recent; DROP TABLE entry_ids_recent;"
+                          " UPDATE lookup_progress SET seq = seq - 3; PRAGMA user_version = 6") == SQLITE_OK,
+           "a copy made a schema-006 database, its lookup rows 3 entries past the mark");
+  migrate(copy);
+  TR_CHECK(sql_int(copy, "PRAGMA user_version") == tr_store_schema_version() &&
+               sql_int(copy, "SELECT count(*) FROM entry_txids") == (long long)size - 3 &&
+               sql_int(copy, "SELECT count(*) FROM entry_ids_recent WHERE seq > " /* the mark */
+                             "(SELECT seq FROM lookup_progress)") == 3 &&
+               sql_int(copy, "SELECT count(*) FROM entry_txids_recent") == 3,
+           "after it: the current version, the rows up to the mark large, the 3 past it small");
+  rc = tr_ledger_replay(copy, NULL, NULL, &rep);
+  TR_CHECK(rc == 0, "the 006-migrated copy replays clean (%s)", rep.message);
 
   /* clean up the temp dir */
   static const char *const names[] = {"tranche.db", "copy.db", "tx.db", "genesis.db", "edit.db"};
