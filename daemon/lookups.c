@@ -159,13 +159,25 @@ static int txn_end(tr_lookups_t *l, int rc, const char *doing) {
   return 0;
 }
 
+/* The level a write goes into (schema 007, tr_limits.h): the large one
+ * while it is small enough that a run dirties few of its pages; past that,
+ * the small one, merged into it at a ratio of their sizes. */
+static uint64_t large_rows(const tr_lookups_t *l, uint64_t mark) {
+  return mark > l->recent_rows ? mark - l->recent_rows : 0;
+}
+
+static bool into_large(const tr_lookups_t *l, uint64_t mark) {
+  return large_rows(l, mark) < l->seq->lookup_two_levels_from;
+}
+
 /* `rows`, or with rows == NULL the journal's entries after..through read
- * back; the mark moved when `through` is set. */
-static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, bool by_id, uint64_t after,
+ * back, into the large level or the small one; the mark moved when
+ * `through` is set. */
+static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, bool by_id, bool large, uint64_t after,
                      uint64_t through) {
   int rc = txn_begin(l);
-  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(l->conn, after, through);
-  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(l->conn, rows, n, by_id);
+  if (rc == 0 && rows == NULL) rc = tr_store_lookups_write(l->conn, after, through, large);
+  if (rc == 0 && rows != NULL) rc = tr_store_lookup_rows_put(l->conn, rows, n, by_id, large);
   if (rc == 0 && rows != NULL && through > 0) rc = tr_store_lookups_mark_move(l->conn, after, through);
   return txn_end(l, rc, "writing the lookup tables");
 }
@@ -177,12 +189,13 @@ static int write_txn(tr_lookups_t *l, const tr_lookup_row_t *rows, size_t n, boo
  * about once and the journal's commit never waits for more than one), the
  * last moving the mark.  Returns the new mark (the old one on failure:
  * rows already in are skipped next time). */
-static uint64_t write_run(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint64_t mark, uint64_t target) {
+static uint64_t write_run_into(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint64_t mark, uint64_t target,
+                               bool large) {
   while (n > 0 && rows[0].seq <= mark) rows++, n--; /* in already */
   uint64_t before = n > 0 ? rows[0].seq - 1 : target;
   if (before > mark) {
     uint64_t to = before - mark > TR_LOOKUP_WRITE_MAX ? mark + TR_LOOKUP_WRITE_MAX : before;
-    if (write_txn(l, NULL, 0, false, mark, to) != 0) return mark;
+    if (write_txn(l, NULL, 0, false, large, mark, to) != 0) return mark;
     mark = to;
     if (mark < before) return mark; /* the run waits for the journal's turn again: it is read back then */
   }
@@ -193,38 +206,48 @@ static uint64_t write_run(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint
     for (size_t at = 0; at < n; at += TR_LOOKUP_CHUNK_ROWS) {
       size_t k = n - at < TR_LOOKUP_CHUNK_ROWS ? n - at : TR_LOOKUP_CHUNK_ROWS;
       bool last = by_id && at + k == n;
-      if (write_txn(l, rows + at, k, by_id, mark, last ? through : 0) != 0) return mark;
+      if (write_txn(l, rows + at, k, by_id, large, mark, last ? through : 0) != 0) return mark;
     }
   }
   return through;
 }
 
-/* ---- the two levels (schema 007) ---- */
-
-/* Whether the small level holds enough to merge: a sixteenth of the large
- * one, and at least a run's worth (tr_limits.h). */
-static bool merge_due(uint64_t recent_rows, uint64_t mark) {
-  uint64_t large = mark > recent_rows ? mark - recent_rows : 0;
-  return recent_rows >= TR_LOOKUP_MERGE_MIN && recent_rows >= large / TR_LOOKUP_MERGE_RATIO;
+static uint64_t write_run(tr_lookups_t *l, tr_lookup_row_t *rows, size_t n, uint64_t mark, uint64_t target) {
+  bool large = into_large(l, mark);
+  uint64_t reached = write_run_into(l, rows, n, mark, target, large);
+  if (!large) l->recent_rows += reached - mark; /* a run cut short is counted at the next start */
+  return reached;
 }
 
-/* Moves the small level's rows up to `mark` into the large one, lowest keys
- * first, TR_LOOKUP_CHUNK_ROWS a transaction: each is a key range of its
- * own, so a page of the large level is written about once a merge, and the
- * journal's commit waits for one at most.  A failed step leaves the rest
- * for the next run: every row is in one level or the other either way. */
-static void merge(tr_lookups_t *l, uint64_t mark) {
+/* ---- the two levels (schema 007) ---- */
+
+/* Whether the small level holds enough to merge: an eighth of the large
+ * one, and at least a run's worth (tr_limits.h). */
+static bool merge_due(const tr_lookups_t *l, uint64_t mark) {
+  return l->recent_rows >= TR_LOOKUP_MERGE_MIN && l->recent_rows >= large_rows(l, mark) / TR_LOOKUP_MERGE_RATIO;
+}
+
+/* Copies the small level's rows into the large one, lowest keys first,
+ * TR_LOOKUP_CHUNK_ROWS a transaction: each is a key range of its own, so a
+ * page of the large level is written about once a merge, and the
+ * journal's commit waits for one at most.  Then one transaction empties
+ * the small level.  A failed step leaves the rest for the next merge:
+ * every row is in one level or both either way. */
+static void merge(tr_lookups_t *l) {
   for (int by_id = 0; by_id < 2; by_id++) {
-    size_t moved = TR_LOOKUP_CHUNK_ROWS;
-    while (moved == TR_LOOKUP_CHUNK_ROWS) {
+    tr_lookup_row_t cursor = {0};
+    bool done = false;
+    while (!done) {
       int rc = txn_begin(l);
-      if (rc == 0) rc = tr_store_lookups_merge_step(l->conn, by_id, mark, TR_LOOKUP_CHUNK_ROWS, &moved);
+      if (rc == 0) rc = tr_store_lookups_merge_step(l->conn, by_id, TR_LOOKUP_CHUNK_ROWS, &cursor, &done);
       if (txn_end(l, rc, "merging the lookup tables") != 0) return;
     }
   }
+  int rc = txn_begin(l);
+  if (rc == 0) rc = tr_store_lookups_merge_end(l->conn);
+  if (txn_end(l, rc, "merging the lookup tables") != 0) return;
   atomic_fetch_add(&l->stats.merges, 1);
-  uint64_t left = 0; /* rows after the mark stay (a run cut short) */
-  if (tr_store_lookups_recent_rows(l->conn, &left) == 0) l->recent_rows = left;
+  l->recent_rows = 0;
 }
 
 /* ---- account history ---- */
@@ -362,8 +385,7 @@ static void lookups_main(void *arg) {
     uint64_t t0 = tr_clock_ns();
     uint64_t reached = write_run(l, rows, n, mark, target);
     atomic_store(&l->stats.through, reached);
-    l->recent_rows += reached - mark;
-    if (!stopping && merge_due(l->recent_rows, reached)) merge(l, reached);
+    if (!stopping && merge_due(l, reached)) merge(l);
     atomic_fetch_add(&l->stats.write_ns, tr_clock_ns() - t0);
 
     uv_mutex_lock(&l->mu);

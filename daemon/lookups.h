@@ -8,10 +8,11 @@
  * (tr_query.c).  Their rows are written late and sorted, TR_LOOKUP_WRITE_EVERY
  * entries a time, in transactions of TR_LOOKUP_CHUNK_ROWS, into a small
  * level of each table (schema 007), so each of its pages is written about
- * once a run; once it holds a sixteenth as many rows as the large level it
- * is merged into it, a key range a transaction, so each page of the large
- * level is written about once a merge, not once a run (the keys are random:
- * a run into a million rows wrote a page a row).  That work was a quarter of the derived
+ * once a run; once it holds an eighth as many rows as the large level it is
+ * copied into it, a key range a transaction, then emptied at once, so each
+ * page of the large level is written about once a merge, not once a run
+ * (the keys are random: a run into a million rows wrote a page a row).
+ * That work was a quarter of the derived
  * writer's CPU; on this thread (tr-lookups), with its own connection, it
  * is a stage of the pipeline of its own and no longer adds to the busiest.
  *

@@ -317,8 +317,7 @@ int main(int argc, char **argv) {
   rc = tr_mailbox_init(d->loop, &d->mailbox, tr_server_on_message);
   d->mailbox.data = d;
   d->mailbox.drained = tr_server_on_drained;
-  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, d->config.clock_skew_max_s,
-                                     d->config.cluster_id, err, sizeof err);
+  if (rc == 0) rc = tr_sequencer_start(&d->seq, d->datadir, node_sk, &d->mailbox, &d->config, err, sizeof err);
   if (rc == 0 && d->config.cluster_id != 0) { /* after the sequencer: raft's start may restore a snapshot into it */
     rc = tr_cluster_start(&d->cluster, d->datadir, &d->config, tr_sequencer_cluster_post, &d->seq, err, sizeof err);
     if (rc == 0) tr_sequencer_cluster_attach(&d->seq, d->cluster, d->config.listen);

@@ -288,6 +288,7 @@ static int h_node_status(call_t *c, cJSON **out, int *code, char *msg, size_t ms
   add_u64(dv, "written_through", through);
   add_u64(dv, "behind", journal > through ? journal - through : 0);
   add_u64(dv, "lookups_through", lookups);
+  add_u64(dv, "lookups_merges", atomic_load(&d->seq.derived.lookups.stats.merges)); /* two levels (lookups.h) */
   add_u64(dv, "history_through", history); /* account history: written at once, by tr-lookups */
   add_u64(dv, "queued_batches", atomic_load(&ds->queued_deltas));
   add_u64(dv, "queued_bytes", atomic_load(&ds->queued_bytes));

@@ -706,11 +706,12 @@ static int journal_stage_open(tr_sequencer_t *seq, const char *db, char *err, si
 }
 
 int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], tr_mailbox_t *done,
-                       unsigned clock_skew_max_s, uint64_t cluster_id, char *err, size_t errlen) {
+                       const tr_config_t *config, char *err, size_t errlen) {
   int rc = sequencer_init(seq, node_sk, done);
-  seq->cluster_id = cluster_id;
-  if (rc == 0 && cluster_id != 0 && (seq->scratch_tx = malloc(sizeof *seq->scratch_tx)) == NULL) rc = TR_ENOMEM;
-  seq->clock_skew_max_ms = (uint64_t)clock_skew_max_s * 1000u;
+  seq->cluster_id = config->cluster_id;
+  if (rc == 0 && seq->cluster_id != 0 && (seq->scratch_tx = malloc(sizeof *seq->scratch_tx)) == NULL) rc = TR_ENOMEM;
+  seq->clock_skew_max_ms = (uint64_t)config->clock_skew_max_s * 1000u;
+  seq->lookup_two_levels_from = config->lookup_two_levels_from;
   seq->clock_ref_wall_ms = tr_now_ms(); /* trusted once, at start */
   seq->clock_ref_mono_ms = seq_mono_ms();
   if (rc == 0) rc = journal_open(seq, datadir, 0, err, errlen);
@@ -730,7 +731,7 @@ int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t n
   }
   if (rc == 0) rc = delta_hand_over(seq); /* the replayed tail, if any */
   if (rc == 0) rc = journal_stage_open(seq, db, err, errlen);
-  if (rc == 0 && uv_thread_create(&seq->thread, cluster_id ? tr_replica_main : sequencer_main, seq) != 0) {
+  if (rc == 0 && uv_thread_create(&seq->thread, seq->cluster_id ? tr_replica_main : sequencer_main, seq) != 0) {
     snprintf(err, errlen, "cannot start the sequencer thread");
     rc = TR_EIO;
   }

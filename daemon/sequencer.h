@@ -41,6 +41,7 @@
 #include "metrics.h"
 #include "tr_delta.h"
 #include "tr_ledger.h"
+#include "tr_node.h"
 #include "tr_mem.h"
 #include "tr_note.h"
 #include "tr_store.h"
@@ -94,6 +95,7 @@ typedef struct tr_sequencer {
   tr_mailbox_t *done;
   uint64_t cp_size;                        /* the checkpoint published at start */
   uint64_t clock_skew_max_ms;
+  uint64_t lookup_two_levels_from;        /* config: the lookup writer's (lookups.c) */
   uint64_t clock_ref_wall_ms, clock_ref_mono_ms; /* the last accepted wall reading, and when */
   uint64_t clock_warned_mono_ms;
   atomic_bool halting;                    /* taken by the first tr_sequencer_halt */
@@ -124,11 +126,11 @@ typedef struct tr_sequencer {
 } tr_sequencer_t;
 
 /* Opens the writer, checks the journal against the last checkpoint (refusing
- * a journal that does not extend it), and starts the thread.  cluster_id 0:
- * a single node; else this node's id in a cluster (it waits for events). */
+ * a journal that does not extend it), and starts the thread.  Of config:
+ * clock_skew_max, lookup_two_levels_from, and cluster_id (0: a single node;
+ * else this node's id in a cluster, and it waits for events). */
 int tr_sequencer_start(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64],
-                       tr_mailbox_t *done, unsigned clock_skew_max_s, uint64_t cluster_id, char *err,
-                       size_t errlen);
+                       tr_mailbox_t *done, const tr_config_t *config, char *err, size_t errlen);
 /* `tranched --check`: opens the journal read-only and runs every check of
  * tr_sequencer_start without writing a byte or starting the thread. */
 int tr_sequencer_check(tr_sequencer_t *seq, const char *datadir, const uint8_t node_sk[64], uint64_t *size,

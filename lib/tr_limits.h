@@ -94,13 +94,22 @@
 #define TR_LOOKUP_WRITE_EVERY    8192u
 #define TR_LOOKUP_WRITE_MAX      65536u
 #define TR_LOOKUP_CHUNK_ROWS     1024u   /* rows a transaction of the late write: the journal waits for one at most */
-/* The runs go into the small level of each lookup table (schema 007), and
- * its rows are merged into the large one, TR_LOOKUP_CHUNK_ROWS a
- * transaction, once it holds a sixteenth as many as the large one and at
- * least a run's worth.  A run then dirties the small level's pages, a
- * merge each page of the large one about once: ~0.12 pages written a row
- * at 10^6 entries, where runs straight into the large level wrote ~1. */
-#define TR_LOOKUP_MERGE_RATIO    16u
+/* Each lookup table has two levels (schema 007).  Runs go into the large
+ * one while it holds fewer than TR_LOOKUP_TWO_LEVELS_FROM rows; their keys
+ * are random, so a run of TR_LOOKUP_WRITE_EVERY rows into N rows dirties
+ * ~N / (200 x TR_LOOKUP_WRITE_EVERY) pages a row (~200 rows a page), up to
+ * one a row past ~1.6 M.  Past that size runs go into the small level,
+ * which is merged into the large one (TR_LOOKUP_CHUNK_ROWS a transaction,
+ * a key range each) once it holds an eighth as many rows and at least
+ * TR_LOOKUP_MERGE_MIN: a merge rewrites each page of the large level about
+ * once, R / 200 pages a row for a ratio R, and a run dirties the small
+ * level's, ~N / (2 R 200 TR_LOOKUP_WRITE_EVERY) a row; R = 8 balances the
+ * two near 10^6 (~0.04 + ~0.04).  But a row then costs a second insert
+ * (~1 us a tx for both tables, measured), which the saved pages repay only
+ * from ~2^18 rows (tr-lookups 2.9 us a tx at 300k entries in one level,
+ * 4.3 in two; 5.5-5.8 at 10^6 in one level, 4.6 in two). */
+#define TR_LOOKUP_TWO_LEVELS_FROM 262144u
+#define TR_LOOKUP_MERGE_RATIO    8u
 #define TR_LOOKUP_MERGE_MIN      TR_LOOKUP_WRITE_EVERY
 /* Account history rows fed to tr-lookups and not yet written (~40 B a row):
  * they are written after every derived write, so this many means writes

@@ -441,6 +441,7 @@ void tr_config_defaults(tr_config_t *c) {
   c->connections_per_peer = TR_RPC_CONNECTIONS_PER_PEER_DEFAULT;
   c->request_deadline_s = TR_RPC_REQUEST_DEADLINE_S_DEFAULT;
   c->cluster_snapshot_every = TR_CLUSTER_SNAPSHOT_EVERY;
+  c->lookup_two_levels_from = TR_LOOKUP_TWO_LEVELS_FROM;
   c->cluster_election_timeout_ms = TR_CLUSTER_ELECTION_TIMEOUT_MS;
 }
 
@@ -486,6 +487,12 @@ static int config_set(tr_config_t *c, const char *key, const char *value) {
   }
   if (strcmp(key, "cluster_election_timeout") == 0)
     return parse_uint_in(value, 100, 60000, &c->cluster_election_timeout_ms);
+  if (strcmp(key, "lookup_two_levels_from") == 0) {
+    unsigned rows = 0;
+    int rc = parse_uint_in(value, 0, 1u << 31, &rows);
+    if (rc == 0) c->lookup_two_levels_from = rows;
+    return rc;
+  }
   if (strcmp(key, "cluster_snapshot_every") == 0)
     return parse_uint_in(value, 2, 1u << 30, &c->cluster_snapshot_every);
   if (strcmp(key, "clock_skew_max") == 0) {

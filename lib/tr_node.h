@@ -67,6 +67,7 @@ typedef struct {
   unsigned connections_max;  /* 1..TR_RPC_CONNECTIONS_MAX */
   unsigned connections_per_peer; /* 1..connections_max: slots one address may hold */
   unsigned request_deadline_s; /* a request must arrive whole this long after its first byte */
+  uint64_t lookup_two_levels_from; /* lookup rows go into a small level merged late past this many (tr_limits.h) */
   char http_hosts[512];   /* Host names HTTP requests may name besides loopback and listen; "*" = any */
   char http_cors[256];    /* the one Origin allowed cross-origin ("*" = any), "" = CORS off */
   uint64_t cluster_id;                 /* this node's id; 0 = a single node (no cluster) */

@@ -522,24 +522,26 @@ static void bind_id_row(sqlite3_stmt *st, int first, const void *row) {
   sqlite3_bind_int64(st, first + 2, (sqlite3_int64)r->seq);
 }
 
-/* Rows go into the small level of each lookup table (schema 007); only a
- * merge writes the large one. */
-#define TXID_ROWS "INSERT OR IGNORE INTO entry_txids_recent (txid8, seq) VALUES "
-#define ID_ROWS "INSERT OR IGNORE INTO entry_ids_recent (signer8, tx_id, seq) VALUES "
-static const tr_store_rows_t TXID_ROWS_SPEC = {TXID_ROWS "(?,?)", TXID_ROWS TR_SQL_X32("(?,?)"), 2, bind_txid_row, NULL};
-static const tr_store_rows_t ID_ROWS_SPEC = {ID_ROWS "(?,?,?)", ID_ROWS TR_SQL_X32("(?,?,?)"), 3, bind_id_row, NULL};
+/* Each lookup table in its two levels (schema 007): [large][by_id]. */
+#define TXID_ROWS(level) "INSERT OR IGNORE INTO entry_txids" level " (txid8, seq) VALUES "
+#define ID_ROWS(level) "INSERT OR IGNORE INTO entry_ids" level " (signer8, tx_id, seq) VALUES "
+#define LOOKUP_SPECS(level)                                                                 \
+  {{TXID_ROWS(level) "(?,?)", TXID_ROWS(level) TR_SQL_X32("(?,?)"), 2, bind_txid_row, NULL}, \
+   {ID_ROWS(level) "(?,?,?)", ID_ROWS(level) TR_SQL_X32("(?,?,?)"), 3, bind_id_row, NULL}}
+static const tr_store_rows_t LOOKUP_ROWS_SPEC[2][2] = {LOOKUP_SPECS("_recent"), LOOKUP_SPECS("")};
 
 /* The SQLite state path (genesis, offline tools) writes an entry's lookup
- * rows with it, and moves the mark when it was complete up to the entry
- * before: that path has no writer behind to write them late. */
+ * rows with it, into the large level, and moves the mark when it was
+ * complete up to the entry before: that path has no writer behind to write
+ * them late. */
 static int lookups_put(tr_store_t *s, uint64_t seq, const uint8_t txid[32], const tr_key_t *signer,
                        const char *tx_id) {
   tr_lookup_row_t row = {.seq = seq};
   memcpy(row.txid8, txid, 8);
   memcpy(row.signer8, signer->b, 8);
   snprintf(row.tx_id, sizeof row.tx_id, "%s", tx_id);
-  int rc = tr_store_lookup_rows_put(s, &row, 1, false);
-  if (rc == 0) rc = tr_store_lookup_rows_put(s, &row, 1, true);
+  int rc = tr_store_lookup_rows_put(s, &row, 1, false, true);
+  if (rc == 0) rc = tr_store_lookup_rows_put(s, &row, 1, true, true);
   sqlite3_stmt *m = rc == 0 ? stmt_get(s, "UPDATE lookup_progress SET seq = ?1 WHERE id = 1 AND seq = ?1 - 1") : NULL;
   if (rc == 0 && m == NULL) rc = TR_EIO;
   if (rc == 0) {
@@ -559,18 +561,21 @@ int tr_store_lookups_mark(tr_store_t *s, uint64_t *seq) {
 }
 
 /* Sorted by key, so a run of thousands of entries dirties each page of the
- * two small tables about once; the entries are recent, so read from the
- * cache. */
-int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through) {
-  static const char *const sql[] = {
-      "INSERT OR IGNORE INTO entry_txids_recent (txid8, seq) SELECT substr(txid, 1, 8), seq FROM entries"
-      " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2",
-      "INSERT OR IGNORE INTO entry_ids_recent (signer8, tx_id, seq) SELECT substr(signer, 1, 8), tx_id, seq FROM entries"
-      " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3",
+ * level about once; the entries are recent, so read from the cache. */
+int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through, bool large) {
+  static const char *const sql[2][2] = {
+      {"INSERT OR IGNORE INTO entry_txids_recent (txid8, seq) SELECT substr(txid, 1, 8), seq FROM entries"
+       " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2",
+       "INSERT OR IGNORE INTO entry_ids_recent (signer8, tx_id, seq) SELECT substr(signer, 1, 8), tx_id, seq"
+       " FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3"},
+      {"INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT substr(txid, 1, 8), seq FROM entries"
+       " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2",
+       "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT substr(signer, 1, 8), tx_id, seq FROM entries"
+       " WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3"},
   };
   int rc = 0;
-  for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == 0; i++) {
-    sqlite3_stmt *st = stmt_get(s, sql[i]);
+  for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
+    sqlite3_stmt *st = stmt_get(s, sql[large][by_id]);
     if (st == NULL) return TR_EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)through);
@@ -579,8 +584,8 @@ int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through) {
   return rc == 0 ? tr_store_lookups_mark_move(s, after, through) : rc;
 }
 
-int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id) {
-  return tr_store_insert_rows(s, by_id ? &ID_ROWS_SPEC : &TXID_ROWS_SPEC, rows, sizeof *rows, n);
+int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id, bool large) {
+  return tr_store_insert_rows(s, &LOOKUP_ROWS_SPEC[large][by_id], rows, sizeof *rows, n);
 }
 
 int tr_store_lookups_recent_rows(tr_store_t *s, uint64_t *rows) {
@@ -591,55 +596,77 @@ int tr_store_lookups_recent_rows(tr_store_t *s, uint64_t *rows) {
   return rc == TR_ENOT_FOUND ? TR_EIO : rc; /* count(*) always has its row */
 }
 
-/* One key range of a merge: the lowest-keyed rows up to the mark, found
- * with one probe for the range's last key (none: every row left), moved by
- * two statements over the small table's primary key.  Rows after the mark
- * stay small (a cut-short run; they are written again, and the large level
- * holds only entries up to the mark). */
+/* A merge copies the small level's rows into the large one, a key range a
+ * step after the cursor (the last key copied; all zeroes sort before every
+ * row), the range's end found with one probe (none: every row left), over
+ * the small table's primary key; then empties the small level at once (a
+ * DELETE without WHERE drops its pages without visiting a row). */
 typedef struct {
-  const char *last, *move_to, *drop_to, *move_all, *drop_all;
-  int key_cols;
+  const char *next_end, *copy_to, *copy_rest, *drop_all;
 } merge_sql_t;
+#define TXID_AFTER " (txid8, seq) > (?1, ?2)"
+#define ID_AFTER " (signer8, tx_id, seq) > (?1, ?2, ?3)"
 static const merge_sql_t MERGE_SQL[2] = {
-    {"SELECT txid8, seq FROM entry_txids_recent WHERE seq <= ?1 ORDER BY txid8, seq LIMIT 1 OFFSET ?2",
-     "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT txid8, seq FROM entry_txids_recent"
-     " WHERE (txid8, seq) <= (?2, ?3) AND seq <= ?1 ORDER BY txid8, seq",
-     "DELETE FROM entry_txids_recent WHERE (txid8, seq) <= (?2, ?3) AND seq <= ?1",
-     "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT txid8, seq FROM entry_txids_recent"
-     " WHERE seq <= ?1 ORDER BY txid8, seq",
-     "DELETE FROM entry_txids_recent WHERE seq <= ?1", 2},
-    {"SELECT signer8, tx_id, seq FROM entry_ids_recent WHERE seq <= ?1 ORDER BY signer8, tx_id, seq LIMIT 1 OFFSET ?2",
-     "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT signer8, tx_id, seq FROM entry_ids_recent"
-     " WHERE (signer8, tx_id, seq) <= (?2, ?3, ?4) AND seq <= ?1 ORDER BY signer8, tx_id, seq",
-     "DELETE FROM entry_ids_recent WHERE (signer8, tx_id, seq) <= (?2, ?3, ?4) AND seq <= ?1",
-     "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT signer8, tx_id, seq FROM entry_ids_recent"
-     " WHERE seq <= ?1 ORDER BY signer8, tx_id, seq",
-     "DELETE FROM entry_ids_recent WHERE seq <= ?1", 3},
+    {"SELECT txid8, seq FROM entry_txids_recent WHERE" TXID_AFTER " ORDER BY txid8, seq LIMIT 1 OFFSET ?3",
+     "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT txid8, seq FROM entry_txids_recent WHERE" TXID_AFTER
+     " AND (txid8, seq) <= (?3, ?4) ORDER BY txid8, seq",
+     "INSERT OR IGNORE INTO entry_txids (txid8, seq) SELECT txid8, seq FROM entry_txids_recent WHERE" TXID_AFTER
+     " ORDER BY txid8, seq",
+     "DELETE FROM entry_txids_recent"},
+    {"SELECT signer8, tx_id, seq FROM entry_ids_recent WHERE" ID_AFTER " ORDER BY signer8, tx_id, seq LIMIT 1 OFFSET ?4",
+     "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT signer8, tx_id, seq FROM entry_ids_recent WHERE"
+     ID_AFTER " AND (signer8, tx_id, seq) <= (?4, ?5, ?6) ORDER BY signer8, tx_id, seq",
+     "INSERT OR IGNORE INTO entry_ids (signer8, tx_id, seq) SELECT signer8, tx_id, seq FROM entry_ids_recent WHERE"
+     ID_AFTER " ORDER BY signer8, tx_id, seq",
+     "DELETE FROM entry_ids_recent"},
 };
 
-int tr_store_lookups_merge_step(tr_store_t *s, bool by_id, uint64_t mark, size_t max_rows, size_t *moved) {
-  *moved = 0;
+/* Binds `key` (the cursor, or a range's end) from parameter `first` on:
+ * the prefix, (tx_id,) seq.  Returns the next free parameter. */
+static int bind_merge_key(sqlite3_stmt *st, int first, bool by_id, const tr_lookup_row_t *key) {
+  sqlite3_bind_blob(st, first++, by_id ? key->signer8 : key->txid8, 8, SQLITE_STATIC);
+  if (by_id) sqlite3_bind_text(st, first++, key->tx_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first++, (sqlite3_int64)key->seq);
+  return first;
+}
+
+int tr_store_lookups_merge_step(tr_store_t *s, bool by_id, size_t max_rows, tr_lookup_row_t *cursor, bool *done) {
+  *done = false;
   if (max_rows == 0) return TR_EARG;
   const merge_sql_t *q = &MERGE_SQL[by_id];
-  sqlite3_stmt *last = stmt_get(s, q->last);
-  if (last == NULL) return TR_EIO;
-  sqlite3_bind_int64(last, 1, (sqlite3_int64)mark);
-  sqlite3_bind_int64(last, 2, (sqlite3_int64)(max_rows - 1));
-  int rc = step_row(last), bounded = rc == 0;
-  if (rc != 0 && rc != TR_ENOT_FOUND) return rc;
-  sqlite3_stmt *move = stmt_get(s, bounded ? q->move_to : q->move_all);
-  sqlite3_stmt *drop = stmt_get(s, bounded ? q->drop_to : q->drop_all);
-  rc = move != NULL && drop != NULL ? 0 : TR_EIO;
-  for (int i = 0; i < 2 && rc == 0; i++) {
-    sqlite3_stmt *st = i == 0 ? move : drop;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)mark);
-    for (int c = 0; bounded && c < q->key_cols && rc == 0; c++)
-      if (sqlite3_bind_value(st, 2 + c, sqlite3_column_value(last, c)) != SQLITE_OK) rc = TR_ENOMEM;
+  sqlite3_stmt *next_end = stmt_get(s, q->next_end);
+  if (next_end == NULL) return TR_EIO;
+  sqlite3_bind_int64(next_end, bind_merge_key(next_end, 1, by_id, cursor), (sqlite3_int64)(max_rows - 1));
+  tr_lookup_row_t end = {0};
+  int rc = step_row(next_end);
+  if (rc == 0) {
+    int c = 0;
+    rc = column_blob(next_end, c++, by_id ? end.signer8 : end.txid8, 8);
+    if (by_id) column_text(next_end, c++, end.tx_id, sizeof end.tx_id);
+    end.seq = (uint64_t)sqlite3_column_int64(next_end, c);
+    sqlite3_reset(next_end);
+    if (rc != 0) return rc;
+  } else if (rc != TR_ENOT_FOUND) {
+    return rc;
   }
-  if (bounded) sqlite3_reset(last);
-  if (rc == 0) rc = tr_store_step_done(move);
-  if (rc == 0) rc = tr_store_step_done(drop);
-  if (rc == 0) *moved = (size_t)sqlite3_changes(s->db);
+  bool last = rc == TR_ENOT_FOUND;
+  sqlite3_stmt *copy = stmt_get(s, last ? q->copy_rest : q->copy_to);
+  if (copy == NULL) return TR_EIO;
+  int next = bind_merge_key(copy, 1, by_id, cursor);
+  if (!last) bind_merge_key(copy, next, by_id, &end);
+  rc = tr_store_step_done(copy);
+  if (rc != 0) return rc;
+  if (last) *done = true;
+  else *cursor = end;
+  return 0;
+}
+
+int tr_store_lookups_merge_end(tr_store_t *s) {
+  int rc = 0;
+  for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
+    sqlite3_stmt *drop = stmt_get(s, MERGE_SQL[by_id].drop_all);
+    rc = drop != NULL ? tr_store_step_done(drop) : TR_EIO;
+  }
   return rc;
 }
 

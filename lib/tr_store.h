@@ -153,33 +153,40 @@ typedef int (*tr_entry_fn)(void *ctx, const tr_entry_t *e);
 int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry_fn fn, void *ctx);
 /* Lookups by txid and by (signer, id) read entry_txids and entry_ids,
  * complete up to the lookup mark (schema 005), then the entries after it.
- * Each table has two levels (schema 007): every entry up to the mark has its
- * row in exactly one.  Rows go into the small one, *_recent:
- * tr_store_append writes an entry's with it; a node's journal append does
- * not, and its writer behind writes them late with tr_store_lookups_write
- * (the entries after..through, moving the mark) or tr_store_lookup_rows_put,
- * and merges them into the large one (tr_store_lookups_merge_step). */
+ * Each table has two levels (schema 007), *_recent the small one: every
+ * entry up to the mark has its row in one of them (in both while a merge
+ * runs), and each row names its entry.  tr_store_append writes an entry's
+ * rows with it, into the large level; a node's journal append does not, and
+ * its writer behind writes them late into either level, with
+ * tr_store_lookups_write (the entries after..through, moving the mark) or
+ * tr_store_lookup_rows_put, and merges the small level into the large one. */
 int tr_store_lookups_mark(tr_store_t *s, uint64_t *seq);
-int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through);
+int tr_store_lookups_write(tr_store_t *s, uint64_t after, uint64_t through, bool large);
 /* The same rows from memory, for a writer that holds the entries already:
  * one lookup row of each entry, inserted in the order given (sort them by
- * key, so a run shares pages), into entry_txids_recent or (by_id)
- * entry_ids_recent; rows there already are left.  Then the mark moves from
- * `after` to `through` once every row of the entries between is in. */
+ * key, so a run shares pages), into entry_txids or (by_id) entry_ids, the
+ * large level or the small one; rows there already are left.  Then the
+ * mark moves from `after` to `through` once every row of the entries
+ * between is in. */
 typedef struct {
   uint64_t seq;
   uint8_t txid8[8], signer8[8];
   char tx_id[TR_TX_ID_CHARS_MAX + 1];
 } tr_lookup_row_t;
-int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id);
+int tr_store_lookup_rows_put(tr_store_t *s, const tr_lookup_row_t *rows, size_t n, bool by_id, bool large);
 int tr_store_lookups_mark_move(tr_store_t *s, uint64_t after, uint64_t through);
 /* Rows in the small level (of entry_txids; entry_ids has as many). */
 int tr_store_lookups_recent_rows(tr_store_t *s, uint64_t *rows);
-/* One step of a merge, for the caller's transaction: moves the lowest-keyed
- * rows of the small level of entry_txids or (by_id) entry_ids, at most
- * max_rows of those up to `mark`, into the large level; *moved says how
- * many (fewer than max_rows: the small level holds none up to the mark). */
-int tr_store_lookups_merge_step(tr_store_t *s, bool by_id, uint64_t mark, size_t max_rows, size_t *moved);
+/* A merge of the small level into the large one, in the caller's
+ * transactions: steps, then the end.  A step copies the rows of the small
+ * level of entry_txids or (by_id) entry_ids with keys after *cursor
+ * (zeroed: from the first), at most max_rows of them, into the large level,
+ * moves the cursor to the last, and says *done once none is left.  The end
+ * empties the small level of both.  Between them a row is in both levels,
+ * and a merge cut short leaves it so: the next merge copies it again (rows
+ * there already are left). */
+int tr_store_lookups_merge_step(tr_store_t *s, bool by_id, size_t max_rows, tr_lookup_row_t *cursor, bool *done);
+int tr_store_lookups_merge_end(tr_store_t *s);
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq);
 /* The entry of an accepted (signer, id), with its txid when txid != NULL. */
 int tr_store_entry_by_signer_id(tr_store_t *s, const tr_key_t *signer, const char *id, uint64_t *seq,

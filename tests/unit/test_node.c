@@ -120,6 +120,13 @@ static void test_config_good(void) {
 
   rc = load_text("listen = 127.0.0.1:7000\n", &c, err);
   TR_CHECK(rc == 0 && c.cluster_id == 0 && c.cluster_nodes_n == 0, "a file without cluster keys is a single node");
+  TR_CHECK(c.lookup_two_levels_from == TR_LOOKUP_TWO_LEVELS_FROM, "lookup_two_levels_from defaults to %u",
+           TR_LOOKUP_TWO_LEVELS_FROM);
+  rc = load_text("lookup_two_levels_from = 0\n", &c, err);
+  TR_CHECK(rc == 0 && c.lookup_two_levels_from == 0, "lookup_two_levels_from = 0: two levels from the start (%s)", err);
+  TR_CHECK(load_text("lookup_two_levels_from = -1\n", &c, err) == TR_EINVALID &&
+               load_text("lookup_two_levels_from = 4294967296\n", &c, err) == TR_EINVALID,
+           "lookup_two_levels_from refuses a negative count and one past 2^31");
 }
 
 /* Loading `text` fails with TR_EINVALID and err names the problem. */

@@ -554,7 +554,7 @@ static int node_write_behind(node_t *n, bool lookups) {
   int rc = tr_store_begin(n->s);
   if (rc == 0) rc = tr_store_derived_write(n->s, n->pending);
   if (rc == 0 && lookups) rc = tr_store_lookups_mark(n->s, &mark);
-  if (rc == 0 && lookups && n->pending->last > mark) rc = tr_store_lookups_write(n->s, mark, n->pending->last);
+  if (rc == 0 && lookups && n->pending->last > mark) rc = tr_store_lookups_write(n->s, mark, n->pending->last, false);
   if (rc == 0) rc = tr_store_commit(n->s);
   tr_delta_free(n->pending);
   n->pending = NULL;
@@ -940,13 +940,10 @@ int main(void) {
      "an append-only trigger dropped, every row intact", 0},
     {"CREATE INDEX extra ON entries (time)", NULL, "index extra (not tranche's)", "an index added", 0},
     {"INSERT INTO meta (key, value) VALUES ('zz', 'extra')", NULL, "meta", "a meta row added", 0},
-    {"UPDATE entry_txids_recent SET seq = seq + 1 WHERE seq = 5", NULL, "entry_txids", "a txid lookup row moved", 0},
-    {"DELETE FROM entry_ids_recent WHERE seq = 7", NULL, "entry_ids", "a (signer, id) lookup row deleted", 0},
-    {"INSERT INTO entry_txids SELECT * FROM entry_txids_recent WHERE seq = 5", NULL, "entry_txids",
-     "a txid lookup row in both levels", 0},
-    {"UPDATE lookup_progress SET seq = 10; INSERT INTO entry_ids SELECT * FROM entry_ids_recent WHERE seq = 12;"
-     " DELETE FROM entry_ids_recent WHERE seq = 12",
-     NULL, "entry_ids", "a (signer, id) lookup row past the mark in the large level", 0},
+    {"UPDATE entry_txids SET seq = seq + 1 WHERE seq = 5", NULL, "entry_txids", "a txid lookup row moved", 0},
+    {"DELETE FROM entry_ids WHERE seq = 7", NULL, "entry_ids", "a (signer, id) lookup row deleted", 0},
+    {"INSERT INTO entry_txids_recent SELECT txid8, seq + 1 FROM entry_txids WHERE seq = 5", NULL, "entry_txids",
+     "a txid lookup row in the small level naming another entry", 0},
     {"UPDATE lookup_progress SET seq = seq + 1", NULL, "lookup_progress", "lookups said to reach past the journal", 0},
     {"UPDATE accounts SET frozen = 1 - frozen WHERE id IN (SELECT id FROM accounts ORDER BY id LIMIT 1)", NULL,
      "accounts", "an account's frozen flag changed", 0},
@@ -1040,9 +1037,11 @@ int main(void) {
    * both sides of the mark; the late write brings the tables to the
    * SQLite path's rows.  Each lookup confirms the whole key on the entry. */
   copy_db(path, dir, "edit.db", copy, sizeof copy);
-  TR_CHECK(sql_exec(copy, "UPDATE lookup_progress SET seq = 20; DELETE FROM entry_txids_recent WHERE seq > 20;"
-                          " DELETE FROM entry_ids_recent WHERE seq > 20") == SQLITE_OK,
-           "a copy whose lookup rows reach entry 20 only");
+  TR_CHECK(sql_exec(copy, "UPDATE lookup_progress SET seq = 20; DELETE FROM entry_txids WHERE seq > 20;"
+                          " DELETE FROM entry_ids WHERE seq > 20; INSERT INTO entry_txids_recent SELECT * FROM entry_txids;"
+                          " INSERT INTO entry_ids_recent SELECT * FROM entry_ids; DELETE FROM entry_txids;"
+                          " DELETE FROM entry_ids") == SQLITE_OK,
+           "a copy whose lookup rows reach entry 20 only, in the small level");
   rc = tr_ledger_replay(copy, NULL, NULL, &rep);
   TR_CHECK(rc == 0, "lookup rows written only through entry 20 replay clean (%s)", rep.message);
   {
@@ -1055,20 +1054,33 @@ int main(void) {
      * the probes below find entries in the large level (2, 10, 20), in the
      * small one (21, k, size after the write) and after the mark (before). */
     for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
-      size_t first = 0, second = 0;
+      const char *table = by_id ? "entry_ids" : "entry_txids";
+      char count[64];
+      snprintf(count, sizeof count, "SELECT count(*) FROM %s", table);
+      tr_lookup_row_t cursor = {0};
+      bool first_done = true, second_done = false;
       rc = tr_store_begin(s);
-      if (rc == 0) rc = tr_store_lookups_merge_step(s, by_id, 20, 8, &first);
-      if (rc == 0) rc = tr_store_lookups_merge_step(s, by_id, 20, 1000, &second);
+      if (rc == 0) rc = tr_store_lookups_merge_step(s, by_id, 8, &cursor, &first_done);
       if (rc == 0) rc = tr_store_commit(s);
-      TR_CHECK(rc == 0 && first == 8 && second == 12, "a merge of %s moves 8, then the other 12 rows (%zu, %zu)",
-               by_id ? "entry_ids" : "entry_txids", first, second);
+      TR_CHECK(rc == 0 && !first_done && cursor.seq >= 1 && sql_int(copy, count) == 8,
+               "a merge step copies 8 rows of %s into the large level", table);
+      if (by_id == 0) {
+        rc = tr_ledger_replay(copy, NULL, NULL, &rep);
+        TR_CHECK(rc == 0, "a merge cut short, 8 rows in both levels, replays clean (%s)", rep.message);
+      }
+      if (rc == 0) rc = tr_store_begin(s);
+      if (rc == 0) rc = tr_store_lookups_merge_step(s, by_id, 1000, &cursor, &second_done);
+      if (rc == 0) rc = tr_store_commit(s);
+      TR_CHECK(rc == 0 && second_done && sql_int(copy, count) == 20, "the next step copies the other 12 and is done");
     }
-    uint64_t recent = 1;
-    TR_CHECK(tr_store_lookups_recent_rows(s, &recent) == 0 && recent == 0 &&
-                 sql_int(copy, "SELECT count(*) FROM entry_txids") == 20 &&
-                 sql_int(copy, "SELECT count(*) FROM entry_ids WHERE seq <= 20") == 20,
-             "after the merge the large level holds the 20 rows, the small one none (%llu)",
-             (unsigned long long)recent);
+    uint64_t recent = 0;
+    TR_CHECK(tr_store_lookups_recent_rows(s, &recent) == 0 && recent == 20, "until the end the small level keeps them");
+    rc = tr_store_begin(s);
+    if (rc == 0) rc = tr_store_lookups_merge_end(s);
+    if (rc == 0) rc = tr_store_commit(s);
+    if (rc == 0) rc = tr_store_lookups_recent_rows(s, &recent);
+    TR_CHECK(rc == 0 && recent == 0 && sql_int(copy, "SELECT count(*) FROM entry_ids_recent") == 0,
+             "the merge's end empties the small level of both tables (%llu left)", (unsigned long long)recent);
     uint64_t probes[] = {2, 10, 20, 21, k, size}, mark = 0;
     for (size_t i = 0; rc == 0 && i < ARRAY_LEN(probes); i++) {
       tr_entry_t e;
@@ -1086,11 +1098,11 @@ int main(void) {
     uint64_t none = 0;
     TR_CHECK(tr_store_entry_by_txid(s, unknown, &none) == TR_ENOT_FOUND, "an unknown txid is not found");
     rc = tr_store_begin(s);
-    TR_CHECK(rc == 0 && tr_store_lookups_write(s, 19, size) == TR_ECORRUPT,
+    TR_CHECK(rc == 0 && tr_store_lookups_write(s, 19, size, false) == TR_ECORRUPT,
              "a late write that does not start at the mark is refused");
     tr_store_rollback(s); /* its rows with it, as the writer does */
     rc = tr_store_begin(s);
-    if (rc == 0) rc = tr_store_lookups_write(s, 20, size);
+    if (rc == 0) rc = tr_store_lookups_write(s, 20, size, false);
     if (rc == 0) rc = tr_store_commit(s);
     if (rc == 0) rc = tr_store_lookups_mark(s, &mark);
     TR_CHECK(rc == 0 && mark == size, "the late write brings the mark to the head (%llu)", (unsigned long long)mark);
@@ -1115,17 +1127,28 @@ int main(void) {
            "a copy as a late write killed part-way leaves it: rows past the mark, the mark not moved");
   rc = tr_ledger_replay(copy, NULL, NULL, &rep);
   TR_CHECK(rc == 0, "lookup rows past their mark, each naming its entry, replay clean (%s)", rep.message);
+  TR_CHECK(sql_exec(copy, "INSERT INTO entry_txids_recent SELECT * FROM entry_txids WHERE seq > 20;"
+                          " DELETE FROM entry_txids WHERE seq > 20; INSERT INTO entry_ids_recent SELECT * FROM entry_ids"
+                          " WHERE seq > 20; DELETE FROM entry_ids WHERE seq > 20") == SQLITE_OK,
+           "the rows past the mark in the small level instead");
+  rc = tr_ledger_replay(copy, NULL, NULL, &rep);
+  TR_CHECK(rc == 0, "so they replay clean too (%s)", rep.message);
   {
     tr_store_t *s = NULL;
     char err[256] = "";
-    size_t moved = 0;
+    bool done = false;
     rc = tr_store_open(copy, 0, &s, err, sizeof err);
     if (rc == 0) rc = tr_store_begin(s);
-    if (rc == 0) rc = tr_store_lookups_merge_step(s, false, 20, 1000, &moved);
+    for (int by_id = 0; by_id < 2 && rc == 0; by_id++) {
+      tr_lookup_row_t cursor = {0};
+      rc = tr_store_lookups_merge_step(s, by_id, 1000, &cursor, &done);
+    }
+    if (rc == 0) rc = tr_store_lookups_merge_end(s);
     if (rc == 0) rc = tr_store_commit(s);
     tr_store_close(s);
-    TR_CHECK(rc == 0 && moved == 20 && sql_int(copy, "SELECT max(seq) FROM entry_txids") == 20,
-             "a merge moves only the rows up to the mark; those past it stay small (%zu moved)", moved);
+    TR_CHECK(rc == 0 && done && sql_int(copy, "SELECT count(*) FROM entry_txids") == (long long)size &&
+                 sql_int(copy, "SELECT count(*) FROM entry_ids_recent") == 0,
+             "a merge takes them all, past the mark too, and empties the small level");
     rc = tr_ledger_replay(copy, NULL, NULL, &rep);
     TR_CHECK(rc == 0, "then it replays clean (%s)", rep.message);
   }
@@ -1195,9 +1218,7 @@ int main(void) {
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT 1, seq / 2 - 1, hash FROM entries WHERE seq % 2 = 0;"
                     " INSERT INTO merkle_nodes (level, idx, hash) SELECT 3, seq / 8 - 1, hash FROM entries WHERE seq % 8 = 0;"
                     " INSERT INTO merkle_nodes (level, idx, hash) SELECT 5, seq / 32 - 1, hash FROM entries WHERE seq % 32 = 0;"
-                    " INSERT INTO entry_txids SELECT * FROM entry_txids_recent; DROP TABLE entry_txids_recent;"
-                    " INSERT INTO entry_ids SELECT * FROM entry_ids_recent; DROP TABLE entry_ids_recent;"
-                    " PRAGMA user_version = 5") == SQLITE_OK &&
+                    " DROP TABLE entry_txids_recent; DROP TABLE entry_ids_recent; PRAGMA user_version = 5") == SQLITE_OK &&
                sql_int(copy, "SELECT count(*) FROM merkle_nodes WHERE level % 2 != 0") > (long long)size / 2,
            "a copy made a schema-005 database, with nodes at every level");
   migrate(copy);
@@ -1210,21 +1231,16 @@ int main(void) {
   TR_CHECK(sql_exec(copy, "DELETE FROM merkle_nodes WHERE level = 4") != SQLITE_OK,
            "the append-only trigger on merkle_nodes is back after the migration");
 
-  /* A database of schema 006 had one level of each lookup table, and a run
-   * cut short there left rows past the mark in it: 007 moves those into
-   * the small level (the large one holds only rows up to the mark). */
+  /* A database of schema 006 had one level of each lookup table: 007 adds
+   * the small one, empty. */
   copy_db(path, dir, "edit.db", copy, sizeof copy);
-  TR_CHECK(sql_exec(copy, "INSERT INTO entry_txids SELECT * FROM entry_txids_recent; DROP TABLE entry_txids_recent;"
-                          " INSERT INTO entry_ids SELECT * FROM entry_ids_recent; DROP TABLE entry_ids_recent;"
-                          " UPDATE lookup_progress SET seq = seq - 3; PRAGMA user_version = 6") == SQLITE_OK,
-           "a copy made a schema-006 database, its lookup rows 3 entries past the mark");
+  TR_CHECK(sql_exec(copy, "DROP TABLE entry_txids_recent; DROP TABLE entry_ids_recent; PRAGMA user_version = 6") ==
+               SQLITE_OK,
+           "a copy made a schema-006 database");
   migrate(copy);
   TR_CHECK(sql_int(copy, "PRAGMA user_version") == tr_store_schema_version() &&
-               sql_int(copy, "SELECT count(*) FROM entry_txids") == (long long)size - 3 &&
-               sql_int(copy, "SELECT count(*) FROM entry_ids_recent WHERE seq > " /* the mark */
-                             "(SELECT seq FROM lookup_progress)") == 3 &&
-               sql_int(copy, "SELECT count(*) FROM entry_txids_recent") == 3,
-           "after it: the current version, the rows up to the mark large, the 3 past it small");
+               sql_int(copy, "SELECT count(*) FROM entry_txids_recent") == 0 && tables_differ(path, copy) == 0,
+           "after it: the current version, the small levels there and empty, the same rows");
   rc = tr_ledger_replay(copy, NULL, NULL, &rep);
   TR_CHECK(rc == 0, "the 006-migrated copy replays clean (%s)", rep.message);
 
