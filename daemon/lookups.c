@@ -234,6 +234,7 @@ static bool merge_due(const tr_lookups_t *l, uint64_t mark) {
  * the small level.  A failed step leaves the rest for the next merge:
  * every row is in one level or both either way. */
 static void merge(tr_lookups_t *l) {
+  uint64_t t0 = tr_clock_ns(), rows = l->recent_rows;
   for (int by_id = 0; by_id < 2; by_id++) {
     tr_lookup_row_t cursor = {0};
     bool done = false;
@@ -248,6 +249,8 @@ static void merge(tr_lookups_t *l) {
   if (txn_end(l, rc, "merging the lookup tables") != 0) return;
   atomic_fetch_add(&l->stats.merges, 1);
   l->recent_rows = 0;
+  log_info("lookups", "merged ~%llu lookup rows into the large level in %llu ms", (unsigned long long)rows,
+           (unsigned long long)((tr_clock_ns() - t0) / 1000000u));
 }
 
 /* ---- account history ---- */

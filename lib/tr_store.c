@@ -788,7 +788,8 @@ int tr_store_entries_scan(tr_store_t *s, uint64_t first, uint64_t last, tr_entry
 
 /* Both lookups: each level's candidates (8-byte prefixes), each confirmed
  * on its entry, then the entries after the lookup mark (at most
- * TR_LOOKUP_WRITE_EVERY plus the writer's lag), scanned by seq. */
+ * TR_LOOKUP_WRITE_EVERY plus the writer's lag, which a merge lengthens:
+ * ~0.4 s of entries at 10^6), scanned by seq. */
 int tr_store_entry_by_txid(tr_store_t *s, const uint8_t txid[32], uint64_t *seq) {
   sqlite3_stmt *st = stmt_get(s,
       "SELECT e.seq FROM entry_txids_recent t JOIN entries e ON e.seq = t.seq WHERE t.txid8 = substr(?1, 1, 8)"
