@@ -18,6 +18,8 @@ history, written by it at once:
   * kill -9 while rows are held in memory: after the restart every txid is
     still found, the tables catch up, and `tranchectl verify` (whose audit
     checks every lookup row against its entry) passes;
+  * kill -9 as a merge starts: every acknowledged tx is found after the
+    restart, and the next merge leaves each row in exactly one level;
   * no sanitizer report in the daemon's logs (tools/test.sh runs it under
     ThreadSanitizer too).
 
@@ -27,6 +29,7 @@ import os
 import random
 import sqlite3
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,13 +42,15 @@ WRITE_EVERY = 8192  # lib/tr_limits.h TR_LOOKUP_WRITE_EVERY
 BATCH = 100         # JSON-RPC elements a line (TR_RPC_BATCH_MAX)
 
 
-def submit_many(node, n):
-    """n account.open txs from the admin, a JSON-RPC batch of 100 a line; returns [(txid, seq, id)]."""
-    out = []
+def submit_many(node, n, out=None):
+    """n account.open txs from the admin, a JSON-RPC batch of 100 a line; returns [(txid, seq, id)],
+    appended to `out` as they are acknowledged when it is given."""
+    out = [] if out is None else out
+    want = len(out) + n
     c = node.connect(timeout=120)
     try:
-        while len(out) < n:
-            k = min(BATCH, n - len(out))
+        while len(out) < want:
+            k = min(BATCH, want - len(out))
             reqs, ids = [], []
             for j in range(k):
                 tx_id = tc.new_id("lk")
@@ -143,6 +148,75 @@ def first_run_merged(node, timeout=30):
             " the lookup mark %d has its row in one level of each table" % (merges, mark), got)
 
 
+def kill_at_merge(node, acked):
+    """One load of a run's worth; kill -9 once the mark has passed it (a merge
+    is then due) while lookups_merges has not moved.  Returns node.status's
+    derived object at the kill, or None when the merge was over first."""
+    st = derived(node)
+    merges0, mark0 = st["lookups_merges"], st["lookups_through"]
+    failed = []
+
+    def load():
+        try:
+            submit_many(node, WRITE_EVERY + 200, acked)
+        except Exception as e:  # noqa: BLE001 - the kill cuts the load short
+            failed.append(e)
+
+    th = threading.Thread(target=load)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)  # the load signs in Python: the poller must not wait 5 ms for the GIL
+    th.start()
+    c = node.connect(timeout=30)
+    killed, deadline = None, time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # the run may come after the load: the derived writer lags
+            st = c.call("node.status")["derived"]
+            if st["lookups_through"] >= mark0 + WRITE_EVERY and st["lookups_merges"] == merges0:
+                node.kill()
+                killed = st
+                break
+            if st["lookups_merges"] > merges0:
+                break  # over before a poll saw it
+    finally:
+        c.close()
+        sys.setswitchinterval(switch)
+    th.join(timeout=120)
+    return killed
+
+
+def kill_during_merge(node, sent):
+    """kill -9 as a merge starts: after the restart every acknowledged tx is
+    found, and the next write merges again, leaving every entry's row in
+    exactly one level.  Returns the txs acknowledged."""
+    acked, killed = [], None
+    for _ in range(3):  # a merge takes tens of ms: polled every ~1 ms, one is caught at once
+        killed = kill_at_merge(node, acked)
+        if killed:
+            break
+        wait_lookups_caught_up(node)
+    got, mark = levels(node)
+    T.comment("killed at %r; then in the file %r (mark %d)" % (killed, got, mark))
+    T.check(killed is not None, "kill -9 right after a run that makes a merge due, before it completes"
+            " (%d txs acknowledged)" % len(acked))
+    if node.alive():
+        node.kill()
+    node.start()
+    all_found(node, sent + acked, "after kill -9 at a merge and a restart")
+    more = submit_many(node, 300)  # a write at least, after which the due merge runs again
+    T.check(wait_lookups_caught_up(node) is not None, "after it the lookup tables catch up")
+    deadline = time.monotonic() + 30
+    while True:  # lookups_merges counts from this start
+        merges = derived(node)["lookups_merges"]
+        got, mark = levels(node)
+        ok = merges >= 1 and all(large + small == mark and both == 0 for large, _, small, both in got.values())
+        if ok or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    T.check(ok, "the next merge completes (%d since the restart): every entry up to the mark %d has its row in"
+            " exactly one level" % (merges, mark), got)
+    return acked + more
+
+
 def history_sees_receipts(node, rounds=40):
     """account.history, asked on another connection right after a receipt,
     lists that entry: the query waits for account history (tr-lookups) as
@@ -229,6 +303,7 @@ def main():
         all_found(node, sent + more, "after kill -9 and a restart (the tail read from the journal)")
         T.check(wait_lookups_caught_up(node) is not None, "after the restart the lookup tables catch up")
         unknown_not_found(node)
+        more += kill_during_merge(node, sent + more)
         rc = node.stop()
         T.check(rc == 0, "SIGTERM: exit 0", rc)
         history_behind_at_start(node, opened)
