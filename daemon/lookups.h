@@ -6,15 +6,16 @@
  * tx.get and tx.find read entry_txids and entry_ids (8-byte key prefixes,
  * schema 005) up to lookup_progress, then scan the journal after that mark
  * (tr_query.c).  Their rows are written late and sorted, TR_LOOKUP_WRITE_EVERY
- * entries a time, in transactions of TR_LOOKUP_CHUNK_ROWS, into a small
- * level of each table (schema 007), so each of its pages is written about
- * once a run; once it holds an eighth as many rows as the large level it is
- * copied into it, a key range a transaction, then emptied at once, so each
- * page of the large level is written about once a merge, not once a run
- * (the keys are random: a run into a million rows wrote a page a row).
- * That work was a quarter of the derived
- * writer's CPU; on this thread (tr-lookups), with its own connection, it
- * is a stage of the pipeline of its own and no longer adds to the busiest.
+ * entries a time, in transactions of TR_LOOKUP_CHUNK_ROWS, so a page is
+ * written about once a run.  The keys are random, so once a table outgrows
+ * the run that is a page a row; past lookup_two_levels_from rows (config,
+ * TR_LOOKUP_TWO_LEVELS_FROM) runs go into a small level of each table
+ * (schema 007), copied into the large one, a key range a transaction, once
+ * it holds an eighth as many rows, then emptied at once: a page of the
+ * large level is then written about once a merge, not once a run.  That
+ * work was a quarter of the derived writer's CPU; on this thread
+ * (tr-lookups), with its own connection, it is a stage of the pipeline of
+ * its own and no longer adds to the busiest.
  *
  * The derived writer feeds it the entries of each delta it has written
  * (tr_lookups_feed), so every row names an entry already in the journal.
