@@ -50,6 +50,7 @@ typedef struct op {
     struct raft_change change;
   } req;
   bool assign_next;                  /* OP_ADD: after the add, make it a voter */
+  bool finished;                     /* OP_TRANSFER: answered, kept on c->retired (transfer_cb) */
   char why[160];                     /* an error text made here */
 } op_t;
 
@@ -74,6 +75,7 @@ struct tr_cluster {
   uv_mutex_t mu;                     /* guards everything below */
   uv_cond_t cond;
   op_t *ops, *ops_tail;
+  op_t *retired;                     /* finished transfers raft may still touch: freed when the loop ends */
   bool stopping;
   bool closed;                       /* the raft thread has ended */
   bool started, start_failed;
@@ -350,12 +352,28 @@ static void apply_cb(struct raft_apply *req, int status, void *result) {
   free(op);
 }
 
+/* libraft 0.15 embeds the TimeoutNow message's send request in struct
+ * raft_transfer, and when that send waits behind a busy connection it can
+ * complete, or be cancelled, after the transfer's callback has run: its
+ * callback pointer is then read from our freed op (canonical/raft#396, fixed
+ * upstream by #398, after Debian 12's 0.15.0; seen here as a general
+ * protection fault in tr-raft right after a transfer).  So a transfer's op
+ * is answered here but kept until raft's loop has ended, when no request
+ * of raft's is pending; and a second call (the same bug) is ignored.
+ * Transfers are operator commands: the list stays short. */
 static void transfer_cb(struct raft_transfer *req) {
   op_t *op = req->data;
+  if (op->finished) return;
+  tr_cluster_t *c = op->c;
   raft_id leader = 0;
   const char *address = NULL;
-  raft_leader(&op->c->raft, &leader, &address);
-  op_finish(op, leader != 0 && leader != op->c->id ? NULL : "the transfer did not complete");
+  raft_leader(&c->raft, &leader, &address);
+  if (op->done) op->done(op->data, leader != 0 && leader != c->id ? NULL : "the transfer did not complete");
+  free(op->buf);
+  op->buf = NULL;
+  op->finished = true;
+  op->next = c->retired;
+  c->retired = op;
 }
 
 static void change_cb(struct raft_change *req, int status) {
@@ -680,6 +698,11 @@ static void cluster_main(void *arg) {
   uv_run(&c->loop, UV_RUN_DEFAULT);
   int rv = uv_loop_close(&c->loop);
   if (rv != 0) log_warn("cluster", "raft's loop closed with handles open: %s", uv_strerror(rv));
+  for (op_t *op = c->retired, *next; op; op = next) { /* raft is closed: nothing of it points here now */
+    next = op->next;
+    free(op);
+  }
+  c->retired = NULL;
 }
 
 int tr_cluster_start(tr_cluster_t **out, const char *datadir, const tr_config_t *config, tr_cluster_post_fn post,
