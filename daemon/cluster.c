@@ -65,6 +65,7 @@ struct tr_cluster {
   struct raft raft;
   struct raft_barrier barrier;
   bool barrier_pending;
+  op_t *retired;                     /* finished transfers raft may still touch: freed when the loop ends */
   char dir[TR_PATH_MAX];
   char address[128];
   uint64_t id;
@@ -75,7 +76,6 @@ struct tr_cluster {
   uv_mutex_t mu;                     /* guards everything below */
   uv_cond_t cond;
   op_t *ops, *ops_tail;
-  op_t *retired;                     /* finished transfers raft may still touch: freed when the loop ends */
   bool stopping;
   bool closed;                       /* the raft thread has ended */
   bool started, start_failed;
